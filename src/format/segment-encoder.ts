@@ -1,0 +1,231 @@
+/**
+ * Encodes a segment (grammar in segment-layout.ts) record by record into a sink, so a segment of
+ * any size is built with memory bounded by its index entries (16 bytes per record). The header
+ * goes last: the sink reserves the first page and the caller writes the header there at the end.
+ */
+import { randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
+import { hashKeyBytes, type KeyHash } from "./key-hash.js";
+import { IndexEntries, buildIndex } from "./segment-index.js";
+import {
+  FLAG_TOMBSTONE,
+  FORMAT_VERSION,
+  HEADER_BYTES,
+  MAX_KEY_BYTES,
+  MAX_SEGMENT_BYTES,
+  PAGE_BYTES,
+  RECORD_HEADER_BYTES,
+  TRAILER_BYTES,
+  alignUp,
+  encodeHeader,
+  encodeTrailer,
+  recordLength,
+  recordSeed,
+  saltOf,
+  type SegmentHeader,
+  type SegmentKind,
+} from "./segment-layout.js";
+import { measureRow, writeRow, type RowLayout } from "./row-layout.js";
+import type { FeatureValue } from "./schema.js";
+import { InvalidValueError } from "../shared/errors.js";
+
+/** Where encoded bytes go, in file order from offset HEADER_BYTES. */
+export interface SegmentSink {
+  /** Appends bytes. The chunk is reused after the call returns: copy it or write it now. */
+  append(chunk: Uint8Array): void;
+  /** Reads back `length` bytes at absolute file offset `offset` (already appended). */
+  readAt(offset: number, length: number): Buffer;
+}
+
+export interface SegmentEncoderOptions {
+  kind: SegmentKind;
+  tableName: string;
+  schemaHash: string;
+  layout: RowLayout;
+  /** The base a delta is built on. */
+  baseUuid?: string | null;
+  segmentUuid?: string;
+  hashSeed?: number;
+}
+
+export interface EncodedSegmentEnd {
+  header: SegmentHeader;
+  /** Page 0 of the file. */
+  headerBytes: Buffer;
+  /** Everything after the data section: padding, index, trailer. Append it, then write the header. */
+  tail: Buffer;
+  bodyCrc: number;
+  headerCrc: number;
+}
+
+const CHUNK_BYTES = 1 << 20;
+/**
+ * One seed for every segment by default, so a lookup across a base and its deltas hashes the key
+ * once. Keys come from our own producers, not from the open internet: flooding is not a concern.
+ */
+export const DEFAULT_HASH_SEED = 0x5354524b;
+
+export class SegmentEncoder {
+  readonly segmentUuid: string;
+  readonly hashSeed: number;
+  private readonly entries = new IndexEntries();
+  private readonly eventTimes: number[] = [];
+  private readonly tombstones: number[] = [];
+  private chunk = Buffer.alloc(CHUNK_BYTES);
+  private used = 0;
+  /** Absolute file offset of the next record. */
+  private offset = HEADER_BYTES;
+  private bodyCrc = 0;
+  private readonly salt: number;
+  private readonly hash: KeyHash = { lo: 0, hi: 0 };
+
+  constructor(
+    private readonly sink: SegmentSink,
+    private readonly options: SegmentEncoderOptions,
+  ) {
+    this.segmentUuid = options.segmentUuid ?? randomBytes(16).toString("hex");
+    this.hashSeed = options.hashSeed ?? DEFAULT_HASH_SEED;
+    this.salt = saltOf(this.segmentUuid);
+  }
+
+  /** Bytes the file would have if it ended after the records so far (for splitting). */
+  get estimatedBytes(): number {
+    return this.offset + alignUp(this.entries.count / 0.7, 1) * 16 + PAGE_BYTES * 2;
+  }
+
+  get recordCount(): number {
+    return this.entries.count;
+  }
+
+  /** Adds a row (values in schema order) or, with values null, a tombstone. Later adds of a key win. */
+  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
+    const keyBytes = typeof key === "string" ? Buffer.from(key, "utf8") : key;
+    if (keyBytes.length === 0 || keyBytes.length > MAX_KEY_BYTES) {
+      throw new InvalidValueError(`Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyBytes.length})`);
+    }
+    if (!Number.isSafeInteger(eventTimeMs)) throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
+    const valueLen = values === null ? 0 : measureRow(this.options.layout, values);
+    const length = recordLength(keyBytes.length, valueLen);
+    if (this.offset + length + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
+      throw new RangeError("Segment would pass 2 GiB: split it (see estimatedBytes)");
+    }
+    if (this.used + length > this.chunk.length) this.flush(length);
+    const b = this.chunk;
+    const at = this.used;
+    b.fill(0, at, at + length);
+    b.writeUInt16LE(values === null ? FLAG_TOMBSTONE : 0, at + 4);
+    b.writeUInt16LE(keyBytes.length, at + 6);
+    b.writeUInt32LE(valueLen, at + 8);
+    b.writeBigInt64LE(BigInt(eventTimeMs), at + 16);
+    keyBytes.copy(b, at + RECORD_HEADER_BYTES);
+    if (values !== null) writeRow(this.options.layout, values, b, at + RECORD_HEADER_BYTES + alignUp(keyBytes.length, 8));
+    b.writeUInt32LE(crc32(b.subarray(at + 4, at + length), recordSeed(this.salt, this.offset)), at);
+    hashKeyBytes(keyBytes, this.hashSeed, this.hash);
+    this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
+    this.eventTimes.push(eventTimeMs);
+    this.tombstones.push(values === null ? 1 : 0);
+    this.used += length;
+    this.offset += length;
+  }
+
+  /** Ends the data section and builds index, trailer and header. Call once, after the last add. */
+  finish(): EncodedSegmentEnd {
+    this.flush(0);
+    const dataLength = alignUp(this.offset - HEADER_BYTES, PAGE_BYTES);
+    const padding = Buffer.alloc(HEADER_BYTES + dataLength - this.offset);
+    const index = buildIndex(this.entries, (a, b) => this.keyAt(a).equals(this.keyAt(b)));
+    let tombstoneCount = 0;
+    let minEventTimeMs = Number.MAX_SAFE_INTEGER;
+    let maxEventTimeMs = Number.MIN_SAFE_INTEGER;
+    for (const e of index.liveEntries) {
+      tombstoneCount += this.tombstones[e]!;
+      minEventTimeMs = Math.min(minEventTimeMs, this.eventTimes[e]!);
+      maxEventTimeMs = Math.max(maxEventTimeMs, this.eventTimes[e]!);
+    }
+    if (index.liveCount === 0) minEventTimeMs = maxEventTimeMs = 0;
+    this.bodyCrc = crc32(index.bytes, crc32(padding, this.bodyCrc));
+    const indexOffset = HEADER_BYTES + dataLength;
+    const header: SegmentHeader = {
+      formatVersion: FORMAT_VERSION,
+      kind: this.options.kind,
+      segmentUuid: this.segmentUuid,
+      baseUuid: this.options.baseUuid ?? null,
+      schemaHash: this.options.schemaHash,
+      tableName: this.options.tableName,
+      hashSeed: this.hashSeed,
+      slotCount: index.slotCount,
+      maxProbe: index.maxProbe,
+      recordCount: index.liveCount,
+      tombstoneCount,
+      dataOffset: HEADER_BYTES,
+      dataLength,
+      indexOffset,
+      indexLength: index.bytes.length,
+      fileLength: indexOffset + index.bytes.length + TRAILER_BYTES,
+      minEventTimeMs,
+      maxEventTimeMs,
+    };
+    const headerBytes = encodeHeader(header);
+    const trailer = encodeTrailer(this.segmentUuid, this.bodyCrc);
+    return {
+      header,
+      headerBytes,
+      tail: Buffer.concat([padding, index.bytes, trailer]),
+      bodyCrc: this.bodyCrc,
+      headerCrc: headerBytes.readUInt32LE(HEADER_BYTES - 4),
+    };
+  }
+
+  private keyAt(offset: number): Buffer {
+    const keyLen = this.sink.readAt(offset + 6, 2).readUInt16LE(0);
+    return this.sink.readAt(offset + RECORD_HEADER_BYTES, keyLen);
+  }
+
+  /** Hands the chunk to the sink and makes room for a record of `next` bytes. */
+  private flush(next: number): void {
+    if (this.used > 0) {
+      const bytes = this.chunk.subarray(0, this.used);
+      this.bodyCrc = crc32(bytes, this.bodyCrc);
+      this.sink.append(bytes);
+      this.used = 0;
+    }
+    if (next > this.chunk.length) this.chunk = Buffer.alloc(next);
+  }
+}
+
+/** A sink that keeps the whole segment in memory: for tests, fixtures and small deltas. */
+export class MemorySegmentSink implements SegmentSink {
+  private readonly chunks: Buffer[] = [Buffer.alloc(HEADER_BYTES)];
+  private length = HEADER_BYTES;
+  private joined: Buffer | null = null;
+
+  append(chunk: Uint8Array): void {
+    this.chunks.push(Buffer.from(chunk));
+    this.length += chunk.length;
+    this.joined = null;
+  }
+
+  readAt(offset: number, length: number): Buffer {
+    this.joined ??= Buffer.concat(this.chunks, this.length);
+    return this.joined.subarray(offset, offset + length);
+  }
+
+  /** The finished file. */
+  fileBytes(end: EncodedSegmentEnd): Buffer {
+    const file = Buffer.concat([...this.chunks, end.tail]);
+    end.headerBytes.copy(file, 0);
+    return file;
+  }
+}
+
+/** Encodes a whole segment in memory. */
+export function encodeSegment(
+  options: SegmentEncoderOptions,
+  rows: Iterable<{ key: string; eventTimeMs: number; values: readonly FeatureValue[] | null }>,
+): { bytes: Buffer; end: EncodedSegmentEnd } {
+  const sink = new MemorySegmentSink();
+  const encoder = new SegmentEncoder(sink, options);
+  for (const r of rows) encoder.add(r.key, r.eventTimeMs, r.values);
+  const end = encoder.finish();
+  return { bytes: sink.fileBytes(end), end };
+}

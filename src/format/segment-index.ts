@@ -1,0 +1,83 @@
+/**
+ * Builds the open-addressing index section from the records of a segment, in write order.
+ * Linear probing over power-of-two slots; a later record with the same key replaces the earlier
+ * one (last write wins), decided by comparing the keys, never by the fingerprint alone.
+ */
+import { PAGE_BYTES, SLOT_BYTES, alignUp, slotCountFor } from "./segment-layout.js";
+
+/** Index entries in write order: 4 u32 per record (fpLo, fpHi, offset, length). */
+export class IndexEntries {
+  private words = new Uint32Array(4 * 1024);
+  count = 0;
+
+  push(fpLo: number, fpHi: number, offset: number, length: number): void {
+    if (this.count * 4 === this.words.length) {
+      const grown = new Uint32Array(this.words.length * 2);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    const w = this.count * 4;
+    this.words[w] = fpLo;
+    this.words[w + 1] = fpHi;
+    this.words[w + 2] = offset;
+    this.words[w + 3] = length;
+    this.count++;
+  }
+
+  entry(i: number): Uint32Array {
+    return this.words.subarray(i * 4, i * 4 + 4);
+  }
+}
+
+export interface BuiltIndex {
+  /** The index section, page padded. */
+  bytes: Buffer;
+  slotCount: number;
+  maxProbe: number;
+  /** Records the index points at (later duplicates replaced earlier ones). */
+  liveCount: number;
+  /** Write-order numbers of the live records, for counting tombstones and event times. */
+  liveEntries: Uint32Array;
+}
+
+/**
+ * @param sameKey called only when two records share a 64-bit fingerprint: true if their keys
+ *   (at the given record offsets) are equal.
+ */
+export function buildIndex(entries: IndexEntries, sameKey: (offsetA: number, offsetB: number) => boolean): BuiltIndex {
+  const slotCount = slotCountFor(entries.count);
+  const bytes = Buffer.alloc(alignUp(slotCount * SLOT_BYTES, PAGE_BYTES));
+  const slots = new Uint32Array(bytes.buffer, bytes.byteOffset, slotCount * 4);
+  const slotEntry = new Uint32Array(slotCount);
+  const mask = slotCount - 1;
+  let maxProbe = 0;
+  let liveCount = 0;
+  for (let i = 0; i < entries.count; i++) {
+    const [lo, hi, offset, length] = entries.entry(i) as unknown as [number, number, number, number];
+    let s = lo & mask;
+    let probe = 1;
+    for (; ; s = (s + 1) & mask, probe++) {
+      const w = s * 4;
+      if (slots[w + 3] === 0) {
+        slots[w] = lo;
+        slots[w + 1] = hi;
+        slots[w + 2] = offset;
+        slots[w + 3] = length;
+        slotEntry[s] = i;
+        liveCount++;
+        break;
+      }
+      if (slots[w] === lo && slots[w + 1] === hi && sameKey(slots[w + 2]!, offset)) {
+        slots[w + 2] = offset;
+        slots[w + 3] = length;
+        slotEntry[s] = i;
+        break;
+      }
+    }
+    if (probe > maxProbe) maxProbe = probe;
+  }
+  const liveEntries = new Uint32Array(liveCount);
+  let n = 0;
+  for (let s = 0; s < slotCount; s++) if (slots[s * 4 + 3] !== 0) liveEntries[n++] = slotEntry[s]!;
+  return { bytes, slotCount, maxProbe, liveCount, liveEntries };
+}

@@ -1,0 +1,179 @@
+/**
+ * The read side of the segment grammar (segment-layout.ts) over bytes already in memory: a
+ * mapped file or a Buffer. Opening checks the header and trailer; `verifyBody` checks every byte;
+ * each record read checks that record's CRC. Nothing here returns bytes that failed a check, and
+ * no input makes it read outside `bytes`: damage becomes SegmentCorruptError or a CORRUPT result.
+ */
+import { crc32 } from "node:zlib";
+import { SegmentCorruptError } from "./errors.js";
+import { hashAsciiKey, hashKeyBytes, type KeyHash } from "./key-hash.js";
+import {
+  FLAG_TOMBSTONE,
+  HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  TRAILER_BYTES,
+  alignUp,
+  decodeHeader,
+  decodeTrailer,
+  hex32,
+  recordLength,
+  recordSeed,
+  saltOf,
+  type SegmentHeader,
+} from "./segment-layout.js";
+
+/** `find` results below zero. */
+export const NOT_FOUND = -1;
+export const CORRUPT = -2;
+
+/** A key to look up, hashed once and reused across the segments of a version. */
+export class LookupKey {
+  readonly hash: KeyHash = { lo: 0, hi: 0 };
+  /** Encoded only when the key is not ASCII. */
+  readonly bytes: Buffer | null;
+  private seed: number;
+
+  constructor(
+    readonly text: string,
+    seed: number,
+  ) {
+    this.seed = seed;
+    if (hashAsciiKey(text, seed, this.hash)) this.bytes = null;
+    else {
+      this.bytes = Buffer.from(text, "utf8");
+      hashKeyBytes(this.bytes, seed, this.hash);
+    }
+  }
+
+  /** Rehashes for a segment built with another seed (rare: seeds default to one constant). */
+  hashFor(seed: number): KeyHash {
+    if (seed !== this.seed) {
+      this.seed = seed;
+      if (this.bytes) hashKeyBytes(this.bytes, seed, this.hash);
+      else hashAsciiKey(this.text, seed, this.hash);
+    }
+    return this.hash;
+  }
+}
+
+export class SegmentView {
+  readonly header: SegmentHeader;
+  private readonly slots: Uint32Array;
+  private readonly mask: number;
+  private readonly salt: number;
+  private readonly dataEnd: number;
+  private readonly trailerBodyCrc: number;
+
+  /** @param bytes the whole file; `source` names it in errors. */
+  constructor(
+    readonly bytes: Buffer,
+    readonly source = "<memory>",
+  ) {
+    try {
+      this.header = decodeHeader(bytes, bytes.length);
+      this.trailerBodyCrc = decodeTrailer(bytes, this.header);
+    } catch (err) {
+      if (err instanceof SegmentCorruptError) throw new SegmentCorruptError(`${err.message}: "${source}"`, source);
+      throw err;
+    }
+    const h = this.header;
+    // Uint32Array needs 4-byte alignment: a mapping is page aligned, a pooled Buffer may not be.
+    const indexBytes = bytes.byteOffset % 4 === 0 ? bytes : Buffer.from(bytes);
+    this.slots = new Uint32Array(indexBytes.buffer, indexBytes.byteOffset + h.indexOffset, h.slotCount * 4);
+    this.mask = h.slotCount - 1;
+    this.salt = saltOf(h.segmentUuid);
+    this.dataEnd = h.dataOffset + h.dataLength;
+  }
+
+  /** Checks every byte after the header against the trailer's CRC. Throws SegmentCorruptError. */
+  verifyBody(): void {
+    const actual = crc32(this.bytes.subarray(HEADER_BYTES, this.header.fileLength - TRAILER_BYTES));
+    if (actual !== this.trailerBodyCrc) {
+      throw new SegmentCorruptError(
+        `Segment is corrupt: body CRC mismatch (expected ${hex32(this.trailerBodyCrc)}, found ${hex32(actual)}): "${this.source}"`,
+        this.source,
+      );
+    }
+  }
+
+  get bodyCrc(): number {
+    return this.trailerBodyCrc;
+  }
+
+  /** Touches every page of the index so the first lookups do not fault on the event loop. */
+  warmIndex(): number {
+    let sum = 0;
+    for (let w = 0; w < this.slots.length; w += 1024) sum ^= this.slots[w]!;
+    return sum;
+  }
+
+  /**
+   * Finds `key`: the record offset (>= 0), NOT_FOUND, or CORRUPT when the record the index names
+   * for this key fails its CRC or its bounds (the caller reports data loss, never bytes).
+   */
+  find(key: LookupKey): number {
+    const { lo, hi } = key.hashFor(this.header.hashSeed);
+    const slots = this.slots;
+    let s = lo & this.mask;
+    for (let probe = 0; probe < this.header.maxProbe; probe++, s = (s + 1) & this.mask) {
+      const w = s * 4;
+      const length = slots[w + 3]!;
+      if (length === 0) return NOT_FOUND;
+      if (slots[w] !== lo || slots[w + 1] !== hi) continue;
+      const offset = slots[w + 2]!;
+      if (!this.recordIsIntact(offset, length)) return CORRUPT;
+      if (this.keyEquals(offset, key)) return offset;
+    }
+    return NOT_FOUND;
+  }
+
+  /** Bounds and CRC of one record: the check made on every read. */
+  recordIsIntact(offset: number, length: number): boolean {
+    const b = this.bytes;
+    if (offset < HEADER_BYTES || offset % 8 !== 0 || length < RECORD_HEADER_BYTES || offset + length > this.dataEnd) return false;
+    if (recordLength(b.readUInt16LE(offset + 6), b.readUInt32LE(offset + 8)) !== length) return false;
+    return crc32(b.subarray(offset + 4, offset + length), recordSeed(this.salt, offset)) === b.readUInt32LE(offset);
+  }
+
+  isTombstone(offset: number): boolean {
+    return (this.bytes.readUInt16LE(offset + 4) & FLAG_TOMBSTONE) !== 0;
+  }
+
+  eventTimeMs(offset: number): number {
+    return Number(this.bytes.readBigInt64LE(offset + 16));
+  }
+
+  keyOf(offset: number): string {
+    const start = offset + RECORD_HEADER_BYTES;
+    return this.bytes.toString("utf8", start, start + this.bytes.readUInt16LE(offset + 6));
+  }
+
+  /** Absolute offset of the record's row bytes. */
+  valueOffset(offset: number): number {
+    return offset + RECORD_HEADER_BYTES + alignUp(this.bytes.readUInt16LE(offset + 6), 8);
+  }
+
+  valueLength(offset: number): number {
+    return this.bytes.readUInt32LE(offset + 8);
+  }
+
+  /** Calls `fn` with the offset and length of every indexed record, in slot order. */
+  forEachRecord(fn: (offset: number, length: number) => void): void {
+    const slots = this.slots;
+    for (let w = 0; w < slots.length; w += 4) {
+      const length = slots[w + 3]!;
+      if (length !== 0) fn(slots[w + 2]!, length);
+    }
+  }
+
+  private keyEquals(offset: number, key: LookupKey): boolean {
+    const b = this.bytes;
+    const keyLen = b.readUInt16LE(offset + 6);
+    const start = offset + RECORD_HEADER_BYTES;
+    if (key.bytes) return keyLen === key.bytes.length && b.compare(key.bytes, 0, keyLen, start, start + keyLen) === 0;
+    const text = key.text;
+    if (keyLen !== text.length) return false;
+    for (let i = 0; i < keyLen; i++) if (b[start + i] !== text.charCodeAt(i)) return false;
+    return true;
+  }
+}
