@@ -54,6 +54,8 @@ export interface EncodedSegmentEnd {
   headerBytes: Buffer;
   /** Everything after the data section: padding, index, trailer. Append it, then write the header. */
   tail: Buffer;
+  /** File offset where `tail` goes. */
+  tailOffset: number;
   bodyCrc: number;
   headerCrc: number;
 }
@@ -171,6 +173,7 @@ export class SegmentEncoder {
       header,
       headerBytes,
       tail: Buffer.concat([padding, index.bytes, trailer]),
+      tailOffset: this.offset,
       bodyCrc: this.bodyCrc,
       headerCrc: headerBytes.readUInt32LE(HEADER_BYTES - 4),
     };

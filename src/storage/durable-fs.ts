@@ -1,0 +1,44 @@
+/**
+ * The only ways Strata writes a file that must survive a crash: write to a temp name, fsync,
+ * rename over the final name, fsync the directory (the rename is only durable once the directory
+ * is). Published files are never written again: a mapped file that shrinks kills the process with
+ * SIGBUS, which JavaScript cannot catch.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+
+/** Temp names carry this mark so a start-up sweep can remove what a crash left. */
+export const TEMP_MARK = ".tmp-";
+
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `${TEMP_MARK}${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}`);
+}
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_MARK) || name.endsWith(".tmp");
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileDurably(path: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(path);
+  const fd = openSync(tmp, "wx", 0o644);
+  try {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    let at = 0;
+    while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at, at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  fsyncDir(dirname(path));
+}

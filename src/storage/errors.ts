@@ -1,0 +1,76 @@
+import { StrataError } from "../shared/errors.js";
+
+export class TableNotFoundError extends StrataError {
+  readonly code = "STRATA_TABLE_NOT_FOUND";
+  constructor(readonly table: string) {
+    super(`Table "${table}" is not defined in the table config`);
+  }
+}
+
+export class VersionNotFoundError extends StrataError {
+  readonly code = "STRATA_VERSION_NOT_FOUND";
+  constructor(
+    readonly table: string,
+    readonly version: number,
+  ) {
+    super(`Version ${version} of table "${table}" is not retained`);
+  }
+}
+
+export class NoVersionError extends StrataError {
+  readonly code = "STRATA_NO_VERSION";
+  constructor(readonly table: string) {
+    super(`Table "${table}" has no published version yet: import a file or start ingest`);
+  }
+}
+
+export class NoPreviousVersionError extends StrataError {
+  readonly code = "STRATA_NO_PREVIOUS_VERSION";
+  constructor(
+    readonly table: string,
+    readonly current: number,
+  ) {
+    super(`Cannot roll back table "${table}": no retained version before ${current} that is not rolled back`);
+  }
+}
+
+export class ManifestCorruptError extends StrataError {
+  readonly code = "STRATA_MANIFEST_CORRUPT";
+  constructor(
+    message: string,
+    readonly manifestPath: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export class TableLockedError extends StrataError {
+  readonly code = "STRATA_TABLE_LOCKED";
+  constructor(
+    message: string,
+    readonly lockPath: string,
+  ) {
+    super(message, { retriable: true });
+  }
+}
+
+export class TablePinnedError extends StrataError {
+  readonly code = "STRATA_TABLE_PINNED";
+  constructor(
+    readonly table: string,
+    readonly pinnedVersion: number | null,
+  ) {
+    super(`Table "${table}" is pinned at version ${pinnedVersion}: run "strata resume ${table}" to publish again`);
+  }
+}
+
+export class VersionRolledBackError extends StrataError {
+  readonly code = "STRATA_VERSION_ROLLED_BACK";
+  constructor(
+    readonly table: string,
+    readonly version: number,
+  ) {
+    super(`Version ${version} of table "${table}" was rolled back: pass --force to promote it again`);
+  }
+}

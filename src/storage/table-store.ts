@@ -1,0 +1,394 @@
+/**
+ * One table's directory (DESIGN §2) and the operations on its versions:
+ *
+ *   <data-dir>/<table>/
+ *     data/<segment-uuid>.seg       immutable segment files, shared by versions
+ *     versions/v00000042/MANIFEST   one manifest per version: the commit point
+ *     current -> versions/v00000042 symlink, replaced by rename(2), never unlink + create
+ *     state.json                    pin and rolled-back marks (tmp + fsync + rename)
+ *     publish.lock                  held for the instant of a publish or a swap of `current`
+ *
+ * A crash at any step leaves the old version or the new one current, never a mixture: segment
+ * files and manifests become visible by rename only once complete, and `current` moves last.
+ * Temp leftovers are swept by `cleanLeftovers` at start.
+ */
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { fsyncDir, isTempName, tempPathFor, writeFileDurably } from "./durable-fs.js";
+import { decodeManifest, encodeManifest, sha256, type Manifest } from "./manifest.js";
+import {
+  ManifestCorruptError,
+  NoPreviousVersionError,
+  NoVersionError,
+  TableLockedError,
+  TablePinnedError,
+  VersionNotFoundError,
+  VersionRolledBackError,
+} from "./errors.js";
+import { InvariantViolationError, errorMessage } from "../shared/errors.js";
+
+export interface TableState {
+  /** When pinned, ingest publishes nothing and `current` stays at `pinned_version`. */
+  pinned: boolean;
+  pinned_version: number | null;
+  /** Versions a rollback stepped back over: never made current again unless forced. */
+  rolled_back: number[];
+  /** Where ingest resumes after `resume --from latest`: the newest Kafka offsets, not the pinned ones. */
+  resume_from: "version" | "latest";
+  updated_at_ms: number;
+}
+
+export interface LoadedManifest {
+  manifest: Manifest;
+  /** SHA-256 of the MANIFEST bytes: what a child records as `parent_sha256`. */
+  sha256: string;
+  path: string;
+}
+
+const VERSION_DIR = /^v(\d{8})$/;
+const LOCK_WAIT_MS = 10_000;
+
+export const versionDirName = (v: number): string => `v${String(v).padStart(8, "0")}`;
+
+export class TableStore {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly versionsDir: string;
+  readonly currentLink: string;
+  readonly statePath: string;
+
+  constructor(
+    dataRoot: string,
+    readonly table: string,
+  ) {
+    this.dir = join(dataRoot, table);
+    this.dataDir = join(this.dir, "data");
+    this.versionsDir = join(this.dir, "versions");
+    this.currentLink = join(this.dir, "current");
+    this.statePath = join(this.dir, "state.json");
+  }
+
+  exists(): boolean {
+    return existsSync(this.versionsDir);
+  }
+
+  /** Creates the directories (idempotent). */
+  ensureLayout(): void {
+    mkdirSync(this.dataDir, { recursive: true });
+    mkdirSync(this.versionsDir, { recursive: true });
+  }
+
+  segmentPath(uuid: string): string {
+    return join(this.dataDir, `${uuid}.seg`);
+  }
+
+  manifestPath(version: number): string {
+    return join(this.versionsDir, versionDirName(version), "MANIFEST");
+  }
+
+  /** Retained versions (those with a MANIFEST), ascending. */
+  listVersions(): number[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.versionsDir);
+    } catch {
+      return [];
+    }
+    const versions: number[] = [];
+    for (const name of names) {
+      const m = VERSION_DIR.exec(name);
+      if (m && existsSync(join(this.versionsDir, name, "MANIFEST"))) versions.push(Number(m[1]));
+    }
+    return versions.sort((a, b) => a - b);
+  }
+
+  /** The version `current` points at, or null before the first publish. */
+  currentVersion(): number | null {
+    let target: string;
+    try {
+      target = readlinkSync(this.currentLink);
+    } catch {
+      return null;
+    }
+    const m = /^versions\/v(\d{8})$/.exec(target);
+    if (!m) throw new InvariantViolationError(`"${this.currentLink}" points outside versions/: "${target}"`);
+    return Number(m[1]);
+  }
+
+  requireCurrentVersion(): number {
+    const v = this.currentVersion();
+    if (v === null) throw new NoVersionError(this.table);
+    return v;
+  }
+
+  readManifest(version: number): LoadedManifest {
+    const path = this.manifestPath(version);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new VersionNotFoundError(this.table, version);
+      throw new ManifestCorruptError(`Cannot read manifest "${path}": ${errorMessage(err)}`, path, { cause: err });
+    }
+    const manifest = decodeManifest(bytes, path);
+    if (manifest.version !== version || manifest.table !== this.table) {
+      throw new ManifestCorruptError(`Manifest is corrupt: it names ${manifest.table} v${manifest.version}: "${path}"`, path);
+    }
+    return { manifest, sha256: sha256(bytes), path };
+  }
+
+  readState(): TableState {
+    try {
+      const s = JSON.parse(readFileSync(this.statePath, "utf8")) as Partial<TableState>;
+      return {
+        pinned: s.pinned === true,
+        pinned_version: typeof s.pinned_version === "number" ? s.pinned_version : null,
+        rolled_back: Array.isArray(s.rolled_back) ? s.rolled_back.filter((v) => typeof v === "number") : [],
+        resume_from: s.resume_from === "latest" ? "latest" : "version",
+        updated_at_ms: typeof s.updated_at_ms === "number" ? s.updated_at_ms : 0,
+      };
+    } catch {
+      return { pinned: false, pinned_version: null, rolled_back: [], resume_from: "version", updated_at_ms: 0 };
+    }
+  }
+
+  private writeState(state: TableState): void {
+    writeFileDurably(this.statePath, JSON.stringify({ ...state, updated_at_ms: Date.now() }, null, 2) + "\n");
+  }
+
+  /**
+   * Publishes a new version whose segments are already durable in data/: writes its MANIFEST,
+   * then moves `current` to it. The version number is one past the highest retained. Refused
+   * while the table is pinned, and when `expectParent` is given and `current` moved meanwhile.
+   */
+  publish(
+    draft: Omit<Manifest, "version" | "parent" | "parent_sha256" | "format" | "table" | "created_at_ms">,
+    options: { expectParent?: number | null } = {},
+  ): Manifest {
+    return this.withPublishLock(() => {
+      const state = this.readState();
+      if (state.pinned) throw new TablePinnedError(this.table, state.pinned_version);
+      const parent = this.currentVersion();
+      if (options.expectParent !== undefined && options.expectParent !== parent) {
+        throw new InvariantViolationError(
+          `Cannot publish on table "${this.table}": built on version ${options.expectParent}, but ${parent} is current`,
+        );
+      }
+      const version = Math.max(0, ...this.listVersions(), ...state.rolled_back) + 1;
+      const manifest: Manifest = {
+        format: 1,
+        table: this.table,
+        version,
+        parent,
+        parent_sha256: parent === null ? null : this.readManifest(parent).sha256,
+        created_at_ms: Date.now(),
+        ...draft,
+      };
+      this.writeManifest(manifest);
+      this.swapCurrent(version);
+      return manifest;
+    });
+  }
+
+  /**
+   * Rolls back to `to` (default: the newest retained version below current that was not rolled
+   * back). The target is verified by `verify` first. Marks the versions above it rolled back and
+   * pins the table, so ingest does not move it forward until `resume`.
+   */
+  rollback(options: { to?: number; force?: boolean; verify: (version: number) => void }): { from: number; to: number } {
+    return this.withPublishLock(() => {
+      const current = this.requireCurrentVersion();
+      const state = this.readState();
+      const retained = this.listVersions();
+      let to = options.to;
+      if (to === undefined) {
+        to = [...retained].reverse().find((v) => v < current && !state.rolled_back.includes(v));
+        if (to === undefined) throw new NoPreviousVersionError(this.table, current);
+      }
+      if (!retained.includes(to)) throw new VersionNotFoundError(this.table, to);
+      if (state.rolled_back.includes(to) && !options.force) throw new VersionRolledBackError(this.table, to);
+      options.verify(to);
+      const target = to;
+      const rolledBack = new Set(state.rolled_back.filter((v) => v !== target));
+      for (const v of retained) if (v > target) rolledBack.add(v);
+      this.writeState({
+        ...state,
+        pinned: true,
+        pinned_version: target,
+        rolled_back: [...rolledBack].sort((a, b) => a - b),
+        resume_from: "version",
+      });
+      this.swapCurrent(target);
+      return { from: current, to: target };
+    });
+  }
+
+  /** Pins the table at its current version: ingest publishes nothing until `resume`. */
+  pin(): number {
+    return this.withPublishLock(() => {
+      const current = this.requireCurrentVersion();
+      this.writeState({ ...this.readState(), pinned: true, pinned_version: current });
+      return current;
+    });
+  }
+
+  /** Lets ingest publish again, from the pinned version's Kafka offsets or from the latest ones. */
+  resume(from: "version" | "latest" = "version"): void {
+    this.withPublishLock(() => {
+      this.writeState({ ...this.readState(), pinned: false, pinned_version: null, resume_from: from });
+    });
+  }
+
+  /** Clears a `resume_from: latest` request once ingest has acted on it. */
+  clearResumeFrom(): void {
+    this.withPublishLock(() => this.writeState({ ...this.readState(), resume_from: "version" }));
+  }
+
+  /**
+   * Keeps the newest `keep` versions, the current one and the pinned one; deletes the others'
+   * manifests, then every segment file no retained manifest lists. Returns what was deleted.
+   */
+  gc(keep: number): { versions: number[]; segments: string[] } {
+    if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`--keep must be a positive integer (got ${keep})`);
+    return this.withPublishLock(() => {
+      const retained = this.listVersions();
+      const state = this.readState();
+      const current = this.currentVersion();
+      const keepSet = new Set(retained.slice(-keep));
+      if (current !== null) keepSet.add(current);
+      if (state.pinned_version !== null) keepSet.add(state.pinned_version);
+      const doomed = retained.filter((v) => !keepSet.has(v));
+      for (const v of doomed) {
+        // The MANIFEST goes first: a version dir without one is not a version, whatever a crash leaves.
+        const dir = join(this.versionsDir, versionDirName(v));
+        unlinkSync(join(dir, "MANIFEST"));
+        fsyncDir(dir);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      fsyncDir(this.versionsDir);
+      const referenced = new Set<string>();
+      for (const v of keepSet) for (const s of this.readManifest(v).manifest.segments) referenced.add(s.uuid);
+      const segments: string[] = [];
+      for (const name of readdirSync(this.dataDir)) {
+        const m = /^([0-9a-f]{32})\.seg$/.exec(name);
+        if (m && !referenced.has(m[1]!)) {
+          unlinkSync(join(this.dataDir, name)); // safe while mapped: the pages live until unmapped
+          segments.push(m[1]!);
+        }
+      }
+      fsyncDir(this.dataDir);
+      return { versions: doomed, segments };
+    });
+  }
+
+  /** Removes what a crash left: temp files, version dirs without a MANIFEST, `current.tmp`. */
+  cleanLeftovers(): string[] {
+    const removed: string[] = [];
+    const sweep = (dir: string, doomed: (name: string) => boolean): void => {
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        if (!doomed(name)) continue;
+        rmSync(join(dir, name), { recursive: true, force: true });
+        removed.push(join(dir, name));
+      }
+    };
+    sweep(this.dir, (n) => isTempName(n) || n === "current.tmp");
+    sweep(this.dataDir, isTempName);
+    sweep(this.versionsDir, (n) => isTempName(n) || (VERSION_DIR.test(n) && !existsSync(join(this.versionsDir, n, "MANIFEST"))));
+    const lock = join(this.dir, "publish.lock");
+    if (existsSync(lock) && !lockHolderAlive(lock)) {
+      unlinkSync(lock);
+      removed.push(lock);
+    }
+    return removed;
+  }
+
+  /** The manifest goes into a temp dir, then the dir is renamed to its version name. */
+  private writeManifest(manifest: Manifest): void {
+    const finalDir = join(this.versionsDir, versionDirName(manifest.version));
+    const tmpDir = tempPathFor(finalDir);
+    mkdirSync(tmpDir);
+    writeFileDurably(join(tmpDir, "MANIFEST"), encodeManifest(manifest));
+    renameSync(tmpDir, finalDir);
+    fsyncDir(this.versionsDir);
+  }
+
+  /** Points `current` at a version: a new symlink under a temp name, renamed over the old one. */
+  private swapCurrent(version: number): void {
+    const tmp = join(this.dir, "current.tmp");
+    rmSync(tmp, { force: true });
+    symlinkSync(`versions/${versionDirName(version)}`, tmp);
+    renameSync(tmp, this.currentLink);
+    fsyncDir(this.dir);
+  }
+
+  /**
+   * Serialises publishes, rollbacks, pins and gc of one table across processes: an O_EXCL lock
+   * file holding the holder's pid, taken over when that process is gone.
+   */
+  withPublishLock<T>(fn: () => T): T {
+    this.ensureLayout();
+    const lock = join(this.dir, "publish.lock");
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      // link(2) of a complete file: the lock never exists without its holder's pid in it.
+      const tmp = tempPathFor(lock);
+      writeFileSync(tmp, String(process.pid));
+      try {
+        linkSync(tmp, lock);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        if (!lockHolderAlive(lock)) {
+          rmSync(lock, { force: true });
+          continue;
+        }
+        if (Date.now() > deadline) {
+          throw new TableLockedError(`Cannot lock table "${this.table}": "${lock}" is held by another process`, lock);
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      } finally {
+        rmSync(tmp, { force: true });
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      rmSync(lock, { force: true });
+    }
+  }
+}
+
+function lockHolderAlive(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lock, "utf8"));
+  } catch {
+    return false; // gone already
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

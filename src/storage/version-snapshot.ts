@@ -1,0 +1,168 @@
+/**
+ * An open version: its manifest and its mapped segments. Every row a snapshot returns comes from
+ * this one version, so a request holds one snapshot from start to end while swaps go on.
+ *
+ * Lookups probe the newest segment first; the first record found wins, and a tombstone means the
+ * key is absent. Every record read is checked against its CRC: a mismatch is reported as
+ * `corrupt` for that key, never as bytes.
+ */
+import { CORRUPT, LookupKey, NOT_FOUND, type SegmentView } from "../format/segment-view.js";
+import { decodeRow, readFeature, rowLayout, type RowLayout } from "../format/row-layout.js";
+import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
+import { SegmentCorruptError } from "../format/errors.js";
+import { ManifestCorruptError } from "./errors.js";
+import type { MappedSegmentCache } from "./mapped-segment.js";
+import type { TableStore, LoadedManifest } from "./table-store.js";
+import type { Manifest } from "./manifest.js";
+import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
+
+export type LookupStatus = "found" | "absent" | "corrupt";
+
+/** Where a found row lies; reused across lookups by hot loops. Valid while the snapshot is. */
+export interface RowLocation {
+  status: LookupStatus;
+  segment: SegmentView | null;
+  /** Absolute offsets in `segment.bytes`. */
+  valueOffset: number;
+  valueLength: number;
+  eventTimeMs: number;
+}
+
+export const newRowLocation = (): RowLocation => ({ status: "absent", segment: null, valueOffset: 0, valueLength: 0, eventTimeMs: 0 });
+
+export class VersionSnapshot {
+  readonly layout: RowLayout;
+  /** Newest first: the probe order. */
+  private readonly probeOrder: SegmentView[];
+
+  constructor(
+    readonly table: string,
+    readonly manifest: Manifest,
+    readonly manifestSha256: string,
+    /** In manifest order: base part(s), then deltas oldest to newest. */
+    readonly segments: readonly SegmentView[],
+  ) {
+    this.layout = rowLayout(manifest.schema);
+    this.probeOrder = [...segments].reverse();
+  }
+
+  get version(): number {
+    return this.manifest.version;
+  }
+
+  /** Finds `key`, filling `out`. */
+  locate(key: string | LookupKey, out: RowLocation = newRowLocation()): RowLocation {
+    const k = typeof key === "string" ? new LookupKey(key, DEFAULT_HASH_SEED) : key;
+    for (const seg of this.probeOrder) {
+      const offset = seg.find(k);
+      if (offset === NOT_FOUND) continue;
+      out.segment = seg;
+      if (offset === CORRUPT) {
+        out.status = "corrupt";
+        return out;
+      }
+      if (seg.isTombstone(offset)) break;
+      out.status = "found";
+      out.valueOffset = seg.valueOffset(offset);
+      out.valueLength = seg.valueLength(offset);
+      out.eventTimeMs = seg.eventTimeMs(offset);
+      return out;
+    }
+    out.status = "absent";
+    out.segment = null;
+    return out;
+  }
+
+  /** Looks a key up and decodes its values (copies). */
+  get(key: string): { status: LookupStatus; eventTimeMs: number; values: FeatureValue[] | null } {
+    const loc = this.locate(key);
+    if (loc.status !== "found") return { status: loc.status, eventTimeMs: 0, values: null };
+    return { status: "found", eventTimeMs: loc.eventTimeMs, values: this.decode(loc) };
+  }
+
+  decode(loc: RowLocation): FeatureValue[] {
+    return decodeRow(this.layout, loc.segment!.bytes, loc.valueOffset, loc.valueLength);
+  }
+
+  readFeature(loc: RowLocation, index: number): FeatureValue {
+    return readFeature(this.layout, this.layout.slots[index]!, loc.segment!.bytes, loc.valueOffset, loc.valueLength);
+  }
+
+  /**
+   * Every live row of the version once, newest write of each key, in no particular order.
+   * A record that fails its CRC is yielded with status `corrupt`.
+   */
+  *scan(): Generator<{ key: string; location: RowLocation }> {
+    for (let i = 0; i < this.probeOrder.length; i++) {
+      const seg = this.probeOrder[i]!;
+      const newer = this.probeOrder.slice(0, i);
+      const offsets: number[] = [];
+      const lengths: number[] = [];
+      seg.forEachRecord((o, l) => {
+        offsets.push(o);
+        lengths.push(l);
+      });
+      for (let r = 0; r < offsets.length; r++) {
+        const offset = offsets[r]!;
+        const location = newRowLocation();
+        location.segment = seg;
+        if (!seg.recordIsIntact(offset, lengths[r]!)) {
+          location.status = "corrupt";
+          yield { key: "", location };
+          continue;
+        }
+        const key = seg.keyOf(offset);
+        const k = new LookupKey(key, DEFAULT_HASH_SEED);
+        if (newer.some((n) => n.find(k) !== NOT_FOUND)) continue; // shadowed by a newer write
+        if (seg.isTombstone(offset)) continue;
+        location.status = "found";
+        location.valueOffset = seg.valueOffset(offset);
+        location.valueLength = seg.valueLength(offset);
+        location.eventTimeMs = seg.eventTimeMs(offset);
+        yield { key, location };
+      }
+    }
+  }
+}
+
+/**
+ * Opens a version of a table: reads its manifest and maps its segments (shared through `cache`).
+ * With `verify`, checks every segment byte against the manifest's checksums (done before a version
+ * is published and before a server swaps to it). Throws SegmentCorruptError or ManifestCorruptError.
+ */
+export function openSnapshot(
+  store: TableStore,
+  cache: MappedSegmentCache,
+  version: number,
+  options: { verify: boolean; schema?: TableSchema },
+): VersionSnapshot {
+  const loaded: LoadedManifest = store.readManifest(version);
+  const { manifest } = loaded;
+  if (options.schema && schemaHash(options.schema) !== manifest.schema_hash) {
+    throw new ManifestCorruptError(
+      `Version ${version} of table "${store.table}" has schema ${manifest.schema_hash}, the config says ${schemaHash(options.schema)}`,
+      loaded.path,
+    );
+  }
+  const segments = manifest.segments.map((entry) => {
+    const path = store.segmentPath(entry.uuid);
+    const view = cache.open(entry.uuid, path, options.verify);
+    const h = view.header;
+    const mismatch =
+      h.fileLength !== entry.size
+        ? `size ${h.fileLength}, manifest says ${entry.size}`
+        : view.bodyCrc !== entry.body_crc32
+          ? "body CRC differs from the manifest"
+          : view.bytes.readUInt32LE(4092) !== entry.header_crc32
+            ? "header CRC differs from the manifest"
+            : h.schemaHash !== manifest.schema_hash
+              ? `schema ${h.schemaHash}, manifest says ${manifest.schema_hash}`
+              : null;
+    if (mismatch) {
+      cache.evict(entry.uuid);
+      throw new SegmentCorruptError(`Segment does not match version ${version}: ${mismatch}: "${path}"`, path);
+    }
+    return view;
+  });
+  return new VersionSnapshot(store.table, manifest, loaded.sha256, segments);
+}
