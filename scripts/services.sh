@@ -116,7 +116,7 @@ ensure_command() { # command package why
     log_tail "$LOG_DIR/apt.log" 20
     die "'apt-get install -y $pkg' failed, so '$cmd' ($why) is missing; see $LOG_DIR/apt.log"
   }
-  command -v "$cmd" >/dev/null 2>&1 || die "installed '$pkg' but '$cmd' is still not on PATH"
+  command -v "$cmd" >/dev/null 2>&1 || die "installed '$pkg' but '$cmd' is still not on PATH ($PATH)"
 }
 
 # Start a command in the background, detached from our stdin/stdout/stderr, the lock fd and

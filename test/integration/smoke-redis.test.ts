@@ -18,7 +18,15 @@ async function connect(): Promise<Redis> {
     retryStrategy: () => null,
   });
   clients.push(client);
-  await client.connect();
+  let lastError: Error | undefined;
+  client.on("error", (err: Error) => (lastError = err)); // surfaced below, not as "unhandled"
+  try {
+    await client.connect();
+  } catch (err) {
+    const cause = lastError ?? err;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`cannot connect to Redis at ${redisUrl()}: ${reason}`, { cause });
+  }
   return client;
 }
 
