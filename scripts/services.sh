@@ -313,7 +313,7 @@ kafka_wait_ready() { # pid
     if port_open "$KAFKA_PORT" && kafka_metadata_ok; then return 0; fi
     if ((SECONDS >= deadline)); then
       log_tail "$KAFKA_LOG" 40
-      log_tail "$LOG_DIR/kafka-probe.log" 10
+      if [[ -s "$LOG_DIR/kafka-probe.log" ]]; then log_tail "$LOG_DIR/kafka-probe.log" 10; fi
       die "Kafka (pid $pid) was not ready on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s; it is still running: see $KAFKA_LOG, stop it with '$0 down'"
     fi
     sleep 1

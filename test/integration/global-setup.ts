@@ -68,8 +68,11 @@ async function runningServices(): Promise<Set<Service>> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const before = await runningServices();
 
+  const started = SERVICES.filter((s) => !before.has(s));
   const up = await runServices(["up"], 15 * 60_000, true);
   if (up.code !== 0) {
+    // A service may have started but not become ready: stop what this run started, then fail.
+    if (started.length > 0) await runServices(["down", ...started], 5 * 60_000, false).catch(() => undefined);
     throw new Error(
       `Integration tests need Kafka and Redis, but 'bash scripts/services.sh up' failed: ` +
         describeFailure("it", up) +
@@ -92,7 +95,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env.STRATA_KAFKA_BROKERS = brokers;
   process.env.STRATA_REDIS_URL = redisUrl;
 
-  const started = SERVICES.filter((s) => !before.has(s));
   return async () => {
     if (started.length === 0) return;
     const down = await runServices(["down", ...started], 5 * 60_000, false);
