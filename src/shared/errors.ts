@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   "STRATA_VALUE_INVALID",
   "STRATA_REQUEST_INVALID",
   "STRATA_REQUEST_TOO_LARGE",
+  "STRATA_UNAVAILABLE",
   "STRATA_INVARIANT",
 ] as const;
 
@@ -63,6 +64,14 @@ export class InvalidValueError extends StrataError {
     readonly feature?: string,
   ) {
     super(message);
+  }
+}
+
+/** A service Strata needs (a server, Kafka, Redis) cannot be reached. */
+export class UnavailableError extends StrataError {
+  readonly code = "STRATA_UNAVAILABLE";
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, retriable: true });
   }
 }
 

@@ -1,0 +1,112 @@
+/**
+ * strata serve: the gRPC server over the data dir, with N serving workers sharing the mapped pages
+ * through the page cache (node:cluster: the primary hands connections to the workers), and the
+ * ingestor in the primary when Kafka is configured.
+ */
+import cluster from "node:cluster";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { AggregatorRegistry } from "prom-client";
+import { createServer } from "node:http";
+import type { CliContext } from "../context.js";
+import { StrataServer } from "../../serve/strata-server.js";
+import type { Logger } from "../../shared/logger.js";
+
+interface ServeOptions {
+  port?: string;
+  host?: string;
+  metricsPort?: string;
+  workers: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export function registerServeCommand(
+  program: Command,
+  ctx: (cmd: Command) => CliContext,
+  startIngest: (c: CliContext, logger: Logger, server: StrataServer | null) => Promise<{ stop(): Promise<void> } | null>,
+): void {
+  program
+    .command("serve")
+    .description("serve the tables over gRPC (and run the ingestor when STRATA_KAFKA_BROKERS is set)")
+    .option("--host <host>", "listen address (env STRATA_HOST)")
+    .option("--port <port>", "gRPC port (env STRATA_PORT, default 50051)")
+    .option("--metrics-port <port>", "Prometheus /metrics port, or off (env STRATA_METRICS_PORT, default 9464)")
+    .option("--workers <n>", "serving worker processes", "1")
+    .option("--tls-cert <pem>", "serve TLS with this certificate chain")
+    .option("--tls-key <pem>", "and this private key")
+    .action(async (o: ServeOptions, cmd: Command) => {
+      const workers = Number(o.workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`--workers must be 1 to 64 (got "${o.workers}")`);
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new RangeError("--tls-cert and --tls-key go together");
+      const c = ctx(cmd);
+      const logger = pino({ name: "strata", level: process.env.STRATA_LOG_LEVEL ?? "info" }, pino.destination(2)) as unknown as Logger;
+      c.tables; // validate the table config before forking anything
+
+      if (workers > 1 && cluster.isPrimary) {
+        await runPrimary(c, workers, logger, startIngest);
+        return;
+      }
+      const inWorker = cluster.isWorker;
+      const server = new StrataServer({
+        config: inWorker ? { ...c.config, metricsPort: null } : c.config,
+        tables: c.tables,
+        logger: logger.child({ worker: inWorker ? cluster.worker?.id : 0 }),
+        tls: o.tlsCert && o.tlsKey ? { certPath: o.tlsCert, keyPath: o.tlsKey } : null,
+      });
+      if (inWorker) AggregatorRegistry.setRegistries([server.metrics.registry]);
+      await server.start();
+      const ingest = inWorker ? null : await startIngest(c, logger, server);
+      if (!inWorker && !c.json) process.stdout.write(`strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`);
+      await untilSignal();
+      logger.info({}, "shutting down");
+      await ingest?.stop();
+      await server.stop();
+    });
+}
+
+async function runPrimary(
+  c: CliContext,
+  workers: number,
+  logger: Logger,
+  startIngest: (c: CliContext, logger: Logger, server: StrataServer | null) => Promise<{ stop(): Promise<void> } | null>,
+): Promise<void> {
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let stopping = false;
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
+    cluster.fork();
+  });
+  // /metrics of every worker, summed, on the primary's metrics port.
+  const aggregator = new AggregatorRegistry();
+  const metrics =
+    c.config.metricsPort === null
+      ? null
+      : createServer((req, res) => {
+          if (req.url !== "/metrics") return void res.writeHead(404).end();
+          aggregator.clusterMetrics().then(
+            (text) => res.writeHead(200, { "content-type": aggregator.contentType }).end(text),
+            (err: unknown) => res.writeHead(500).end(String(err)),
+          );
+        }).listen(c.config.metricsPort, c.config.host);
+  const ingest = await startIngest(c, logger, null);
+  if (!c.json) process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
+  await untilSignal();
+  stopping = true;
+  await ingest?.stop();
+  for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+  metrics?.close();
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.on("SIGINT", done);
+    process.on("SIGTERM", done);
+  });
+}

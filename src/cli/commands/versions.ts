@@ -1,0 +1,180 @@
+/** Commands over a table's versions: tables, versions, inspect, verify, rollback, pin, unpin, resume, gc, compact. */
+import type { Command } from "commander";
+import { CliContext, parseVersionArg, type GlobalOptions } from "../context.js";
+import { EXIT } from "../exit-codes.js";
+import { verifyVersions } from "../../storage/version-verify.js";
+import { VersionWriter } from "../../storage/version-writer.js";
+import { SegmentCorruptError } from "../../format/errors.js";
+import type { Manifest } from "../../storage/manifest.js";
+
+type Ctx = (cmd: Command) => CliContext;
+
+export function registerVersionCommands(program: Command, ctx: Ctx): void {
+  program
+    .command("tables")
+    .description("list the configured tables with their current version")
+    .action((_o, cmd: Command) => {
+      const c = ctx(cmd);
+      const rows = c.tables.tables.map((t) => {
+        const store = c.store(t.name);
+        const state = store.readState();
+        return {
+          table: t.name,
+          key: t.key,
+          features: t.features.length,
+          current: store.currentVersion(),
+          versions: store.listVersions().length,
+          pinned: state.pinned,
+          topic: t.topic,
+        };
+      });
+      c.print(
+        rows,
+        rows.map(
+          (r) => `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}`,
+        ),
+      );
+    });
+
+  program
+    .command("versions <table>")
+    .description("list retained versions, newest first, with current, pin and rolled-back marks")
+    .action((table: string, _o, cmd: Command) => {
+      const c = ctx(cmd);
+      const store = c.store(table);
+      const current = store.currentVersion();
+      const state = store.readState();
+      const rows = store
+        .listVersions()
+        .reverse()
+        .map((v) => {
+          const m = store.readManifest(v).manifest;
+          return {
+            version: v,
+            current: v === current,
+            pinned: state.pinned && state.pinned_version === v,
+            rolled_back: state.rolled_back.includes(v),
+            reason: m.reason,
+            parent: m.parent,
+            created_at: new Date(m.created_at_ms).toISOString(),
+            segments: m.segments.length,
+            records: m.segments.reduce((n, s) => n + s.records, 0),
+          };
+        });
+      c.print(
+        { table, current, pinned: state.pinned, pinned_version: state.pinned_version, versions: rows },
+        rows.map(
+          (r) =>
+            `${r.current ? "*" : " "} v${r.version}\t${r.reason}\t${r.created_at}\tsegments=${r.segments}\trecords=${r.records}` +
+            `${r.pinned ? "\tPINNED" : ""}${r.rolled_back ? "\tROLLED-BACK" : ""}`,
+        ),
+      );
+    });
+
+  program
+    .command("inspect <table>")
+    .description("show a version's manifest (default: current)")
+    .option("--version <n>", "a retained version")
+    .action((table: string, o: { version?: string }, cmd: Command) => {
+      const c = ctx(cmd);
+      const store = c.store(table);
+      const version = parseVersionArg(o.version) ?? store.requireCurrentVersion();
+      const { manifest, sha256, path } = store.readManifest(version);
+      c.print({ ...manifest, manifest_sha256: sha256, manifest_path: path }, describeManifest(manifest, sha256));
+    });
+
+  program
+    .command("verify <table>")
+    .description("check every byte of a version's segments and its manifest chain; exit 5 naming the bad file")
+    .option("--version <n>", "a retained version (default: current)")
+    .option("--all", "every retained version")
+    .action((table: string, o: { version?: string; all?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      const store = c.store(table);
+      const versions = o.all ? store.listVersions() : [parseVersionArg(o.version) ?? store.requireCurrentVersion()];
+      const report = verifyVersions(store, versions);
+      const ok = report.problems.length === 0;
+      c.print({ ...report, ok }, ok ? `ok: ${table} ${versions.map((v) => `v${v}`).join(" ")} verified` : report.problems.map((p) => `FAIL v${p.version}: ${p.message}`));
+      if (!ok) process.exitCode = EXIT.CORRUPT;
+    });
+
+  program
+    .command("rollback <table>")
+    .description("make an earlier retained version current (default: the previous one) and pin the table")
+    .option("--to <version>", "the version to roll back to")
+    .option("--force", "allow a version that was rolled back before")
+    .action((table: string, o: { to?: string; force?: boolean }, cmd: Command) => {
+      const c = ctx(cmd);
+      const store = c.store(table);
+      const to = parseVersionArg(o.to);
+      const result = store.rollback({
+        ...(to === undefined ? {} : { to }),
+        force: o.force === true,
+        verify: (v) => {
+          const problem = verifyVersions(store, [v]).problems[0];
+          if (problem) throw new SegmentCorruptError(`Cannot roll back to version ${v}: ${problem.message}`, problem.file);
+        },
+      });
+      c.print({ table, ...result, pinned: true }, `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)`);
+    });
+
+  program
+    .command("pin <table>")
+    .description("keep the current version: ingest publishes nothing until resume")
+    .action((table: string, _o, cmd: Command) => {
+      const c = ctx(cmd);
+      const version = c.store(table).pin();
+      c.print({ table, pinned: true, version }, `${table}: pinned at v${version}`);
+    });
+
+  for (const name of ["resume", "unpin"]) {
+    program
+      .command(`${name} <table>`)
+      .description(
+        name === "resume"
+          ? "let ingest publish again, replaying Kafka from the pinned version's offsets (or --from latest)"
+          : "same as resume: clear the pin",
+      )
+      .option("--from <where>", "version (replay from the current version's offsets) or latest", "version")
+      .action((table: string, o: { from: string }, cmd: Command) => {
+        const c = ctx(cmd);
+        if (o.from !== "version" && o.from !== "latest") throw new RangeError(`--from must be "version" or "latest" (got "${o.from}")`);
+        c.store(table).resume(o.from);
+        c.print({ table, pinned: false, resume_from: o.from }, `${table}: resumed (from ${o.from})`);
+      });
+  }
+
+  program
+    .command("gc <table>")
+    .description("delete versions beyond the newest N (never current or pinned) and unreferenced segment files")
+    .requiredOption("--keep <n>", "versions to keep")
+    .action((table: string, o: { keep: string }, cmd: Command) => {
+      const c = ctx(cmd);
+      const result = c.store(table).gc(Number(o.keep));
+      c.print({ table, deleted_versions: result.versions, deleted_segments: result.segments }, `${table}: deleted ${result.versions.length} version(s), ${result.segments.length} segment file(s)`);
+    });
+
+  program
+    .command("compact <table>")
+    .description("merge the current version's base and deltas into a new base")
+    .action((table: string, _o, cmd: Command) => {
+      const c = ctx(cmd);
+      const m = new VersionWriter(c.store(table), c.schema(table)).compact();
+      c.print(m, `${table}: compacted into v${m.version} (${m.segments.reduce((n, s) => n + s.records, 0)} records)`);
+    });
+}
+
+function describeManifest(m: Manifest, sha: string): string[] {
+  return [
+    `table:    ${m.table}`,
+    `version:  v${m.version} (${m.reason}, ${new Date(m.created_at_ms).toISOString()})`,
+    `parent:   ${m.parent === null ? "-" : `v${m.parent} sha256:${m.parent_sha256}`}`,
+    `manifest: sha256:${sha}`,
+    `schema:   ${m.schema_hash} key=${m.schema.key} ${m.schema.features.map((f) => `${f.name}:${f.type}`).join(" ")}`,
+    `kafka:    ${m.kafka ? `${m.kafka.topic} ${JSON.stringify(m.kafka.offsets)}` : "-"}`,
+    "segments:",
+    ...m.segments.map((s) => `  ${s.kind.padEnd(5)} ${s.uuid} ${s.size} B records=${s.records} tombstones=${s.tombstones} body_crc32=${s.body_crc32}`),
+  ];
+}
+
+export type { GlobalOptions };

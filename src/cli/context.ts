@@ -1,0 +1,55 @@
+/** What every command needs: the parsed config, the tables, and an output that honours --json. */
+import { loadConfig, type Config, type ConfigFlags } from "../config/config.js";
+import { findTable, loadTablesConfig, type TablesConfig } from "../config/tables-config.js";
+import { TableStore } from "../storage/table-store.js";
+import { TableNotFoundError } from "../storage/errors.js";
+import type { TableSchema } from "../format/schema.js";
+
+export interface GlobalOptions extends ConfigFlags {
+  json?: boolean;
+}
+
+export class CliContext {
+  readonly config: Config;
+  private tablesConfig: TablesConfig | null = null;
+
+  constructor(readonly options: GlobalOptions) {
+    this.config = loadConfig(options);
+  }
+
+  get json(): boolean {
+    return this.options.json === true;
+  }
+
+  get tables(): TablesConfig {
+    this.tablesConfig ??= loadTablesConfig(this.config.tablesConfigPath);
+    return this.tablesConfig;
+  }
+
+  schema(table: string): TableSchema {
+    const schema = findTable(this.tables, table);
+    if (!schema) throw new TableNotFoundError(table);
+    return schema;
+  }
+
+  store(table: string): TableStore {
+    return new TableStore(this.config.dataDir, this.schema(table).name);
+  }
+
+  /** Prints `data` as JSON with --json, else the human `text` (lines). */
+  print(data: unknown, text: string | string[]): void {
+    if (this.json) process.stdout.write(JSON.stringify(data, jsonReplacer) + "\n");
+    else process.stdout.write((Array.isArray(text) ? text.join("\n") : text) + "\n");
+  }
+}
+
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
+export function parseVersionArg(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(String(v).replace(/^v0*/, ""));
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
+  return n;
+}

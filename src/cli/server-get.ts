@@ -1,0 +1,43 @@
+/** `strata get --server`: the same rows as `get --local`, asked of a running server. */
+import { createStrataClient, type ClientValue } from "../client/index.js";
+import type { GetFromServer, PrintedRow } from "./commands/get.js";
+import { UnavailableError } from "../shared/errors.js";
+import { float32ToJson, type JsonValue } from "../format/value-json.js";
+import { parseFeatureKind } from "../format/schema.js";
+
+export const getFromServer: GetFromServer = async (server, table, keys, features, version, c) => {
+  const client = createStrataClient(server, c.config.authToken ? { token: c.config.authToken } : {});
+  try {
+    const [described, res] = await Promise.all([
+      client.describeTable(table),
+      client.getFeatures({ table, keys, features, version }),
+    ]).catch((err: Error & { code?: number; details?: string }) => {
+      if (err.code === 14) throw new UnavailableError(`Cannot reach server ${server}: ${err.details ?? err.message}`);
+      throw new Error(`Server ${server} answered: ${err.details ?? err.message}`);
+    });
+    const types = new Map((described.features as { name: string; type: string }[]).map((f) => [f.name, f.type]));
+    const rows = res.rows.map((r): PrintedRow => {
+      const status = r.status.replace("ROW_STATUS_", "");
+      if (r.status !== "ROW_STATUS_FOUND") return { key: r.key, status };
+      const out: Record<string, JsonValue> = {};
+      res.features.forEach((name, i) => (out[name] = toJson(types.get(name) ?? "", r.values[i] ?? null)));
+      return { key: r.key, status, event_time_ms: r.event_time_ms, features: out };
+    });
+    return { table, version: res.version, rows };
+  } finally {
+    client.close();
+  }
+};
+
+function toJson(type: string, v: ClientValue): JsonValue {
+  if (v === null) return null;
+  const kind = parseFeatureKind(type);
+  if (Buffer.isBuffer(v)) return v.toString("base64");
+  if (kind?.type === "float32") return float32ToJson(v as number);
+  if (kind?.type === "float32_vector") return (v as number[]).map(float32ToJson);
+  if (kind?.type === "int64") {
+    const n = Number(v);
+    return Number.isSafeInteger(n) ? n : String(v);
+  }
+  return v as JsonValue;
+}

@@ -1,0 +1,293 @@
+/**
+ * The FeatureStore service: thin handlers over ServedTable snapshots and the response encoder.
+ * Every response is read from one snapshot, taken once when the request starts.
+ */
+import type { EventEmitter } from "node:events";
+import {
+  status,
+  type Metadata,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
+import { ResponseEncoder, type EncodeCounters, type Encoding } from "./response-encoder.js";
+import type { GetFeaturesRequest } from "./request-decoder.js";
+import type { ServedTable, VersionEvent } from "./served-table.js";
+import { RequestError, RequestTooLargeError } from "./errors.js";
+import { toGrpcStatus, toServiceError } from "./status-mapping.js";
+import type { ServerMetrics } from "./metrics.js";
+import { TableNotFoundError } from "../storage/errors.js";
+import { newRowLocation } from "../storage/version-snapshot.js";
+import { StrataError } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+
+export interface FeatureServiceOptions {
+  tables: Map<string, ServedTable>;
+  events: EventEmitter;
+  metrics: ServerMetrics;
+  logger: Logger;
+  maxKeysPerRequest: number;
+  maxResponseBytes: number;
+  authToken: string | null;
+  /** Freshness of a table's ingest, when this process runs the ingestor. */
+  freshness?: (table: string) => { kafkaLag: number; lastPublishMs: number } | null;
+}
+
+class UnauthenticatedError extends StrataError {
+  readonly code = "STRATA_REQUEST_INVALID";
+}
+
+const DEFAULT_SCAN_CHUNK_ROWS = 1000;
+const MAX_SCAN_CHUNK_ROWS = 100_000;
+
+export function createFeatureService(o: FeatureServiceOptions): UntypedServiceImplementation {
+  const encoder = new ResponseEncoder();
+  const counters: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
+
+  const tableOf = (name: string): ServedTable => {
+    if (!name) throw new RequestError("Request names no table");
+    const t = o.tables.get(name);
+    if (!t) throw new TableNotFoundError(name);
+    return t;
+  };
+
+  const checkAuth = (metadata: Metadata): void => {
+    if (o.authToken === null) return;
+    const header = metadata.get("authorization")[0];
+    if (header !== `Bearer ${o.authToken}`) throw new UnauthenticatedError("Missing or wrong bearer token");
+  };
+
+  const statusOf = (err: unknown) =>
+    err instanceof UnauthenticatedError ? { code: status.UNAUTHENTICATED, details: err.message } : toGrpcStatus(err);
+
+  const encodingOf = (e: number | string): Encoding => {
+    if (e === 0 || e === 1 || e === "ENCODING_UNSPECIFIED" || e === "ENCODING_TYPED") return "typed";
+    if (e === 2 || e === "ENCODING_PACKED") return "packed";
+    throw new RequestError(`Unknown encoding ${e}`);
+  };
+
+  /** Answers one GetFeaturesRequest: the encoded response, or throws a StrataError. */
+  const answer = (req: GetFeaturesRequest): Buffer => {
+    if (req.invalid) throw new RequestError(req.invalid);
+    const table = tableOf(req.table);
+    if (req.keys.length === 0) throw new RequestError("Request has no keys");
+    if (req.keys.length > o.maxKeysPerRequest) {
+      throw new RequestTooLargeError(`Request has ${req.keys.length} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`);
+    }
+    for (const key of req.keys) if (key.length === 0) throw new RequestError("Request has an empty key");
+    const snapshot = table.snapshotFor(req.version);
+    const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
+    const before = counters.dataLoss;
+    const buf = encoder.encodeGetFeatures(snapshot, plan, req.requestIdLo, req.requestIdHi, req.keys, table.schema.maxAgeMs, Date.now(), counters);
+    if (counters.dataLoss !== before) onDataLoss(table, counters.dataLoss - before);
+    if (buf.length > o.maxResponseBytes) {
+      throw new RequestTooLargeError(`Response would be ${buf.length} bytes; the limit is ${o.maxResponseBytes}: ask for fewer keys`);
+    }
+    o.metrics.rows.inc({ table: table.schema.name, status: "requested" }, req.keys.length);
+    return buf;
+  };
+
+  const onDataLoss = (table: ServedTable, rows: number): void => {
+    o.metrics.crcFailures.inc({ table: table.schema.name }, rows);
+    o.logger.error({ table: table.schema.name, version: table.servingVersion, rows }, "records failed their CRC check: verifying the version");
+    setImmediate(() => table.quarantine());
+  };
+
+  const observe = (method: string, started: number, code: status): void => {
+    o.metrics.requests.inc({ method, code: status[code] ?? String(code) });
+    o.metrics.latency.observe({ method }, (performance.now() - started) / 1000);
+  };
+
+  return {
+    GetFeatures(call: ServerUnaryCall<GetFeaturesRequest, Buffer>, callback: sendUnaryData<Buffer>) {
+      const started = performance.now();
+      try {
+        checkAuth(call.metadata);
+        const buf = answer(call.request);
+        observe("GetFeatures", started, status.OK);
+        callback(null, buf);
+      } catch (err) {
+        const s = statusOf(err);
+        if (s.code === status.INTERNAL) o.logger.error({ err }, "GetFeatures failed");
+        observe("GetFeatures", started, s.code);
+        callback({ ...toServiceError(err), code: s.code, details: s.details });
+      }
+    },
+
+    StreamFeatures(call: ServerDuplexStream<GetFeaturesRequest, Buffer | object>) {
+      try {
+        checkAuth(call.metadata);
+      } catch (err) {
+        call.emit("error", { code: status.UNAUTHENTICATED, details: (err as Error).message });
+        return;
+      }
+      call.on("data", (req: GetFeaturesRequest) => {
+        const started = performance.now();
+        let out: Buffer | object;
+        let code: status = status.OK;
+        try {
+          out = answer(req);
+        } catch (err) {
+          const s = statusOf(err);
+          code = s.code;
+          if (s.code === status.INTERNAL) o.logger.error({ err }, "StreamFeatures request failed");
+          out = {
+            request_id: requestIdString(req),
+            table: req.table,
+            error_code: s.code,
+            error_message: s.details,
+          };
+        }
+        observe("StreamFeatures", started, code);
+        // Backpressure: stop reading requests while the client is not reading responses.
+        if (!call.write(out)) {
+          call.pause();
+          call.once("drain", () => call.resume());
+        }
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => call.end());
+    },
+
+    async ScanTable(call: ServerWritableStream<ScanRequest, Buffer>) {
+      const started = performance.now();
+      try {
+        checkAuth(call.metadata);
+        const req = call.request;
+        const table = tableOf(req.table);
+        const snapshot = table.snapshotFor(Number(req.version));
+        const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
+        const chunkRows = req.chunk_rows === 0 ? DEFAULT_SCAN_CHUNK_ROWS : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
+        const keys: string[] = [];
+        const locations: ReturnType<typeof newRowLocation>[] = [];
+        const flush = async (): Promise<void> => {
+          const buf = encoder.encodeScanChunk(
+            snapshot,
+            plan,
+            keys,
+            (i, out) => Object.assign(out, locations[i]),
+            table.schema.maxAgeMs,
+            Date.now(),
+            counters,
+          );
+          keys.length = 0;
+          locations.length = 0;
+          if (!call.write(buf)) await new Promise((resolve) => call.once("drain", resolve));
+        };
+        for (const { key, location } of snapshot.scan()) {
+          if (call.cancelled) return;
+          keys.push(key);
+          locations.push(location);
+          if (keys.length >= chunkRows) await flush();
+        }
+        if (keys.length > 0) await flush();
+        observe("ScanTable", started, status.OK);
+        call.end();
+      } catch (err) {
+        const s = statusOf(err);
+        observe("ScanTable", started, s.code);
+        call.emit("error", { code: s.code, details: s.details });
+      }
+    },
+
+    WatchVersions(call: ServerWritableStream<{ tables: string[] }, object>) {
+      try {
+        checkAuth(call.metadata);
+        for (const name of call.request.tables) tableOf(name);
+      } catch (err) {
+        call.emit("error", { ...statusOf(err) });
+        return;
+      }
+      const wanted = new Set(call.request.tables);
+      const send = (e: VersionEvent): void => {
+        if (wanted.size > 0 && !wanted.has(e.table)) return;
+        call.write({
+          table: e.table,
+          type: `TYPE_${e.type.toUpperCase()}`,
+          version: String(e.version),
+          previous_version: String(e.previousVersion),
+          reason: e.reason,
+          time_ms: String(e.timeMs),
+        });
+      };
+      for (const t of o.tables.values()) {
+        if (t.servingVersion > 0) {
+          send({ table: t.schema.name, type: "serving", version: t.servingVersion, previousVersion: 0, reason: "serving", timeMs: Date.now() });
+        }
+      }
+      o.events.on("version", send);
+      const stop = (): void => {
+        o.events.off("version", send);
+      };
+      call.on("cancelled", stop);
+      call.on("close", stop);
+    },
+
+    ListTables(call: ServerUnaryCall<object, object>, callback: sendUnaryData<object>) {
+      try {
+        checkAuth(call.metadata);
+        callback(null, { tables: [...o.tables.values()].map((t) => describe(t, o.freshness)) });
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+
+    DescribeTable(call: ServerUnaryCall<{ table: string }, object>, callback: sendUnaryData<object>) {
+      try {
+        checkAuth(call.metadata);
+        callback(null, { table: describe(tableOf(call.request.table), o.freshness) });
+      } catch (err) {
+        callback({ ...toServiceError(err), ...statusOf(err) });
+      }
+    },
+  };
+}
+
+interface ScanRequest {
+  table: string;
+  version: string;
+  features: string[];
+  encoding: string;
+  chunk_rows: number;
+}
+
+function requestIdString(req: GetFeaturesRequest): string {
+  return ((BigInt(req.requestIdHi) << 32n) | BigInt(req.requestIdLo)).toString();
+}
+
+function describe(t: ServedTable, freshness: FeatureServiceOptions["freshness"]): object {
+  const state = t.store.readState();
+  const snapshot = t.snapshot;
+  const versions = t.store.listVersions().reverse().map((v) => {
+    const m = t.store.readManifest(v).manifest;
+    return {
+      version: String(v),
+      reason: m.reason,
+      created_at_ms: String(m.created_at_ms),
+      rolled_back: state.rolled_back.includes(v),
+      records: String(m.segments.reduce((n, s) => n + s.records, 0)),
+      parent: String(m.parent ?? 0),
+    };
+  });
+  const maxEventTime = snapshot ? Math.max(...snapshot.manifest.segments.map((s) => s.max_event_time_ms)) : 0;
+  const ingest = freshness?.(t.schema.name) ?? null;
+  return {
+    name: t.schema.name,
+    key: t.schema.key,
+    features: t.schema.features.map((f) => ({ name: f.name, type: f.type })),
+    max_age_ms: String(t.schema.maxAgeMs),
+    serving_version: String(t.servingVersion),
+    current_version: String(t.store.currentVersion() ?? 0),
+    versions,
+    pinned: state.pinned,
+    pinned_version: String(state.pinned_version ?? 0),
+    schema_hash: snapshot?.manifest.schema_hash ?? "",
+    freshness: {
+      kafka_lag: String(ingest?.kafkaLag ?? -1),
+      event_time_lag_ms: String(snapshot && maxEventTime > 0 ? Date.now() - maxEventTime : -1),
+      last_publish_ms: String(ingest?.lastPublishMs ?? snapshot?.manifest.created_at_ms ?? 0),
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * What a server serves of one table: the snapshot of its current version, swapped as `current`
+ * moves. A new version is opened and verified (every byte of the segments it adds, the manifest
+ * against the config) before it is swapped in; a version that fails is refused and the table keeps
+ * serving what it had. A request takes the snapshot once and finishes on it, whatever swaps happen
+ * meanwhile; a snapshot nobody holds is collected, and with it the mappings only it used.
+ */
+import { EventEmitter } from "node:events";
+import { MappedSegmentCache } from "../storage/mapped-segment.js";
+import { openSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
+import { TableStore } from "../storage/table-store.js";
+import { verifyVersions } from "../storage/version-verify.js";
+import { VersionNotFoundError, NoVersionError } from "../storage/errors.js";
+import type { TableSchema } from "../format/schema.js";
+import { ResponsePlan, type Encoding } from "./response-encoder.js";
+import { RequestError } from "./errors.js";
+import { errorMessage } from "../shared/errors.js";
+
+export type VersionEventType = "serving" | "published" | "rolled_back" | "rejected" | "fallback";
+
+export interface VersionEvent {
+  table: string;
+  type: VersionEventType;
+  version: number;
+  previousVersion: number;
+  reason: string;
+  timeMs: number;
+}
+
+/** Older versions asked for by number stay open while this many are in use. */
+const PINNED_SNAPSHOTS = 4;
+
+export class ServedTable {
+  readonly store: TableStore;
+  private current: VersionSnapshot | null = null;
+  /** Versions that failed verification: not retried until `current` names another version. */
+  private readonly refused = new Set<number>();
+  private readonly older = new Map<number, VersionSnapshot>();
+  private readonly plans = new Map<string, ResponsePlan>();
+  private checking = false;
+
+  constructor(
+    readonly schema: TableSchema,
+    dataDir: string,
+    private readonly cache: MappedSegmentCache,
+    private readonly events: EventEmitter,
+  ) {
+    this.store = new TableStore(dataDir, schema.name);
+  }
+
+  get snapshot(): VersionSnapshot | null {
+    return this.current;
+  }
+
+  get servingVersion(): number {
+    return this.current?.version ?? 0;
+  }
+
+  /** The snapshot a request reads: the current one, or a retained version asked for by number. */
+  snapshotFor(version: number): VersionSnapshot {
+    if (version === 0 || version === this.current?.version) {
+      if (!this.current) throw new NoVersionError(this.schema.name);
+      return this.current;
+    }
+    let snap = this.older.get(version);
+    if (!snap) {
+      if (!this.store.listVersions().includes(version)) throw new VersionNotFoundError(this.schema.name, version);
+      snap = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });
+      if (this.older.size >= PINNED_SNAPSHOTS) this.older.delete(this.older.keys().next().value!);
+      this.older.set(version, snap);
+    }
+    return snap;
+  }
+
+  /** The response plan for a feature subset (empty = all), cached per subset. */
+  plan(features: readonly string[], encoding: Encoding, snapshot: VersionSnapshot): ResponsePlan {
+    const cacheKey = `${snapshot.manifest.schema_hash}|${encoding}|${features.join(",")}`;
+    let plan = this.plans.get(cacheKey);
+    if (!plan) {
+      const slots = snapshot.layout.slots;
+      const wanted =
+        features.length === 0
+          ? slots
+          : features.map((name) => {
+              const slot = slots.find((s) => s.name === name);
+              if (!slot) throw new RequestError(`Table "${this.schema.name}" has no feature "${name}"`);
+              return slot;
+            });
+      plan = new ResponsePlan(this.schema.name, snapshot.layout, wanted, encoding);
+      if (this.plans.size > 256) this.plans.clear();
+      this.plans.set(cacheKey, plan);
+    }
+    return plan;
+  }
+
+  /**
+   * Follows `current` on disk: opens, verifies and swaps to the version it names. Returns true
+   * when the served version changed. Never throws: a bad version is refused and reported.
+   */
+  refresh(): boolean {
+    if (this.checking) return false;
+    this.checking = true;
+    try {
+      const target = this.store.currentVersion();
+      if (target === null || target === this.current?.version || this.refused.has(target)) return false;
+      return this.swapTo(target, target < (this.current?.version ?? 0) ? "rolled_back" : "published", "current moved");
+    } catch (err) {
+      this.emit("rejected", 0, `Cannot read "current": ${errorMessage(err)}`);
+      return false;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /**
+   * A record of the served version failed its CRC: verify the whole version now. If it fails,
+   * fall back to the newest retained version below it that verifies.
+   */
+  quarantine(): void {
+    const snap = this.current;
+    if (!snap) return;
+    const problems = verifyVersions(this.store, [snap.version]).problems;
+    if (problems.length === 0) return;
+    this.refused.add(snap.version);
+    const reason = `version ${snap.version} failed verification: ${problems[0]!.message}`;
+    for (const v of this.store.listVersions().reverse()) {
+      if (v >= snap.version || this.refused.has(v)) continue;
+      if (verifyVersions(this.store, [v]).problems.length > 0) {
+        this.refused.add(v);
+        continue;
+      }
+      for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
+      if (this.swapTo(v, "fallback", reason)) return;
+    }
+    this.emit("rejected", snap.version, `${reason}; no older version verifies, still serving it`);
+  }
+
+  private swapTo(version: number, type: VersionEventType, reason: string): boolean {
+    const previous = this.current?.version ?? 0;
+    let next: VersionSnapshot;
+    try {
+      next = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });
+      for (const seg of next.segments) seg.warmIndex();
+    } catch (err) {
+      this.refused.add(version);
+      this.emit("rejected", version, errorMessage(err));
+      return false;
+    }
+    this.current = next;
+    this.older.delete(version);
+    this.emit(previous === 0 ? "serving" : type, version, reason, previous);
+    return true;
+  }
+
+  private emit(type: VersionEventType, version: number, reason: string, previousVersion = this.current?.version ?? 0): void {
+    const event: VersionEvent = { table: this.schema.name, type, version, previousVersion, reason, timeMs: Date.now() };
+    this.events.emit("version", event);
+  }
+}

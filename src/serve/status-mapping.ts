@@ -1,0 +1,42 @@
+/**
+ * Domain errors → gRPC status: the only place that knows both vocabularies. Anything that is not
+ * a StrataError is a bug: INTERNAL, with the details scrubbed (they go to the log).
+ */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { StrataError, type ErrorCode } from "../shared/errors.js";
+
+const BY_CODE: Record<ErrorCode, status> = {
+  STRATA_CONFIG_INVALID: status.FAILED_PRECONDITION,
+  STRATA_SEGMENT_CORRUPT: status.DATA_LOSS,
+  STRATA_SEGMENT_UNSUPPORTED: status.DATA_LOSS,
+  STRATA_RECORD_CORRUPT: status.DATA_LOSS,
+  STRATA_MANIFEST_CORRUPT: status.DATA_LOSS,
+  STRATA_TABLE_NOT_FOUND: status.NOT_FOUND,
+  STRATA_VERSION_NOT_FOUND: status.NOT_FOUND,
+  STRATA_NO_VERSION: status.UNAVAILABLE,
+  STRATA_NO_PREVIOUS_VERSION: status.FAILED_PRECONDITION,
+  STRATA_TABLE_LOCKED: status.UNAVAILABLE,
+  STRATA_TABLE_PINNED: status.FAILED_PRECONDITION,
+  STRATA_VERSION_ROLLED_BACK: status.FAILED_PRECONDITION,
+  STRATA_IMPORT_INVALID: status.INVALID_ARGUMENT,
+  STRATA_VALUE_INVALID: status.INVALID_ARGUMENT,
+  STRATA_REQUEST_INVALID: status.INVALID_ARGUMENT,
+  STRATA_REQUEST_TOO_LARGE: status.RESOURCE_EXHAUSTED,
+  STRATA_UNAVAILABLE: status.UNAVAILABLE,
+  STRATA_INVARIANT: status.INTERNAL,
+};
+
+export interface GrpcStatus {
+  code: status;
+  details: string;
+}
+
+export function toGrpcStatus(err: unknown): GrpcStatus {
+  if (err instanceof StrataError) return { code: BY_CODE[err.code], details: err.message };
+  return { code: status.INTERNAL, details: "Internal error (see the server log)" };
+}
+
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  const s = toGrpcStatus(err);
+  return { code: s.code, details: s.details, message: s.details };
+}

@@ -1,0 +1,163 @@
+/**
+ * A serving process: loads every configured table, serves FeatureStore with health and
+ * reflection, follows `current` of each table (chokidar on the table dir, readlink as the truth,
+ * and a periodic readlink as a backstop), and exposes Prometheus metrics.
+ */
+import { EventEmitter } from "node:events";
+import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { watch, type FSWatcher } from "chokidar";
+import { readFileSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
+import type { Config } from "../config/config.js";
+import type { TablesConfig } from "../config/tables-config.js";
+import { MappedSegmentCache } from "../storage/mapped-segment.js";
+import { ServedTable, type VersionEvent } from "./served-table.js";
+import { createFeatureService, type FeatureServiceOptions } from "./feature-service.js";
+import { ServerMetrics } from "./metrics.js";
+import { SERVICE_NAME, loadServerProto } from "./proto.js";
+import { silentLogger, type Logger } from "../shared/logger.js";
+import { UnavailableError, errorMessage } from "../shared/errors.js";
+
+export interface StrataServerOptions {
+  config: Config;
+  tables: TablesConfig;
+  logger?: Logger;
+  /** How often `current` is re-read in case a watch event was missed. */
+  backstopIntervalMs?: number;
+  /** Largest response message; bigger ones are RESOURCE_EXHAUSTED. */
+  maxResponseBytes?: number;
+  /** TLS: PEM file paths; plaintext when absent. */
+  tls?: { certPath: string; keyPath: string } | null;
+  freshness?: FeatureServiceOptions["freshness"];
+}
+
+export const DEFAULT_BACKSTOP_INTERVAL_MS = 1000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
+export const DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
+
+export class StrataServer {
+  readonly events = new EventEmitter();
+  readonly metrics = new ServerMetrics();
+  readonly tables = new Map<string, ServedTable>();
+  private readonly grpc: Server;
+  private readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
+  private readonly cache = new MappedSegmentCache();
+  private readonly logger: Logger;
+  private watchers: FSWatcher[] = [];
+  private backstop: NodeJS.Timeout | null = null;
+  private metricsServer: HttpServer | null = null;
+  port = 0;
+  metricsPort = 0;
+
+  constructor(private readonly options: StrataServerOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.events.setMaxListeners(0);
+    this.grpc = new Server({
+      "grpc.max_receive_message_length": DEFAULT_MAX_REQUEST_BYTES,
+      "grpc.max_send_message_length": options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      "grpc-node.flow_control_window": 1 << 20,
+    });
+    for (const schema of options.tables.tables) {
+      this.tables.set(schema.name, new ServedTable(schema, options.config.dataDir, this.cache, this.events));
+    }
+    this.events.on("version", (e: VersionEvent) => this.onVersionEvent(e));
+  }
+
+  /** Loads the tables, binds the port, starts watching; resolves once requests can be served. */
+  async start(): Promise<void> {
+    const pkg = loadServerProto();
+    const service = pkg[SERVICE_NAME] as ServiceDefinition;
+    this.grpc.addService(
+      service,
+      createFeatureService({
+        tables: this.tables,
+        events: this.events,
+        metrics: this.metrics,
+        logger: this.logger.child({ component: "grpc" }),
+        maxKeysPerRequest: this.options.config.maxKeysPerRequest,
+        maxResponseBytes: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+        authToken: this.options.config.authToken,
+        ...(this.options.freshness ? { freshness: this.options.freshness } : {}),
+      }),
+    );
+    this.health.addToServer(this.grpc);
+    new ReflectionService(pkg).addToServer(this.grpc);
+
+    for (const table of this.tables.values()) {
+      table.store.ensureLayout();
+      table.store.cleanLeftovers();
+      table.refresh();
+      this.watch(table);
+    }
+    const interval = this.options.backstopIntervalMs ?? DEFAULT_BACKSTOP_INTERVAL_MS;
+    this.backstop = setInterval(() => this.refreshAll(), interval);
+    this.backstop.unref();
+
+    const { host, port } = this.options.config;
+    const tls = this.options.tls;
+    const credentials = tls
+      ? ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(tls.certPath), private_key: readFileSync(tls.keyPath) }], false)
+      : ServerCredentials.createInsecure();
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.grpc.bindAsync(`${host}:${port}`, credentials, (err, bound) =>
+        err ? reject(new UnavailableError(`Cannot listen on ${host}:${port}: ${err.message}`, { cause: err })) : resolve(bound),
+      ),
+    );
+    if (this.options.config.metricsPort !== null) {
+      const m = await this.metrics.listen(host, this.options.config.metricsPort);
+      this.metricsServer = m.server;
+      this.metricsPort = m.port;
+    }
+    this.health.setStatus("", "SERVING");
+    this.health.setStatus(SERVICE_NAME, "SERVING");
+    this.logger.info({ port: this.port, metricsPort: this.metricsPort, tables: [...this.tables.keys()] }, "serving");
+  }
+
+  /** Re-reads `current` of every table now (what the watchers and the backstop do). */
+  refreshAll(): void {
+    for (const table of this.tables.values()) table.refresh();
+  }
+
+  /**
+   * Stops taking calls, lets calls in flight finish for up to `graceMs` (streams are drained by
+   * their clients ending them), then cuts what remains.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    this.health.setStatus("", "NOT_SERVING");
+    this.health.setStatus(SERVICE_NAME, "NOT_SERVING");
+    if (this.backstop) clearInterval(this.backstop);
+    await Promise.all(this.watchers.map((w) => w.close()));
+    this.watchers = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpc.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.grpc.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+  }
+
+  private watch(table: ServedTable): void {
+    // followSymlinks: false, or chokidar follows the old target and never sees the swap.
+    const watcher = watch(table.store.dir, { depth: 0, followSymlinks: false, ignoreInitial: true });
+    watcher.on("all", (_event, path) => {
+      if (path.endsWith("/current")) table.refresh();
+    });
+    watcher.on("error", (err) => this.logger.warn({ table: table.schema.name, err: errorMessage(err) }, "watch failed; the periodic check goes on"));
+    this.watchers.push(watcher);
+  }
+
+  private onVersionEvent(e: VersionEvent): void {
+    this.metrics.versionEvents.inc({ table: e.table, type: e.type });
+    const served = this.tables.get(e.table)?.servingVersion ?? 0;
+    this.metrics.servingVersion.set({ table: e.table }, served);
+    const log = e.type === "rejected" || e.type === "fallback" ? "error" : "info";
+    this.logger[log]({ table: e.table, type: e.type, version: e.version, previous: e.previousVersion, reason: e.reason }, "version event");
+  }
+}
