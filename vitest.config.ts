@@ -12,6 +12,14 @@ export default defineConfig({
       },
       {
         test: {
+          // A real server on loopback, in process; needs no Kafka or Redis.
+          name: "server",
+          include: ["test/server/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/integration/global-setup.ts"],
