@@ -1,0 +1,117 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { openSync, readSync, writeSync, closeSync } from "node:fs";
+import { startHarness, until, userRow, type Harness } from "../helpers/served-table.js";
+import type { VersionEvent } from "../../src/client/index.js";
+
+const KEYS = Array.from({ length: 100 }, (_, i) => `user:${i}`);
+const allAt = (version: number) => KEYS.map((_, i) => userRow(i, version));
+
+describe("hot swap", () => {
+  let h: Harness;
+  afterEach(() => h?.close());
+
+  it("serves 20 bidi streams through 100 publishes and rollbacks with zero failures, each response from one version", async () => {
+    h = await startHarness({ seed: allAt(1) });
+    const events: VersionEvent[] = [];
+    const watch = h.client.watchVersions(["users"], (e) => events.push(e));
+    await until(() => events.length > 0); // subscribed: the first event names the version served
+    let running = true;
+    let answered = 0;
+    const failures: unknown[] = [];
+    const versionsSeen = new Set<number>();
+    const streams = Array.from({ length: 20 }, async (_, s) => {
+      const stream = h.client.openStream();
+      while (running) {
+        try {
+          const res = await stream.send({ table: "users", keys: KEYS.slice(s * 5, s * 5 + 20), features: ["age", "emb"] });
+          if (res.error_code !== 0) throw new Error(res.error_message);
+          versionsSeen.add(res.version);
+          for (const row of res.rows) {
+            // Every row of a version carries that version in `age` and in emb[1].
+            if (row.status !== "ROW_STATUS_FOUND" || row.values[0] !== String(res.version) || (row.values[1] as number[])[1] !== res.version) {
+              throw new Error(`row ${row.key} of response at v${res.version} is ${JSON.stringify(row.values)}`);
+            }
+          }
+          answered++;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      stream.close();
+    });
+    for (let op = 0; op < 100; op++) {
+      const current = h.store.requireCurrentVersion();
+      if (op % 4 === 3 && current > 1) {
+        const { to } = h.store.rollback({ verify: () => {} });
+        h.store.resume();
+        // Let the server see this rollback before the next publish (else it may skip over it).
+        await until(() => h.server.tables.get("users")!.servingVersion === to);
+      } else {
+        const next = Math.max(...h.store.listVersions(), ...h.store.readState().rolled_back) + 1;
+        h.writer.publishDelta(allAt(next), null, current);
+      }
+      await new Promise((r) => setTimeout(r, 15));
+    }
+    await until(() => h.server.tables.get("users")!.servingVersion === h.store.requireCurrentVersion());
+    running = false;
+    await Promise.all(streams);
+    watch.cancel();
+    expect(failures).toEqual([]);
+    expect(answered).toBeGreaterThan(200);
+    expect(versionsSeen.size).toBeGreaterThan(10);
+    expect(events.filter((e) => e.type === "TYPE_PUBLISHED").length).toBeGreaterThan(10);
+    expect(events.filter((e) => e.type === "TYPE_ROLLED_BACK").length).toBeGreaterThan(3);
+  });
+
+  it("answers DATA_LOSS for a flipped record, never its bytes, then falls back to a version that verifies", async () => {
+    h = await startHarness({ seed: allAt(1) });
+    h.writer.publishDelta([userRow(7, 2)], null, 1);
+    await until(() => h.server.tables.get("users")!.servingVersion === 2);
+    const events: VersionEvent[] = [];
+    const watch = h.client.watchVersions([], (e) => events.push(e));
+    await until(() => events.length > 0);
+    // Damage the delta's record of user:7 in place (what a bad disk would do).
+    const delta = h.store.readManifest(2).manifest.segments[1]!;
+    const path = h.store.segmentPath(delta.uuid);
+    const fd = openSync(path, "r+");
+    const byte = Buffer.alloc(1);
+    const at = 4096 + 24 + 8 + 20; // inside the first record's value
+    readSync(fd, byte, 0, 1, at);
+    byte[0]! ^= 0x04;
+    writeSync(fd, byte, 0, 1, at);
+    closeSync(fd);
+
+    const res = await h.client.getFeatures({ table: "users", keys: ["user:7", "user:8"] });
+    expect(res.version).toBe(2);
+    expect(res.rows[0]!.status).toBe("ROW_STATUS_DATA_LOSS");
+    expect(res.rows[0]!.values).toEqual([]);
+    expect(res.rows[1]!.status).toBe("ROW_STATUS_FOUND");
+    await until(() => events.some((e) => e.type === "TYPE_FALLBACK"));
+    expect(events.find((e) => e.type === "TYPE_FALLBACK")).toMatchObject({ table: "users", version: 1, previous_version: 2 });
+    const after = await h.client.getFeatures({ table: "users", keys: ["user:7"] });
+    expect(after.version).toBe(1);
+    expect(after.rows[0]!.status).toBe("ROW_STATUS_FOUND");
+    expect(after.rows[0]!.values[0]).toBe("1");
+    watch.cancel();
+  });
+
+  it("refuses a published version that fails verification and keeps serving", async () => {
+    h = await startHarness({ seed: allAt(1) });
+    const events: VersionEvent[] = [];
+    const watch = h.client.watchVersions(["users"], (e) => events.push(e));
+    await until(() => events.length > 0);
+    expect(events[0]).toMatchObject({ type: "TYPE_SERVING", version: 1 });
+    // Publish v2, but damage its delta before the server swaps (the watcher is async).
+    const m = h.writer.publishDelta(allAt(2), null, 1);
+    const path = h.store.segmentPath(m.segments[1]!.uuid);
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.from([0xee]), 0, 1, 4096 + 100);
+    closeSync(fd);
+    h.server.refreshAll();
+    await until(() => events.some((e) => e.type === "TYPE_REJECTED"));
+    expect(events.find((e) => e.type === "TYPE_REJECTED")).toMatchObject({ version: 2 });
+    const res = await h.client.getFeatures({ table: "users", keys: ["user:1"] });
+    expect(res.version).toBe(1);
+    watch.cancel();
+  });
+});
