@@ -12,9 +12,9 @@ export default defineConfig({
       },
       {
         test: {
-          // A real server on loopback, in process; needs no Kafka or Redis.
-          name: "server",
-          include: ["test/server/**/*.test.ts"],
+          // Real servers and CLI processes on loopback and temp dirs; no Kafka or Redis.
+          name: "system",
+          include: ["test/system/**/*.test.ts"],
           testTimeout: 60_000,
         },
       },

@@ -15,8 +15,24 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `${TEMP_MARK}${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}`);
 }
 
-export function isTempName(name: string): boolean {
-  return name.startsWith(TEMP_MARK) || name.endsWith(".tmp");
+/**
+ * True for a temp file that a crash left: its writer (the pid in its name) is gone. A temp file
+ * of a live process is its work in progress and stays.
+ */
+export function isAbandonedTemp(name: string): boolean {
+  if (!name.startsWith(TEMP_MARK)) return false;
+  const pid = Number(/\.(\d+)\.[0-9a-f]{8}$/.exec(name)?.[1]);
+  return !(Number.isInteger(pid) && pid > 0 && processAlive(pid));
+}
+
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 export function fsyncDir(dir: string): void {

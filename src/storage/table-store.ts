@@ -26,7 +26,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, isTempName, tempPathFor, writeFileDurably } from "./durable-fs.js";
+import { fsyncDir, isAbandonedTemp, processAlive, tempPathFor, writeFileDurably } from "./durable-fs.js";
 import { decodeManifest, encodeManifest, sha256, type Manifest } from "./manifest.js";
 import {
   ManifestCorruptError,
@@ -293,7 +293,10 @@ export class TableStore {
     });
   }
 
-  /** Removes what a crash left: temp files, version dirs without a MANIFEST, `current.tmp`. */
+  /**
+   * Removes what a crash left: temp files of dead processes, version dirs without a MANIFEST, a
+   * stale publish lock. (`current.tmp` is replaced under the publish lock, so it needs no sweep.)
+   */
   cleanLeftovers(): string[] {
     const removed: string[] = [];
     const sweep = (dir: string, doomed: (name: string) => boolean): void => {
@@ -309,9 +312,9 @@ export class TableStore {
         removed.push(join(dir, name));
       }
     };
-    sweep(this.dir, (n) => isTempName(n) || n === "current.tmp");
-    sweep(this.dataDir, isTempName);
-    sweep(this.versionsDir, (n) => isTempName(n) || (VERSION_DIR.test(n) && !existsSync(join(this.versionsDir, n, "MANIFEST"))));
+    sweep(this.dir, isAbandonedTemp);
+    sweep(this.dataDir, isAbandonedTemp);
+    sweep(this.versionsDir, (n) => isAbandonedTemp(n) || (VERSION_DIR.test(n) && !existsSync(join(this.versionsDir, n, "MANIFEST"))));
     const lock = join(this.dir, "publish.lock");
     if (existsSync(lock) && !lockHolderAlive(lock)) {
       unlinkSync(lock);
@@ -383,12 +386,5 @@ function lockHolderAlive(lock: string): boolean {
   } catch {
     return false; // gone already
   }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid);
 }

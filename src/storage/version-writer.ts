@@ -45,6 +45,7 @@ export class VersionWriter {
   /** Writes `batches` as a new base and publishes it. Duplicate keys: the last row wins. */
   async importRows(batches: AsyncIterable<readonly RowChange[]>, options: ImportOptions = {}): Promise<Manifest> {
     this.store.ensureLayout();
+    this.store.cleanLeftovers(); // what an import killed before us left behind
     const maxBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
     const written: WrittenSegment[] = [];
     let part = this.newSegment("base", null);

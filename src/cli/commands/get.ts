@@ -1,4 +1,5 @@
 /** strata get <table> <key>...: rows from the local data dir (--local) or a server (--server). */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import { MappedSegmentCache } from "../../storage/mapped-segment.js";
@@ -17,20 +18,28 @@ export interface PrintedRow {
 
 export function registerGetCommand(program: Command, ctx: (cmd: Command) => CliContext, fromServer: GetFromServer): void {
   program
-    .command("get <table> <keys...>")
+    .command("get <table> [keys...]")
     .description("print rows by key, from a server (--server host:port) or the local data dir (--local)")
     .option("--local", "read the data dir directly (the default when --server is not given)")
     .option("--server <host:port>", "ask a running Strata server")
     .option("--version <n>", "a retained version (default: current)")
     .option("--features <names>", "comma-separated subset of features")
-    .action(async (table: string, keys: string[], o: { server?: string; version?: string; features?: string }, cmd: Command) => {
+    .option("--keys-from <file>", "read keys from a file, one per line (output is then one JSON row per line with --json)")
+    .action(async (table: string, argKeys: string[], o: { server?: string; version?: string; features?: string; keysFrom?: string }, cmd: Command) => {
       const c = ctx(cmd);
+      const keys = o.keysFrom ? readFileSync(o.keysFrom, "utf8").split("\n").filter((k) => k.length > 0) : argKeys;
+      if (keys.length === 0) throw new RangeError("Name at least one key (or --keys-from FILE)");
       const version = parseVersionArg(o.version);
       const features = o.features ? o.features.split(",").map((f) => f.trim()) : [];
       const result = o.server
         ? await fromServer(o.server, table, keys, features, version ?? 0, c)
         : getLocal(c, table, keys, features, version);
-      c.print(result, result.rows.map((r) => `${r.key}\t${r.status}${r.features ? "\t" + JSON.stringify(r.features) : ""}`));
+      if (o.keysFrom && c.json) {
+        // One row per line: a million keys would not fit in one JSON document comfortably.
+        for (const r of result.rows) process.stdout.write(JSON.stringify({ version: result.version, ...r }) + "\n");
+      } else {
+        c.print(result, result.rows.map((r) => `${r.key}\t${r.status}${r.features ? "\t" + JSON.stringify(r.features) : ""}`));
+      }
       if (result.rows.some((r) => r.status === "DATA_LOSS")) process.exitCode = EXIT.CORRUPT;
     });
 }

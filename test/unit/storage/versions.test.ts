@@ -128,8 +128,9 @@ describe("versions on disk", () => {
 
   it("cleans temp leftovers", async () => {
     await writer.importRows(batches([user(1)]));
-    writeFileSync(join(store.dataDir, ".tmp-x.seg.1.ab"), "x");
-    writeFileSync(join(store.dir, "current.tmp"), "x");
+    writeFileSync(join(store.dataDir, ".tmp-segment.seg.999999.abcdef12"), "x");
+    writeFileSync(join(store.dataDir, `.tmp-segment.seg.${process.pid}.abcdef12`), "mine");
+    writeFileSync(join(store.versionsDir, ".tmp-v00000009.999999.abcdef12"), "x");
     expect(store.cleanLeftovers()).toHaveLength(2);
     expect(get("u1").status).toBe("found");
   });
