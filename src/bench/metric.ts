@@ -1,0 +1,41 @@
+/** One measured figure of `npm run bench` (DESIGN §9). */
+export interface Metric {
+  name: string;
+  value: number;
+  unit: string;
+  /** What the same run measured for comparison, if anything. */
+  peer?: string;
+  peer_value?: number;
+  /** value / peer_value (or the inverse for "lower is better" metrics, said in conditions). */
+  ratio?: number;
+  /** The target from the issue, when there is one. */
+  target?: string;
+  conditions: string;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+export function shuffle<T>(xs: T[], seed = 42): T[] {
+  let s = seed;
+  for (let i = xs.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const j = s % (i + 1);
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
