@@ -9,6 +9,14 @@ import {
   DEFAULT_DATA_DIR,
   DEFAULT_GRPC_PORT,
   DEFAULT_HOST,
+  DEFAULT_INGEST_COMPACT_DELTA_RATIO,
+  DEFAULT_INGEST_COMPACT_MAX_DELTAS,
+  DEFAULT_INGEST_DEAD_LETTER_SUFFIX,
+  DEFAULT_INGEST_GROUP_PREFIX,
+  DEFAULT_INGEST_MAX_MESSAGE_BYTES,
+  DEFAULT_INGEST_MAX_VALUE_BYTES,
+  DEFAULT_INGEST_PUBLISH_INTERVAL_MS,
+  DEFAULT_INGEST_PUBLISH_MAX_ROWS,
   DEFAULT_KEEP_VERSIONS,
   DEFAULT_MAX_KEYS_PER_REQUEST,
   DEFAULT_METRICS_PORT,
@@ -35,6 +43,22 @@ export interface Config {
   readonly maxKeysPerRequest: number;
   /** Bearer token required in `authorization` metadata; null = none. (env STRATA_AUTH_TOKEN) */
   readonly authToken: string | null;
+  /** Ingest publishes a delta version once its oldest pending change is this old. @default 200 (env STRATA_INGEST_PUBLISH_INTERVAL_MS) */
+  readonly ingestPublishIntervalMs: number;
+  /** ...or as soon as this many distinct keys are pending. @default 50000 (env STRATA_INGEST_PUBLISH_MAX_ROWS) */
+  readonly ingestPublishMaxRows: number;
+  /** Ingest compacts when the current version has this many delta segments... @default 16 (env STRATA_INGEST_COMPACT_MAX_DELTAS) */
+  readonly ingestCompactMaxDeltas: number;
+  /** ...or when its delta records pass this fraction of its base records. @default 0.5 (env STRATA_INGEST_COMPACT_DELTA_RATIO) */
+  readonly ingestCompactDeltaRatio: number;
+  /** A table's dead-letter topic is its topic plus this suffix. @default ".dlq" (env STRATA_INGEST_DEAD_LETTER_SUFFIX) */
+  readonly ingestDeadLetterSuffix: string;
+  /** A table's consumer group, where ingest commits its published offsets for lag tools, is this prefix plus the table name. @default "strata-ingest." (env STRATA_INGEST_GROUP_PREFIX) */
+  readonly ingestGroupPrefix: string;
+  /** Largest delta message value accepted; larger ones are dead-lettered. @default 1048576 (env STRATA_INGEST_MAX_MESSAGE_BYTES) */
+  readonly ingestMaxMessageBytes: number;
+  /** Largest string or bytes feature value accepted in a delta. @default 262144 (env STRATA_INGEST_MAX_VALUE_BYTES) */
+  readonly ingestMaxValueBytes: number;
 }
 
 export type ConfigFlags = Partial<{
@@ -54,6 +78,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     return v === undefined || v === "" ? undefined : v;
   };
   const brokers = pick(flags.kafkaBrokers, "STRATA_KAFKA_BROKERS");
+  const positiveEnv = (name: string, fallback: number): number => positive(pick(undefined, name), fallback, name);
   const config: Config = {
     dataDir: absolute(pick(flags.dataDir, "STRATA_DATA_DIR") ?? DEFAULT_DATA_DIR),
     tablesConfigPath: absolute(pick(flags.config, "STRATA_CONFIG") ?? DEFAULT_CONFIG_PATH),
@@ -68,7 +93,23 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     keepVersions: positive(pick(undefined, "STRATA_KEEP_VERSIONS"), DEFAULT_KEEP_VERSIONS, "STRATA_KEEP_VERSIONS"),
     maxKeysPerRequest: positive(pick(undefined, "STRATA_MAX_KEYS_PER_REQUEST"), DEFAULT_MAX_KEYS_PER_REQUEST, "STRATA_MAX_KEYS_PER_REQUEST"),
     authToken: pick(undefined, "STRATA_AUTH_TOKEN") ?? null,
+    ingestPublishIntervalMs: positiveEnv("STRATA_INGEST_PUBLISH_INTERVAL_MS", DEFAULT_INGEST_PUBLISH_INTERVAL_MS),
+    ingestPublishMaxRows: positiveEnv("STRATA_INGEST_PUBLISH_MAX_ROWS", DEFAULT_INGEST_PUBLISH_MAX_ROWS),
+    ingestCompactMaxDeltas: positiveEnv("STRATA_INGEST_COMPACT_MAX_DELTAS", DEFAULT_INGEST_COMPACT_MAX_DELTAS),
+    ingestCompactDeltaRatio: positiveFraction(pick(undefined, "STRATA_INGEST_COMPACT_DELTA_RATIO"), DEFAULT_INGEST_COMPACT_DELTA_RATIO, "STRATA_INGEST_COMPACT_DELTA_RATIO"),
+    ingestDeadLetterSuffix: pick(undefined, "STRATA_INGEST_DEAD_LETTER_SUFFIX") ?? DEFAULT_INGEST_DEAD_LETTER_SUFFIX,
+    ingestGroupPrefix: pick(undefined, "STRATA_INGEST_GROUP_PREFIX") ?? DEFAULT_INGEST_GROUP_PREFIX,
+    ingestMaxMessageBytes: positiveEnv("STRATA_INGEST_MAX_MESSAGE_BYTES", DEFAULT_INGEST_MAX_MESSAGE_BYTES),
+    ingestMaxValueBytes: positiveEnv("STRATA_INGEST_MAX_VALUE_BYTES", DEFAULT_INGEST_MAX_VALUE_BYTES),
   };
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(config.ingestDeadLetterSuffix)) {
+    throw new ConfigError(
+      `Invalid STRATA_INGEST_DEAD_LETTER_SUFFIX "${config.ingestDeadLetterSuffix}": expected 1 to 40 of A-Z a-z 0-9 . _ - (it is appended to a topic name)`,
+    );
+  }
+  if (!/^[A-Za-z0-9._-]{0,200}$/.test(config.ingestGroupPrefix)) {
+    throw new ConfigError(`Invalid STRATA_INGEST_GROUP_PREFIX "${config.ingestGroupPrefix}": expected A-Z a-z 0-9 . _ - only`);
+  }
   for (const b of config.kafkaBrokers) {
     if (!/^[^:\s]+:\d{1,5}$/.test(b)) throw new ConfigError(`Invalid STRATA_KAFKA_BROKERS entry "${b}": expected host:port`);
   }
@@ -93,5 +134,12 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new ConfigError(`Invalid ${name} "${value}": expected a positive integer`);
+  return n;
+}
+
+function positiveFraction(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`Invalid ${name} "${value}": expected a number above 0, such as 0.5`);
   return n;
 }

@@ -1,0 +1,289 @@
+/**
+ * Drives one table's ingest: a subscription to its topic that applies batches to the
+ * TableIngestor, and a timer that publishes when due, follows pin and resume, and refreshes the
+ * partitions' watermarks for the lag.
+ *
+ * Nothing thrown by the source, the broker or the disk leaves this loop: a failed subscription is
+ * made again after a backoff from the ingestor's positions (which the pending merge has reached,
+ * so nothing is read twice and nothing is skipped), and a failed publish keeps the merge and is
+ * tried again. Serving never depends on it.
+ */
+import type { Manifest } from "../storage/manifest.js";
+import { errorMessage } from "../shared/errors.js";
+import { Backoff } from "./backoff.js";
+import type { DeltaBatch, DeltaProducer, DeltaSource, DeltaSubscription } from "./delta-source.js";
+import type { IngestStatus } from "./ingest-status.js";
+import { childLogger, type Logger } from "./logger.js";
+import type { PublishOutcome, TableIngestor } from "./table-ingestor.js";
+
+export interface IngestLoopOptions {
+  readonly groupId: string;
+  readonly deadLetterTopic: string;
+  /** How often the timer looks at the table (publish due, pin, resume). @default 50 */
+  readonly tickMs?: number;
+  /** How often the partitions' high watermarks are read for the lag. @default 2000 */
+  readonly watermarkRefreshMs?: number;
+  /** Backoff after a source failure. @default 500 to 10000 */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+  readonly onPublished?: (table: string, version: number) => void;
+}
+
+export class TableIngestLoop {
+  private readonly log: Logger;
+  private readonly sourceBackoff: Backoff;
+  private readonly publishBackoff: Backoff;
+  private publishRetryAtMs = 0;
+  private subscription: DeltaSubscription | null = null;
+  private running: Promise<void> | null = null;
+  private stopping = false;
+  private timers: NodeJS.Timeout[] = [];
+  private ticking: Promise<void> | null = null;
+  private deadLetterSend: Promise<void> | null = null;
+  private wakeRunLoop: (() => void) | null = null;
+
+  constructor(
+    private readonly ingestor: TableIngestor,
+    private readonly source: DeltaSource,
+    private readonly producer: DeltaProducer,
+    private readonly options: IngestLoopOptions,
+    logger: Logger,
+  ) {
+    this.log = childLogger(logger, { table: ingestor.table, topic: ingestor.topic });
+    this.sourceBackoff = new Backoff(options.retryInitialMs ?? 500, options.retryMaxMs ?? 10_000);
+    this.publishBackoff = new Backoff(options.retryInitialMs ?? 500, options.retryMaxMs ?? 10_000);
+  }
+
+  start(): void {
+    this.running = this.run();
+    this.timers.push(setInterval(() => void this.tick(), this.options.tickMs ?? 50));
+    const refresh = (): void => void this.refreshWatermarks();
+    this.timers.push(setInterval(refresh, this.options.watermarkRefreshMs ?? 2_000));
+    refresh();
+    for (const t of this.timers) t.unref();
+  }
+
+  status(): IngestStatus {
+    return this.ingestor.status();
+  }
+
+  /**
+   * Stops consuming, then publishes what is merged (a clean stop leaves nothing to replay; a
+   * crash would replay it, which is fine too), then commits it to the group.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.subscription?.stop().catch(() => undefined);
+    this.wakeRunLoop?.();
+    await this.running;
+    await this.ticking;
+    if (!this.ingestor.isPinned) {
+      try {
+        await withTimeout(this.sendDeadLetters(), 5_000);
+        const outcome = this.ingestor.publish();
+        this.afterPublish(outcome);
+        if (outcome.kind === "published") await withTimeout(this.commitProgress(), 3_000);
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, "Final publish skipped: the merge will be replayed from Kafka");
+      }
+    }
+    this.ingestor.setLoopState("stopped");
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  /** Subscribes, waits for the subscription to end, and subscribes again; sleeps while pinned. */
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      if (this.ingestor.isPinned) {
+        await new Promise<void>((resolve) => (this.wakeRunLoop = resolve));
+        this.wakeRunLoop = null;
+        continue;
+      }
+      const generation = this.ingestor.generation;
+      let subscription: DeltaSubscription | null = null;
+      try {
+        subscription = await this.source.subscribe({
+          topic: this.ingestor.topic,
+          groupId: this.options.groupId,
+          startAt: (partition) => this.ingestor.positionOf(partition),
+          onBatch: (batch) => this.onBatch(batch, generation),
+        });
+        this.subscription = subscription;
+        if (this.stopping || generation !== this.ingestor.generation) continue; // positions changed meanwhile
+        this.ingestor.setLoopState("consuming");
+        this.log.info({ generation }, "Consuming");
+        await subscription.ended;
+      } catch (err) {
+        if (this.stopping) break;
+        this.ingestor.noteSourceFailure(err);
+        this.ingestor.setLoopState("retrying");
+        const delayMs = this.sourceBackoff.next();
+        this.log.warn({ err: errorMessage(err), retryInMs: delayMs }, "Kafka source failed: subscribing again after a backoff");
+        await this.sleep(delayMs);
+      } finally {
+        this.subscription = null;
+        await subscription?.stop().catch(() => undefined);
+      }
+    }
+  }
+
+  private async onBatch(batch: DeltaBatch, generation: number): Promise<void> {
+    // A batch read from positions that have since been reloaded (pin, another publisher) is stale.
+    if (this.stopping || generation !== this.ingestor.generation) return;
+    this.ingestor.applyBatch(batch);
+    this.sourceBackoff.reset();
+    // Rejects while the broker refuses dead letters: the subscription then ends and is made again
+    // after a backoff, from positions past this batch; the dead letters wait in the outbox, and
+    // no version includes their offsets until they are sent.
+    await this.sendDeadLetters();
+    if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopping) return;
+    this.ticking = (async () => {
+      try {
+        if (this.ingestor.isPinned) {
+          await this.tryResume();
+          return;
+        }
+        const outcome = this.ingestor.followTableState();
+        if (outcome) {
+          this.afterPublish(outcome);
+          return;
+        }
+        if (this.ingestor.pendingDeadLetters > 0) await this.sendDeadLetters();
+        if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
+      } catch (err) {
+        this.ingestor.noteError(err);
+        this.log.warn({ err: errorMessage(err) }, "Ingest tick failed");
+      } finally {
+        this.ticking = null;
+      }
+    })();
+    await this.ticking;
+  }
+
+  /**
+   * The one place where ingest makes progress durable, in this order:
+   *
+   * 1. Dead letters first. A version records the offsets it includes, and a crash replays from
+   *    them; an offset whose dead letter was not acknowledged must not be included, or a crash
+   *    would lose the dead letter for good.
+   * 2. Publish: the segment and manifest are durable and `current` is swapped. It is
+   *    synchronous, so no batch is applied halfway through it.
+   * 3. Only then commit the offsets to the consumer group. The group is for lag tools and never
+   *    read back; committing before the version is durable would report as done offsets that a
+   *    crash would take back.
+   */
+  private async publishThenCommit(): Promise<void> {
+    await this.sendDeadLetters();
+    const outcome = this.ingestor.publish();
+    this.afterPublish(outcome);
+    if (outcome.kind === "published") void this.commitProgress().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, "Commit to the consumer group failed"));
+  }
+
+  private afterPublish(outcome: PublishOutcome): void {
+    switch (outcome.kind) {
+      case "published":
+        this.publishBackoff.reset();
+        this.publishRetryAtMs = 0;
+        this.announce(outcome.versions);
+        return;
+      case "failed":
+        this.publishRetryAtMs = Date.now() + this.publishBackoff.next();
+        return;
+      case "pinned":
+        this.log.info({}, "Table pinned: consuming stopped until resume");
+        void this.subscription?.stop();
+        return;
+      case "moved":
+        // Positions were reloaded: consume again from them.
+        void this.subscription?.stop();
+        return;
+      case "idle":
+      case "waiting_for_dead_letters":
+        return;
+    }
+  }
+
+  private announce(versions: readonly Manifest[]): void {
+    for (const m of versions) {
+      this.log.debug({ version: m.version, reason: m.reason }, "Version published");
+      try {
+        this.options.onPublished?.(this.ingestor.table, m.version);
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, "onPublished callback failed");
+      }
+    }
+  }
+
+  private async tryResume(): Promise<void> {
+    const request = this.ingestor.resumeRequest();
+    if (request === null) return;
+    let latest: Map<number, bigint> | null = null;
+    if (request === "latest") {
+      const marks = await this.source.watermarks(this.ingestor.topic); // throws while the broker is away: tried again next tick
+      latest = new Map(marks.map((m) => [m.partition, m.high]));
+      this.ingestor.noteWatermarks(marks);
+    }
+    const outcome = this.ingestor.resumeAt(latest);
+    this.afterPublish(outcome);
+    if (outcome.kind === "published") void this.commitProgress().catch(() => undefined);
+    if (!this.ingestor.isPinned) this.wakeRunLoop?.();
+  }
+
+  /** Sends the outbox's dead letters; one send at a time, repeated while more arrive. */
+  private sendDeadLetters(): Promise<void> {
+    this.deadLetterSend ??= (async () => {
+      try {
+        for (;;) {
+          const letters = this.ingestor.takeDeadLetters();
+          if (letters.length === 0) return;
+          await this.producer.send(
+            this.options.deadLetterTopic,
+            letters.map((l) => l.message),
+          );
+          this.ingestor.acknowledgeDeadLetters(letters);
+          this.log.debug({ count: letters.length, topic: this.options.deadLetterTopic }, "Dead letters sent");
+        }
+      } finally {
+        this.deadLetterSend = null;
+      }
+    })();
+    return this.deadLetterSend;
+  }
+
+  private commitProgress(): Promise<void> {
+    return this.source.commitProgress(this.options.groupId, this.ingestor.topic, new Map(this.ingestor.publishedPositions()));
+  }
+
+  private async refreshWatermarks(): Promise<void> {
+    try {
+      this.ingestor.noteWatermarks(await this.source.watermarks(this.ingestor.topic));
+    } catch {
+      // The lag stays at what was last known; the subscription reports the outage.
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeRunLoop = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,510 @@
+/**
+ * The state of ingest for one table, and every step that touches its files: apply a batch of
+ * deltas to the in-memory merge, publish the merge as a delta version with the offsets it
+ * includes, compact, apply retention, follow pin / resume / versions made by others. All of it is
+ * synchronous, so a publish never interleaves with the application of a batch; ingest-loop.ts
+ * drives it from Kafka and a timer.
+ *
+ * Exactly once into versions: `positions` is the next offset to read per partition. A version's
+ * manifest records the positions its rows include, so after a crash ingest starts from the
+ * current version's positions and replays what was pending: nothing is lost, and messages the
+ * version already holds are skipped by offset. A version includes an offset only once that
+ * offset's dead letter (if any) is acknowledged.
+ */
+import type { TableSchema } from "../format/schema.js";
+import { MappedSegmentCache } from "../storage/mapped-segment.js";
+import type { KafkaPosition, Manifest } from "../storage/manifest.js";
+import type { TableStore } from "../storage/table-store.js";
+import { openSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
+import { VersionWriter } from "../storage/version-writer.js";
+import { TablePinnedError } from "../storage/errors.js";
+import { errorMessage } from "../shared/errors.js";
+import { DeltaDecoder } from "./delta-event.js";
+import type { DeltaBatch } from "./delta-source.js";
+import { deadLetterOf, type DeadLetter } from "./dead-letters.js";
+import { InvalidDeltaError, type DeltaProblem } from "./errors.js";
+import type { DeltaLimits } from "./feature-coercion.js";
+import type { IngestCounters, IngestState, IngestStatus, PartitionStatus } from "./ingest-status.js";
+import { childLogger, type Logger } from "./logger.js";
+import { PendingMerge } from "./pending-merge.js";
+
+export interface TableIngestorOptions {
+  /** Publish once the oldest pending change is this old. */
+  readonly publishIntervalMs: number;
+  /** ...or once this many distinct keys are pending. */
+  readonly publishMaxRows: number;
+  /** Compact when the current version has this many delta segments... */
+  readonly compactMaxDeltas: number;
+  /** ...or when its delta records pass this fraction of its base records. */
+  readonly compactDeltaRatio: number;
+  /** Versions retention keeps after each publish. */
+  readonly keepVersions: number;
+  readonly limits: DeltaLimits;
+  readonly deadLetterTopic: string;
+  readonly groupId: string;
+}
+
+/** What a call to {@link TableIngestor.publish} did. */
+export type PublishOutcome =
+  | { kind: "published"; versions: Manifest[] }
+  /** Nothing new to publish, or not due yet. */
+  | { kind: "idle" }
+  /** Dead letters of included offsets are not acknowledged yet. */
+  | { kind: "waiting_for_dead_letters" }
+  /** The table got pinned: the merge was dropped; stop consuming. */
+  | { kind: "pinned" }
+  /** Another process moved `current`: the merge was dropped and positions reloaded; consume again from them. */
+  | { kind: "moved" }
+  | { kind: "failed"; error: unknown };
+
+type MutableCounters = { -readonly [K in keyof IngestCounters]: IngestCounters[K] } & {
+  deadLettersByProblem: Partial<Record<DeltaProblem, number>>;
+};
+
+export class TableIngestor {
+  readonly table: string;
+  readonly topic: string;
+  private readonly log: Logger;
+  private readonly writer: VersionWriter;
+  private readonly decoder: DeltaDecoder;
+  private readonly cache = new MappedSegmentCache();
+  private readonly pending: PendingMerge;
+
+  private mode: "consuming" | "pinned" = "consuming";
+  private loopState: IngestState = "starting";
+  /** Bumped whenever positions are reloaded: batches fetched before are dropped. */
+  private generationCounter = 0;
+
+  /** The version the merge is built on, and its snapshot (to fill partial upserts). */
+  private basis: number | null = null;
+  private snapshot: VersionSnapshot | null = null;
+  /** Next offset to read per partition: what `basis` holds plus what is pending. */
+  private positions = new Map<number, bigint>();
+  /** Next offset per partition recorded in `basis`'s manifest. */
+  private published = new Map<number, bigint>();
+  /** Positions moved (or rows merged) since the last publish. */
+  private dirty = false;
+  private dirtySinceMs: number | null = null;
+
+  /** Dead letters of applied offsets, waiting for the broker's acknowledgement. */
+  private outbox: DeadLetter[] = [];
+
+  private readonly highWatermarks = new Map<number, bigint>();
+  private maxEventTimeMs: number | null = null;
+  private lastPublishMs: number | null = null;
+  private lastError: { message: string; atMs: number } | null = null;
+  private readonly counters: MutableCounters = {
+    messages: 0,
+    upserts: 0,
+    deletes: 0,
+    deadLetters: 0,
+    deadLettersByProblem: {},
+    replayedSkipped: 0,
+    versionsPublished: 0,
+    compactions: 0,
+    publishFailures: 0,
+    sourceFailures: 0,
+  };
+
+  constructor(
+    private readonly store: TableStore,
+    private readonly schema: TableSchema,
+    private readonly options: TableIngestorOptions,
+    logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.table = schema.name;
+    this.topic = schema.topic;
+    this.log = childLogger(logger, { table: schema.name, topic: schema.topic });
+    this.writer = new VersionWriter(store, schema);
+    this.decoder = new DeltaDecoder(schema, options.limits);
+    this.pending = new PendingMerge(schema.features.length);
+  }
+
+  /**
+   * Loads the current version and the table's state. Throws when the current version cannot be
+   * read or does not match the configured schema (ingest cannot merge onto it).
+   */
+  open(): void {
+    this.store.ensureLayout();
+    this.reload();
+    const state = this.store.readState();
+    // A `resume --from latest` not acted on yet (a crash in between) waits for the loop, which
+    // knows the latest offsets: treat it as pinned until then.
+    this.mode = state.pinned || state.resume_from === "latest" ? "pinned" : "consuming";
+    this.loopState = this.mode === "pinned" ? "pinned" : "starting";
+  }
+
+  get generation(): number {
+    return this.generationCounter;
+  }
+
+  get isPinned(): boolean {
+    return this.mode === "pinned";
+  }
+
+  /** Where partition `partition` starts: the next offset to read, or undefined = the earliest. */
+  positionOf(partition: number): bigint | undefined {
+    return this.positions.get(partition);
+  }
+
+  setLoopState(state: IngestState): void {
+    this.loopState = state;
+  }
+
+  noteSourceFailure(err: unknown): void {
+    this.counters.sourceFailures++;
+    this.noteError(err);
+  }
+
+  noteWatermarks(marks: readonly { partition: number; high: bigint }[]): void {
+    for (const m of marks) this.highWatermarks.set(m.partition, m.high);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Applying deltas
+
+  /**
+   * Applies a batch to the merge, in offset order; an invalid message becomes a dead letter in the
+   * outbox. Messages below the partition's position are already held and skipped. Never throws
+   * on input.
+   */
+  applyBatch(batch: DeltaBatch): void {
+    if (this.mode !== "consuming" || batch.topic !== this.topic) return;
+    const { partition } = batch;
+    this.highWatermarks.set(partition, batch.highWatermark);
+    let position = this.positions.get(partition);
+    const start = position;
+    for (const message of batch.messages) {
+      if (position !== undefined && message.offset < position) {
+        this.counters.replayedSkipped++;
+        continue;
+      }
+      this.counters.messages++;
+      try {
+        const event = this.decoder.decode(message);
+        this.pending.apply(event, this.readStored);
+        if (event.op === "upsert") this.counters.upserts++;
+        else this.counters.deletes++;
+      } catch (err) {
+        const invalid =
+          err instanceof InvalidDeltaError
+            ? err
+            : new InvalidDeltaError("internal_error", `The decoder failed unexpectedly: ${errorMessage(err)}`);
+        if (!(err instanceof InvalidDeltaError)) this.log.error({ partition, offset: String(message.offset), err }, "Decoder bug");
+        this.outbox.push(deadLetterOf(this.table, this.topic, partition, message, invalid.problem, invalid.message));
+        this.counters.deadLetters++;
+        this.counters.deadLettersByProblem[invalid.problem] = (this.counters.deadLettersByProblem[invalid.problem] ?? 0) + 1;
+      }
+      position = message.offset + 1n;
+    }
+    if (position !== undefined && position !== start) {
+      this.positions.set(partition, position);
+      if (!this.dirty) {
+        this.dirty = true;
+        this.dirtySinceMs = this.now();
+      }
+    }
+  }
+
+  /** The stored row a partial upsert fills from; a row that fails its CRC check is not merged onto. */
+  private readonly readStored = (key: string) => {
+    if (!this.snapshot) return null;
+    const row = this.snapshot.get(key);
+    if (row.status === "found") return row.values;
+    if (row.status === "absent") return null;
+    throw new InvalidDeltaError(
+      "stored_row_corrupt",
+      `Cannot merge a partial upsert of key ${JSON.stringify(key)}: its stored row in version ${this.basis} fails its CRC check`,
+    );
+  };
+
+  /** Dead letters to send before the offsets they stand for may be published. */
+  takeDeadLetters(): DeadLetter[] {
+    return this.outbox.slice();
+  }
+
+  /** Drops the first `count` dead letters once the broker has acknowledged them. */
+  acknowledgeDeadLetters(sent: readonly DeadLetter[]): void {
+    // Compare by identity: a reload may have emptied the outbox while they were in flight.
+    if (sent.length > 0 && this.outbox[0] === sent[0]) this.outbox.splice(0, sent.length);
+  }
+
+  get pendingDeadLetters(): number {
+    return this.outbox.length;
+  }
+
+  /** True when a publish is due: something changed and it is old or big enough. */
+  publishDue(): boolean {
+    if (!this.dirty || this.mode !== "consuming") return false;
+    return this.pending.size >= this.options.publishMaxRows || this.now() - (this.dirtySinceMs ?? 0) >= this.options.publishIntervalMs;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Publishing
+
+  /**
+   * Publishes the merge as a delta version whose manifest records `positions`, then compacts when
+   * due and applies retention. Re-reads the table's state first: a pinned table publishes
+   * nothing, and a `current` moved by another process makes ingest start over from it.
+   */
+  publish(): PublishOutcome {
+    if (this.mode !== "consuming" || !this.dirty) return { kind: "idle" };
+    if (this.outbox.length > 0) return { kind: "waiting_for_dead_letters" };
+    const moved = this.followTableState();
+    if (moved) return moved;
+    let manifest: Manifest;
+    try {
+      manifest = this.writer.publishDelta(this.pending.changes(), this.kafkaPosition(), this.basis);
+    } catch (err) {
+      return this.publishFailed(err);
+    }
+    this.log.debug({ version: manifest.version, rows: manifest.segments.at(-1)?.records }, "Published");
+    this.adopt(manifest);
+    this.counters.versionsPublished++;
+    const versions = [manifest];
+    const compacted = this.compactIfDue(manifest);
+    if (compacted) versions.push(compacted);
+    this.applyRetention();
+    return { kind: "published", versions };
+  }
+
+  /**
+   * Checks the table's state before a publish (and on every tick): pinned → drop the merge and
+   * stop; `current` moved by someone else (an import, a compaction or rollback from the CLI) →
+   * start over from it. Returns null when ingest may go on.
+   */
+  followTableState(): PublishOutcome | null {
+    if (this.mode !== "consuming") return null;
+    if (this.store.readState().pinned) {
+      this.enterPinned();
+      return { kind: "pinned" };
+    }
+    if (this.store.currentVersion() !== this.basis) {
+      this.log.info({ from: this.basis, to: this.store.currentVersion() }, "Current version moved: replaying from its offsets");
+      this.reload();
+      return { kind: "moved" };
+    }
+    return null;
+  }
+
+  private publishFailed(err: unknown): PublishOutcome {
+    if (err instanceof TablePinnedError) {
+      this.enterPinned();
+      return { kind: "pinned" };
+    }
+    if (this.store.currentVersion() !== this.basis) {
+      // Lost a race with another publisher (VersionWriter refuses a stale parent).
+      this.reload();
+      return { kind: "moved" };
+    }
+    this.counters.publishFailures++;
+    this.noteError(err);
+    this.log.error({ err, pendingRows: this.pending.size }, "Publish failed: keeping the merge, retrying");
+    return { kind: "failed", error: err };
+  }
+
+  private compactIfDue(manifest: Manifest): Manifest | null {
+    const deltas = manifest.segments.filter((s) => s.kind === "delta");
+    if (deltas.length === 0) return null;
+    const baseRecords = manifest.segments.filter((s) => s.kind === "base").reduce((n, s) => n + s.records, 0);
+    const deltaRecords = deltas.reduce((n, s) => n + s.records, 0);
+    const due = deltas.length >= this.options.compactMaxDeltas || deltaRecords > baseRecords * this.options.compactDeltaRatio;
+    if (!due) return null;
+    try {
+      const compacted = this.writer.compact();
+      this.adopt(compacted);
+      this.counters.compactions++;
+      this.log.debug({ version: compacted.version, deltas: deltas.length, deltaRecords, baseRecords }, "Compacted");
+      return compacted;
+    } catch (err) {
+      // The delta version stands; compaction is tried again after the next publish.
+      this.noteError(err);
+      this.log.warn({ err }, "Compaction failed");
+      if (this.store.currentVersion() !== this.basis) this.reload();
+      return null;
+    }
+  }
+
+  private applyRetention(): void {
+    try {
+      this.store.gc(this.options.keepVersions);
+    } catch (err) {
+      this.noteError(err);
+      this.log.warn({ err }, "Retention (gc) failed");
+    }
+  }
+
+  /** Makes a version this ingestor just published the one it builds on. */
+  private adopt(manifest: Manifest): void {
+    this.basis = manifest.version;
+    this.snapshot = openSnapshot(this.store, this.cache, manifest.version, { verify: false, schema: this.schema });
+    this.published = offsetsOf(manifest, this.topic);
+    this.pending.clear();
+    this.dirty = false;
+    this.dirtySinceMs = null;
+    this.maxEventTimeMs = maxEventTime(manifest);
+    this.lastPublishMs = this.now();
+  }
+
+  private kafkaPosition(): KafkaPosition {
+    const offsets: Record<string, string> = {};
+    for (const [p, o] of [...this.positions].sort((a, b) => a[0] - b[0])) offsets[String(p)] = o.toString();
+    return { topic: this.topic, offsets };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Pin, resume, reload
+
+  /**
+   * Starts over from the current version: drops the merge and the outbox (a replay from the
+   * version's offsets makes them again) and takes its positions.
+   */
+  reload(): void {
+    const current = this.store.currentVersion();
+    if (current === null) {
+      this.basis = null;
+      this.snapshot = null;
+      this.published = new Map();
+      this.maxEventTimeMs = null;
+    } else {
+      const snapshot = openSnapshot(this.store, this.cache, current, { verify: false, schema: this.schema });
+      this.basis = current;
+      this.snapshot = snapshot;
+      this.published = offsetsOf(snapshot.manifest, this.topic);
+      this.maxEventTimeMs = maxEventTime(snapshot.manifest);
+      if (snapshot.manifest.kafka && snapshot.manifest.kafka.topic !== this.topic) {
+        this.log.warn(
+          { version: current, manifestTopic: snapshot.manifest.kafka.topic },
+          "The current version was read from another topic: consuming the configured topic from its earliest offsets",
+        );
+      }
+    }
+    this.positions = new Map(this.published);
+    this.pending.clear();
+    this.outbox = [];
+    this.dirty = false;
+    this.dirtySinceMs = null;
+    this.generationCounter++;
+  }
+
+  private enterPinned(): void {
+    this.log.info({ version: this.store.currentVersion(), droppedRows: this.pending.size }, "Table pinned: ingest paused");
+    this.mode = "pinned";
+    this.loopState = "pinned";
+    this.pending.clear();
+    this.outbox = [];
+    this.dirty = false;
+    this.dirtySinceMs = null;
+    this.generationCounter++;
+  }
+
+  /**
+   * While pinned: what `strata resume` asked for, or null while the table is still pinned.
+   * "latest" means: skip to the newest offsets (the loop fetches them, then calls {@link resumeAt}).
+   */
+  resumeRequest(): "version" | "latest" | null {
+    if (this.mode !== "pinned") return null;
+    const state = this.store.readState();
+    if (state.pinned) return null;
+    return state.resume_from;
+  }
+
+  /**
+   * Leaves the pinned mode: reloads the current version, and with `latest` offsets, publishes at
+   * once a version that records them (so a crash cannot take ingest back to the older ones), then
+   * clears the request.
+   */
+  resumeAt(latest: ReadonlyMap<number, bigint> | null): PublishOutcome {
+    this.reload();
+    this.mode = "consuming";
+    this.loopState = "starting";
+    if (latest === null) {
+      this.log.info({ version: this.basis }, "Resumed from the current version's offsets");
+      return { kind: "idle" };
+    }
+    for (const [p, o] of latest) this.positions.set(p, o);
+    this.dirty = true;
+    this.dirtySinceMs = this.now();
+    const outcome = this.publish();
+    if (outcome.kind === "published") {
+      this.store.clearResumeFrom();
+      this.log.info({ version: this.basis }, "Resumed from the latest offsets");
+    } else if (outcome.kind !== "pinned") {
+      // Try again on the next tick, from the pinned mode.
+      this.mode = "pinned";
+      this.loopState = "pinned";
+    }
+    return outcome;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Status
+
+  noteError(err: unknown): void {
+    this.lastError = { message: errorMessage(err), atMs: this.now() };
+  }
+
+  status(): IngestStatus {
+    const partitions = new Set([...this.positions.keys(), ...this.highWatermarks.keys()]);
+    let kafkaLag: number | null = 0;
+    const rows: PartitionStatus[] = [...partitions]
+      .sort((a, b) => a - b)
+      .map((partition) => {
+        const next = this.positions.get(partition);
+        const done = this.published.get(partition);
+        const high = this.highWatermarks.get(partition);
+        // A partition never read from: all of it is lag (up to retention, which we cannot see here).
+        const lag = high === undefined ? null : Number(high - (done ?? 0n) > 0n ? high - (done ?? 0n) : 0n);
+        if (lag === null) kafkaLag = null;
+        else if (kafkaLag !== null) kafkaLag += lag;
+        return {
+          partition,
+          nextOffset: next?.toString() ?? null,
+          publishedOffset: done?.toString() ?? null,
+          highWatermark: high?.toString() ?? null,
+          lag,
+        };
+      });
+    if (rows.length === 0) kafkaLag = null;
+    return {
+      table: this.table,
+      topic: this.topic,
+      deadLetterTopic: this.options.deadLetterTopic,
+      groupId: this.options.groupId,
+      state: this.loopState,
+      version: this.basis,
+      kafkaLag,
+      eventTimeLagMs: this.maxEventTimeMs === null ? null : Math.max(0, this.now() - this.maxEventTimeMs),
+      maxEventTimeMs: this.maxEventTimeMs,
+      lastPublishMs: this.lastPublishMs,
+      pendingRows: this.pending.size,
+      pendingDeadLetters: this.outbox.length,
+      partitions: rows,
+      counters: { ...this.counters, deadLettersByProblem: { ...this.counters.deadLettersByProblem } },
+      lastError: this.lastError,
+    };
+  }
+
+  /** The positions a publish now would record (for committing to the consumer group). */
+  publishedPositions(): ReadonlyMap<number, bigint> {
+    return this.published;
+  }
+}
+
+/** Partition → next offset of a manifest, when it was read from `topic`. */
+function offsetsOf(manifest: Manifest, topic: string): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  if (!manifest.kafka || manifest.kafka.topic !== topic) return out;
+  for (const [p, o] of Object.entries(manifest.kafka.offsets)) out.set(Number(p), BigInt(o));
+  return out;
+}
+
+/** The newest event time of a version's records, or null when it has none. */
+function maxEventTime(manifest: Manifest): number | null {
+  let max: number | null = null;
+  for (const s of manifest.segments) {
+    if (s.records + s.tombstones > 0 && (max === null || s.max_event_time_ms > max)) max = s.max_event_time_ms;
+  }
+  return max;
+}
