@@ -1,1 +1,245 @@
-export async function benchServe(_o: { quick: boolean }): Promise<never> { throw new Error("not yet"); }
+/**
+ * Serving figures: rows/s and p50/p99 latency per 100-key batch over bidi streams (1 and 4) and
+ * unary calls, against (a) a real Redis read with ioredis MGET of the same rows at the same
+ * concurrency and (b) a pre-encoded grpc-js server (the transport ceiling), all in one run; and the
+ * server's CPU µs per batch. Servers run in their own processes; client and servers share the machine.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createServer } from "node:net";
+import { credentials, makeGenericClientConstructor, Metadata, type Client } from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import { parseTablesConfig } from "../config/tables-config.js";
+import { TableStore } from "../storage/table-store.js";
+import { VersionWriter } from "../storage/version-writer.js";
+import { MappedSegmentCache } from "../storage/mapped-segment.js";
+import { openSnapshot } from "../storage/version-snapshot.js";
+import { log, median, percentile, round, shuffle, type Metric } from "./metric.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, "..", "..");
+const BATCH = 100;
+const CONCURRENCY = 32; // requests in flight, in every mode
+const FLOATS = 64;
+
+interface Run {
+  rowsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  batches: number;
+}
+
+export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
+  const n = opts.quick ? 100_000 : 1_000_000;
+  const seconds = opts.quick ? 3 : 8;
+  const dir = mkdtempSync(join(tmpdir(), "strata-serve-bench-"));
+  const children: ChildProcess[] = [];
+  let redis: Redis | null = null;
+  try {
+    const tables = { tables: [{ name: "emb", key: "id", features: [{ name: "v", type: `float32[${FLOATS}]` }] }] };
+    writeFileSync(join(dir, "tables.json"), JSON.stringify(tables));
+    const schema = parseTablesConfig(tables).tables[0]!;
+    const store = new TableStore(join(dir, "data"), "emb");
+    log(`serve: ${n} rows of ${FLOATS} float32`);
+    await new VersionWriter(store, schema).importRows(
+      (async function* () {
+        for (let i = 0; i < n; i += 10_000) {
+          yield Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({ key: `user:${i + j}`, eventTimeMs: 1_700_000_000_000, values: [new Float32Array(FLOATS).fill(i + j)] }));
+        }
+      })(),
+    );
+    const keys = shuffle(Array.from({ length: n }, (_, i) => `user:${i}`));
+    const batches = Array.from({ length: 2000 }, (_, b) => keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH));
+
+    // Strata, in its own process.
+    const strataPort = await freePort();
+    // STRATA_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
+    const nodeArgs = (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const strata = spawnReady("node", [...nodeArgs, join(ROOT, "dist/cli/main.js"), "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), "serve", "--port", String(strataPort), "--metrics-port", "off"], "serving");
+    children.push(strata.child);
+    await strata.ready;
+    const requests = batches.map((k, i) => encodeRequest("emb", k, i + 1));
+
+    // The ceiling: the same response size, pre-encoded.
+    const sample = await unaryCall(`127.0.0.1:${strataPort}`, requests[0]!);
+    writeFileSync(join(dir, "response.bin"), sample);
+    const ceilingPort = await freePort();
+    const ceiling = spawnReady("node", [join(HERE, "ceiling-server.js"), String(ceilingPort), join(dir, "response.bin")], "ready");
+    children.push(ceiling.child);
+    await ceiling.ready;
+
+    const metrics: Metric[] = [];
+    const modes: Array<{ name: string; streams: number }> = [
+      { name: "bidi_1_stream", streams: 1 },
+      { name: "bidi_4_streams", streams: 4 },
+      { name: "unary", streams: 0 },
+    ];
+    // Redis with the same rows (the packed row bytes), read with MGET.
+    const redisUrl = startRedis();
+    redis = new Redis(redisUrl, { lazyConnect: false });
+    const snap = openSnapshot(store, new MappedSegmentCache(), 1, { verify: false });
+    for (let i = 0; i < n; i += 5000) {
+      const pipe = redis.pipeline();
+      for (let j = i; j < Math.min(n, i + 5000); j++) {
+        const loc = snap.locate(`user:${j}`);
+        pipe.set(`user:${j}`, Buffer.from(loc.segment!.bytes.subarray(loc.valueOffset, loc.valueOffset + loc.valueLength)));
+      }
+      await pipe.exec();
+    }
+    const redisRun = await measure(seconds, CONCURRENCY, batches, (k) => redis!.mgetBuffer(...k));
+    log(`redis mget: ${Math.round(redisRun.rowsPerSec)} rows/s`);
+
+    // STRATA_BENCH_SERVE_MODES=bidi_1_stream,unary runs a subset (for profiling).
+    const wanted = process.env.STRATA_BENCH_SERVE_MODES?.split(",");
+    for (const mode of modes.filter((m) => !wanted || wanted.includes(m.name))) {
+      const strataCpu0 = cpuMs(strata.child.pid!);
+      const s = await runGrpc(`127.0.0.1:${strataPort}`, mode.streams, seconds, requests);
+      const strataCpu = cpuMs(strata.child.pid!) - strataCpu0;
+      const c = await runGrpc(`127.0.0.1:${ceilingPort}`, mode.streams, seconds, requests);
+      log(`${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s, ceiling ${Math.round(c.rowsPerSec)} rows/s`);
+      const conditions = `${BATCH}-key batches of ${FLOATS} float32 from ${n} rows, random keys, ${CONCURRENCY} requests in flight${mode.streams ? ` over ${mode.streams} stream(s)` : ""}, ${seconds} s, client and server on one 2-core machine`;
+      metrics.push(
+        { name: `serve_${mode.name}_rows_per_sec`, value: Math.round(s.rowsPerSec), unit: "rows/s", peer: "pre-encoded grpc-js server (ceiling)", peer_value: Math.round(c.rowsPerSec), ratio: round(s.rowsPerSec / c.rowsPerSec), target: mode.streams === 1 ? ">= 1.2 M rows/s; >= 75% of ceiling" : ">= 75% of ceiling", conditions },
+        { name: `serve_${mode.name}_vs_redis`, value: Math.round(s.rowsPerSec), unit: "rows/s", peer: "Redis 7 via ioredis MGET", peer_value: Math.round(redisRun.rowsPerSec), ratio: round(s.rowsPerSec / redisRun.rowsPerSec), target: ">= 2x ioredis", conditions },
+        { name: `serve_${mode.name}_p50`, value: round(s.p50Ms, 3), unit: "ms/batch", peer: "Redis MGET", peer_value: round(redisRun.p50Ms, 3), conditions },
+        { name: `serve_${mode.name}_p99`, value: round(s.p99Ms, 3), unit: "ms/batch", peer: "Redis MGET", peer_value: round(redisRun.p99Ms, 3), conditions },
+        { name: `serve_${mode.name}_server_cpu_per_batch`, value: round((strataCpu * 1000) / s.batches, 1), unit: "µs/batch", conditions: `server process user+system CPU / batches answered; ${conditions}` },
+      );
+    }
+    return metrics;
+  } finally {
+    await redis?.quit().catch(() => {});
+    await Promise.all(children.map((c) => new Promise((res) => (c.exitCode !== null ? res(null) : (c.once("exit", res), c.kill("SIGTERM"))))));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Redis from scripts/services.sh (a real server, started if needed). */
+function startRedis(): string {
+  const out = execFileSync("bash", [join(ROOT, "scripts/services.sh"), "up", "redis"], { encoding: "utf8" });
+  const url = /REDIS_URL=(\S+)/.exec(out)?.[1];
+  if (!url) throw new Error(`services.sh up redis printed no REDIS_URL:\n${out}`);
+  return url;
+}
+
+const RAW = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+const RawClient = makeGenericClientConstructor(
+  {
+    GetFeatures: { path: "/strata.v1.FeatureStore/GetFeatures", requestStream: false, responseStream: false, ...RAW },
+    StreamFeatures: { path: "/strata.v1.FeatureStore/StreamFeatures", requestStream: true, responseStream: true, ...RAW },
+  },
+  "FeatureStore",
+);
+type Raw = Client & {
+  GetFeatures(req: Buffer, md: Metadata, cb: (err: Error | null, res: Buffer) => void): void;
+  StreamFeatures(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean; end(): void };
+};
+const newClient = (address: string): Raw =>
+  new RawClient(address, credentials.createInsecure(), { "grpc-node.flow_control_window": 1 << 20 }) as unknown as Raw;
+
+function unaryCall(address: string, req: Buffer): Promise<Buffer> {
+  const c = newClient(address);
+  return new Promise((res, rej) => c.GetFeatures(req, new Metadata(), (e, r) => (c.close(), e ? rej(e) : res(r))));
+}
+
+async function runGrpc(address: string, streams: number, seconds: number, requests: Buffer[]): Promise<Run> {
+  const client = newClient(address);
+  try {
+    if (streams === 0) {
+      return await measure(seconds, CONCURRENCY, requests, (req) => new Promise((res, rej) => client.GetFeatures(req, new Metadata(), (e, r) => (e ? rej(e) : res(r)))));
+    }
+    // Each stream keeps CONCURRENCY / streams requests in flight; responses come back in order.
+    const calls = Array.from({ length: streams }, () => {
+      const call = client.StreamFeatures(new Metadata());
+      const waiting: Array<(b: Buffer) => void> = [];
+      call.on("data", (b: Buffer) => waiting.shift()?.(b));
+      return { call, waiting };
+    });
+    let next = 0;
+    return await measure(seconds, CONCURRENCY, requests, (req) => {
+      const s = calls[next++ % streams]!;
+      return new Promise<Buffer>((res) => {
+        s.waiting.push(res);
+        s.call.write(req);
+      });
+    }).finally(() => calls.forEach((s) => s.call.end()));
+  } finally {
+    client.close();
+  }
+}
+
+/** Keeps `inFlight` operations going for `seconds` (after a 1 s warm-up); latency per operation. */
+async function measure<T>(seconds: number, inFlight: number, inputs: T[], op: (input: T) => Promise<unknown>): Promise<Run> {
+  const latencies: number[] = [];
+  let done = 0;
+  let i = 0;
+  const warmUntil = performance.now() + 1000;
+  const endAt = warmUntil + seconds * 1000;
+  let measuredStart = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < endAt) {
+      const t0 = performance.now();
+      await op(inputs[i++ % inputs.length]!);
+      const t1 = performance.now();
+      if (t0 >= warmUntil) {
+        if (measuredStart === 0) measuredStart = t0;
+        latencies.push(t1 - t0);
+        done++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const elapsed = (performance.now() - Math.max(measuredStart, warmUntil)) / 1000;
+  return { rowsPerSec: (done * BATCH) / elapsed, p50Ms: median(latencies), p99Ms: percentile(latencies, 99), batches: done };
+}
+
+/** A GetFeaturesRequest: 1 table, 2 keys*, 4 request_id. */
+function encodeRequest(table: string, keys: string[], id: number): Buffer {
+  const parts: Buffer[] = [field(1, Buffer.from(table))];
+  for (const k of keys) parts.push(field(2, Buffer.from(k)));
+  parts.push(Buffer.from([0x20, ...varint(id)]));
+  return Buffer.concat(parts);
+}
+const field = (n: number, b: Buffer): Buffer => Buffer.concat([Buffer.from([(n << 3) | 2, ...varint(b.length)]), b]);
+function varint(v: number): number[] {
+  const out: number[] = [];
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+function spawnReady(cmd: string, args: string[], readyText: string): { child: ChildProcess; ready: Promise<void> } {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const ready = new Promise<void>((res, rej) => {
+    let out = "";
+    const onData = (d: Buffer): void => {
+      out += d;
+      if (out.includes(readyText)) res();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d: Buffer) => (out += d));
+    child.on("exit", (code) => rej(new Error(`${args[0]} exited with ${code}: ${out}`)));
+  });
+  return { child, ready };
+}
+
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in 10 ms ticks
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}

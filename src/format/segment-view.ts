@@ -6,17 +6,16 @@
  */
 import { crc32 } from "node:zlib";
 import { SegmentCorruptError } from "./errors.js";
+import { crc32Range } from "./crc32.js";
 import { hashAsciiKey, hashKeyBytes, type KeyHash } from "./key-hash.js";
 import {
   FLAG_TOMBSTONE,
   HEADER_BYTES,
   RECORD_HEADER_BYTES,
   TRAILER_BYTES,
-  alignUp,
   decodeHeader,
   decodeTrailer,
   hex32,
-  recordLength,
   recordSeed,
   saltOf,
   type SegmentHeader,
@@ -26,23 +25,30 @@ import {
 export const NOT_FOUND = -1;
 export const CORRUPT = -2;
 
-/** A key to look up, hashed once and reused across the segments of a version. */
+/**
+ * A key to look up, hashed once and reused across the segments of a version. Hot loops keep one
+ * and `set` it per key, so a lookup allocates nothing for an ASCII key.
+ */
 export class LookupKey {
   readonly hash: KeyHash = { lo: 0, hi: 0 };
+  text = "";
   /** Encoded only when the key is not ASCII. */
-  readonly bytes: Buffer | null;
+  bytes: Buffer | null = null;
   private seed: number;
 
-  constructor(
-    readonly text: string,
-    seed: number,
-  ) {
+  constructor(text: string, seed: number) {
     this.seed = seed;
-    if (hashAsciiKey(text, seed, this.hash)) this.bytes = null;
+    this.set(text);
+  }
+
+  set(text: string): this {
+    this.text = text;
+    if (hashAsciiKey(text, this.seed, this.hash)) this.bytes = null;
     else {
       this.bytes = Buffer.from(text, "utf8");
-      hashKeyBytes(this.bytes, seed, this.hash);
+      hashKeyBytes(this.bytes, this.seed, this.hash);
     }
+    return this;
   }
 
   /** Rehashes for a segment built with another seed (rare: seeds default to one constant). */
@@ -55,6 +61,11 @@ export class LookupKey {
     return this.hash;
   }
 }
+
+// Little-endian reads straight off the bytes: V8 inlines these, unlike Buffer's read methods.
+const u16 = (b: Uint8Array, o: number): number => b[o]! | (b[o + 1]! << 8);
+const u32 = (b: Uint8Array, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+const align8 = (n: number): number => (n + 7) & ~7;
 
 export class SegmentView {
   readonly header: SegmentHeader;
@@ -108,6 +119,14 @@ export class SegmentView {
   }
 
   /**
+   * Reads the key's home slot and returns it: called for a whole batch before `find`, so the
+   * index cache misses of many keys overlap instead of coming one after another.
+   */
+  touch(key: LookupKey): number {
+    return this.slots[(key.hashFor(this.header.hashSeed).lo & this.mask) * 4 + 3]!;
+  }
+
+  /**
    * Finds `key`: the record offset (>= 0), NOT_FOUND, or CORRUPT when the record the index names
    * for this key fails its CRC or its bounds (the caller reports data loss, never bytes).
    */
@@ -130,31 +149,35 @@ export class SegmentView {
   /** Bounds and CRC of one record: the check made on every read. */
   recordIsIntact(offset: number, length: number): boolean {
     const b = this.bytes;
-    if (offset < HEADER_BYTES || offset % 8 !== 0 || length < RECORD_HEADER_BYTES || offset + length > this.dataEnd) return false;
-    if (recordLength(b.readUInt16LE(offset + 6), b.readUInt32LE(offset + 8)) !== length) return false;
-    return crc32(b.subarray(offset + 4, offset + length), recordSeed(this.salt, offset)) === b.readUInt32LE(offset);
+    if (offset < HEADER_BYTES || (offset & 7) !== 0 || length < RECORD_HEADER_BYTES || offset + length > this.dataEnd) return false;
+    if (RECORD_HEADER_BYTES + align8(u16(b, offset + 6)) + align8(u32(b, offset + 8)) !== length) return false;
+    return crc32Range(b, offset + 4, offset + length, recordSeed(this.salt, offset)) === u32(b, offset);
   }
 
   isTombstone(offset: number): boolean {
-    return (this.bytes.readUInt16LE(offset + 4) & FLAG_TOMBSTONE) !== 0;
+    return (u16(this.bytes, offset + 4) & FLAG_TOMBSTONE) !== 0;
   }
 
+  /** Event time in ms: an i64, exact as a double for any date a feature has. */
   eventTimeMs(offset: number): number {
-    return Number(this.bytes.readBigInt64LE(offset + 16));
+    const b = this.bytes;
+    const lo = u32(b, offset + 16);
+    const hi = (b[offset + 20]! | (b[offset + 21]! << 8) | (b[offset + 22]! << 16) | (b[offset + 23]! << 24)) | 0;
+    return hi * 4294967296 + lo;
   }
 
   keyOf(offset: number): string {
     const start = offset + RECORD_HEADER_BYTES;
-    return this.bytes.toString("utf8", start, start + this.bytes.readUInt16LE(offset + 6));
+    return this.bytes.toString("utf8", start, start + u16(this.bytes, offset + 6));
   }
 
   /** Absolute offset of the record's row bytes. */
   valueOffset(offset: number): number {
-    return offset + RECORD_HEADER_BYTES + alignUp(this.bytes.readUInt16LE(offset + 6), 8);
+    return offset + RECORD_HEADER_BYTES + align8(u16(this.bytes, offset + 6));
   }
 
   valueLength(offset: number): number {
-    return this.bytes.readUInt32LE(offset + 8);
+    return u32(this.bytes, offset + 8);
   }
 
   /** Calls `fn` with the offset and length of every indexed record, in slot order. */
@@ -168,7 +191,7 @@ export class SegmentView {
 
   private keyEquals(offset: number, key: LookupKey): boolean {
     const b = this.bytes;
-    const keyLen = b.readUInt16LE(offset + 6);
+    const keyLen = u16(b, offset + 6);
     const start = offset + RECORD_HEADER_BYTES;
     if (key.bytes) return keyLen === key.bytes.length && b.compare(key.bytes, 0, keyLen, start, start + keyLen) === 0;
     const text = key.text;

@@ -12,7 +12,7 @@ import {
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from "@grpc/grpc-js";
-import { ResponseEncoder, type EncodeCounters, type Encoding } from "./response-encoder.js";
+import { ResponseEncoder, type Encoding } from "./response-encoder.js";
 import type { GetFeaturesRequest } from "./request-decoder.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
 import { RequestError, RequestTooLargeError } from "./errors.js";
@@ -44,7 +44,6 @@ const MAX_SCAN_CHUNK_ROWS = 100_000;
 
 export function createFeatureService(o: FeatureServiceOptions): UntypedServiceImplementation {
   const encoder = new ResponseEncoder();
-  const counters: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
 
   const tableOf = (name: string): ServedTable => {
     if (!name) throw new RequestError("Request names no table");
@@ -79,13 +78,13 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     for (const key of req.keys) if (key.length === 0) throw new RequestError("Request has an empty key");
     const snapshot = table.snapshotFor(req.version);
     const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
+    const counters = table.rowCounts;
     const before = counters.dataLoss;
     const buf = encoder.encodeGetFeatures(snapshot, plan, req.requestIdLo, req.requestIdHi, req.keys, table.schema.maxAgeMs, Date.now(), counters);
     if (counters.dataLoss !== before) onDataLoss(table, counters.dataLoss - before);
     if (buf.length > o.maxResponseBytes) {
       throw new RequestTooLargeError(`Response would be ${buf.length} bytes; the limit is ${o.maxResponseBytes}: ask for fewer keys`);
     }
-    o.metrics.rows.inc({ table: table.schema.name, status: "requested" }, req.keys.length);
     return buf;
   };
 
@@ -96,8 +95,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
   };
 
   const observe = (method: string, started: number, code: status): void => {
-    o.metrics.requests.inc({ method, code: status[code] ?? String(code) });
-    o.metrics.latency.observe({ method }, (performance.now() - started) / 1000);
+    o.metrics.observeRequest(method, code, (performance.now() - started) / 1000);
   };
 
   return {
@@ -170,7 +168,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
             (i, out) => Object.assign(out, locations[i]),
             table.schema.maxAgeMs,
             Date.now(),
-            counters,
+            table.rowCounts,
           );
           keys.length = 0;
           locations.length = 0;

@@ -4,6 +4,10 @@
  */
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { status } from "@grpc/grpc-js";
+import type { EncodeCounters } from "./response-encoder.js";
+
+const grpcStatusName = (code: number): string => status[code] ?? String(code);
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -20,12 +24,15 @@ export class ServerMetrics {
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
     registers: [this.registry],
   });
-  readonly rows = new Counter({
+  /** Row counts are kept as plain numbers on the read path and read at scrape time. */
+  readonly rows = new Gauge({
     name: "strata_rows_total",
-    help: "Rows served, by table and row status",
+    help: "Rows served since start, by table and row status (a counter, exported at scrape time)",
     labelNames: ["table", "status"] as const,
     registers: [this.registry],
   });
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
   readonly servingVersion = new Gauge({
     name: "strata_serving_version",
     help: "The version each table is served from",
@@ -45,8 +52,36 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(rowCounts?: () => Iterable<[string, EncodeCounters]>) {
     collectDefaultMetrics({ register: this.registry, prefix: "strata_" });
+    if (rowCounts) {
+      const rows = this.rows;
+      (rows as unknown as { collect: () => void }).collect = () => {
+        for (const [table, c] of rowCounts()) {
+          rows.set({ table, status: "found" }, c.found);
+          rows.set({ table, status: "not_found" }, c.notFound);
+          rows.set({ table, status: "outside_max_age" }, c.outsideMaxAge);
+          rows.set({ table, status: "data_loss" }, c.dataLoss);
+        }
+      };
+    }
+  }
+
+  /** One request or stream message answered: label children are cached, the hot path only adds. */
+  observeRequest(method: string, code: number, seconds: number): void {
+    const key = `${method}|${code}`;
+    let req = this.requestChildren.get(key);
+    if (!req) {
+      req = this.requests.labels(method, grpcStatusName(code));
+      this.requestChildren.set(key, req);
+    }
+    req.inc();
+    let lat = this.latencyChildren.get(method);
+    if (!lat) {
+      lat = this.latency.labels(method);
+      this.latencyChildren.set(method, lat);
+    }
+    lat.observe(seconds);
   }
 
   /** Serves /metrics on `port` (0 = any free port); resolves with the bound port. */

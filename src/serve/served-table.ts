@@ -12,7 +12,7 @@ import { TableStore } from "../storage/table-store.js";
 import { verifyVersions } from "../storage/version-verify.js";
 import { VersionNotFoundError, NoVersionError } from "../storage/errors.js";
 import type { TableSchema } from "../format/schema.js";
-import { ResponsePlan, type Encoding } from "./response-encoder.js";
+import { ResponsePlan, type EncodeCounters, type Encoding } from "./response-encoder.js";
 import { RequestError } from "./errors.js";
 import { errorMessage } from "../shared/errors.js";
 
@@ -38,6 +38,8 @@ export class ServedTable {
   private readonly older = new Map<number, VersionSnapshot>();
   private readonly plans = new Map<string, ResponsePlan>();
   private checking = false;
+  /** Rows answered since start, by status: plain numbers on the read path, read by /metrics. */
+  readonly rowCounts: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
 
   constructor(
     readonly schema: TableSchema,

@@ -39,8 +39,8 @@ export const DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
 
 export class StrataServer {
   readonly events = new EventEmitter();
-  readonly metrics = new ServerMetrics();
   readonly tables = new Map<string, ServedTable>();
+  readonly metrics = new ServerMetrics(() => [...this.tables].map(([name, t]) => [name, t.rowCounts]));
   private readonly grpc: Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   private readonly cache = new MappedSegmentCache();

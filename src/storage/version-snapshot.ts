@@ -50,10 +50,12 @@ export class VersionSnapshot {
     return this.manifest.version;
   }
 
-  /** Finds `key`, filling `out`. */
+  /** Finds `key`, filling `out`. Pass a LookupKey in hot loops: it is reused, not allocated. */
   locate(key: string | LookupKey, out: RowLocation = newRowLocation()): RowLocation {
     const k = typeof key === "string" ? new LookupKey(key, DEFAULT_HASH_SEED) : key;
-    for (const seg of this.probeOrder) {
+    const order = this.probeOrder;
+    for (let s = 0; s < order.length; s++) {
+      const seg = order[s]!;
       const offset = seg.find(k);
       if (offset === NOT_FOUND) continue;
       out.segment = seg;
@@ -71,6 +73,13 @@ export class VersionSnapshot {
     out.status = "absent";
     out.segment = null;
     return out;
+  }
+
+  /** Touches the index slots of `keys` in every segment (see SegmentView.touch); returns a checksum to keep the reads. */
+  prefetch(keys: readonly LookupKey[], count: number): number {
+    let sum = 0;
+    for (const seg of this.probeOrder) for (let i = 0; i < count; i++) sum += seg.touch(keys[i]!);
+    return sum;
   }
 
   /** Looks a key up and decodes its values (copies). */
