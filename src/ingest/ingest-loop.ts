@@ -142,29 +142,34 @@ export class TableIngestLoop {
     if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
   }
 
-  private async tick(): Promise<void> {
-    if (this.ticking || this.stopping) return;
-    this.ticking = (async () => {
-      try {
-        if (this.ingestor.isPinned) {
-          await this.tryResume();
-          return;
-        }
-        const outcome = this.ingestor.followTableState();
-        if (outcome) {
-          this.afterPublish(outcome);
-          return;
-        }
-        if (this.ingestor.pendingDeadLetters > 0) await this.sendDeadLetters();
-        if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
-      } catch (err) {
-        this.ingestor.noteError(err);
-        this.log.warn({ err: errorMessage(err) }, "Ingest tick failed");
-      } finally {
-        this.ticking = null;
+  private tick(): Promise<void> {
+    if (this.ticking || this.stopping) return this.ticking ?? Promise.resolve();
+    // Cleared in a `.finally` of the stored promise: a body that never awaits would otherwise
+    // clear the field before it is even set.
+    const ticking = this.tickOnce().finally(() => {
+      if (this.ticking === ticking) this.ticking = null;
+    });
+    this.ticking = ticking;
+    return ticking;
+  }
+
+  private async tickOnce(): Promise<void> {
+    try {
+      if (this.ingestor.isPinned) {
+        await this.tryResume();
+        return;
       }
-    })();
-    await this.ticking;
+      const outcome = this.ingestor.followTableState();
+      if (outcome) {
+        this.afterPublish(outcome);
+        return;
+      }
+      if (this.ingestor.pendingDeadLetters > 0) await this.sendDeadLetters();
+      if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
+    } catch (err) {
+      this.ingestor.noteError(err);
+      this.log.warn({ err: errorMessage(err) }, "Ingest tick failed");
+    }
   }
 
   /**
@@ -238,23 +243,24 @@ export class TableIngestLoop {
 
   /** Sends the outbox's dead letters; one send at a time, repeated while more arrive. */
   private sendDeadLetters(): Promise<void> {
-    this.deadLetterSend ??= (async () => {
-      try {
-        for (;;) {
-          const letters = this.ingestor.takeDeadLetters();
-          if (letters.length === 0) return;
-          await this.producer.send(
-            this.options.deadLetterTopic,
-            letters.map((l) => l.message),
-          );
-          this.ingestor.acknowledgeDeadLetters(letters);
-          this.log.debug({ count: letters.length, topic: this.options.deadLetterTopic }, "Dead letters sent");
-        }
-      } finally {
-        this.deadLetterSend = null;
+    if (this.deadLetterSend) return this.deadLetterSend;
+    if (this.ingestor.pendingDeadLetters === 0) return Promise.resolve();
+    const sending = (async () => {
+      for (;;) {
+        const letters = this.ingestor.takeDeadLetters();
+        if (letters.length === 0) return;
+        await this.producer.send(
+          this.options.deadLetterTopic,
+          letters.map((l) => l.message),
+        );
+        this.ingestor.acknowledgeDeadLetters(letters);
+        this.log.debug({ count: letters.length, topic: this.options.deadLetterTopic }, "Dead letters sent");
       }
-    })();
-    return this.deadLetterSend;
+    })().finally(() => {
+      if (this.deadLetterSend === sending) this.deadLetterSend = null;
+    });
+    this.deadLetterSend = sending;
+    return sending;
   }
 
   private commitProgress(): Promise<void> {
