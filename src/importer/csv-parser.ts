@@ -1,0 +1,601 @@
+/**
+ * A streaming RFC 4180 CSV parser over UTF-8 Buffers, built for throughput.
+ *
+ * - Fields are separated by `,`; records end with LF or CRLF; the last record may lack one.
+ * - A quoted field may hold commas, CR, LF and doubled quotes (`""` stands for `"`).
+ * - A UTF-8 BOM at the very start is skipped.
+ * - Strict: a quote inside an unquoted field, anything but a separator after a closing quote,
+ *   a bare CR outside quotes, an unterminated quote, invalid UTF-8 and a record larger than
+ *   `maxRecordBytes` are errors naming the physical line and the 1-based column.
+ *
+ * Records are not materialised as strings: the parser hands a reusable {@link CsvRecord} holding
+ * field offsets into its current buffer to a synchronous callback. The record (and any view into
+ * its buffer) is valid only during that call: the next chunk may overwrite the bytes. A consumer
+ * decodes what it needs once (`record.field(i)`, or its own parse of `record.buf[start..end)`).
+ *
+ * Chunk boundaries may fall anywhere, even inside a CRLF, a doubled quote or a UTF-8 sequence:
+ * the parser keeps the unfinished record (only it) and resumes scanning where it stopped, so the
+ * work is linear in the input however it is split. UTF-8 is validated natively over every run of
+ * complete lines of a chunk (`buffer.isUtf8`); only a run that fails is re-checked field by field
+ * to name the culprit.
+ */
+import { isAscii, isUtf8 } from "node:buffer";
+import { ImportRowError } from "./errors.js";
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Field flag: the field was quoted. */
+export const FIELD_QUOTED = 1;
+/** Field flag: the quoted field holds doubled quotes, so its raw bytes are not its value. */
+export const FIELD_ESCAPED = 2;
+
+/** Default bound on one record (and so on the parser's memory): 64 MiB. */
+export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/** At most this many characters of a bad record are passed to `onError`. */
+export const MAX_RAW_CHARS = 4096;
+
+const MODE_FIELD_START = 0;
+const MODE_UNQUOTED = 1;
+const MODE_QUOTED = 2;
+const MODE_AFTER_QUOTE = 3;
+const MODE_SKIP_LINE = 4;
+
+const EMPTY = Buffer.alloc(0);
+/** Fields shorter than this are sliced from a decoded buffer (V8 copies substrings below 13). */
+const SHORT_FIELD = 13;
+
+/** Node's native decoders, without `Buffer#toString`'s argument handling (~2x cheaper). */
+interface SliceableBuffer extends Buffer {
+  utf8Slice(start: number, end: number): string;
+  latin1Slice(start: number, end: number): string;
+}
+const hasNativeSlices = typeof (Buffer.prototype as Partial<SliceableBuffer>).utf8Slice === "function";
+
+function utf8Slice(buf: Buffer, start: number, end: number): string {
+  return hasNativeSlices ? (buf as SliceableBuffer).utf8Slice(start, end) : buf.toString("utf8", start, end);
+}
+
+function latin1Slice(buf: Buffer, start: number, end: number): string {
+  return hasNativeSlices
+    ? (buf as SliceableBuffer).latin1Slice(start, end)
+    : buf.toString("latin1", start, end);
+}
+const MIN_WORK_BYTES = 64 * 1024;
+const QUOTED_JS_BYTES = 256;
+/** A work buffer grown past this for a huge record is dropped once the record is done. */
+const KEEP_WORK_BYTES = 8 * 1024 * 1024;
+
+/** One parsed record: field `i` is `buf[starts[i] .. ends[i])`, without its quotes. */
+export class CsvRecord {
+  /** The bytes the offsets point into. Valid only during the `onRecord` call. */
+  buf: Buffer = EMPTY;
+  /** Number of fields. */
+  count = 0;
+  starts = new Int32Array(16);
+  ends = new Int32Array(16);
+  /** FIELD_QUOTED | FIELD_ESCAPED per field. */
+  flags = new Uint8Array(16);
+  /** Physical line (1-based) on which the record starts. */
+  line = 1;
+  /** The record's bytes in `buf`, without its line terminator. */
+  start = 0;
+  end = 0;
+  private text: string | null = null;
+  private textOf: Buffer | null = null;
+
+  /** The value of field `i`, decoded from UTF-8 (doubled quotes undone). */
+  field(i: number): string {
+    const s = this.starts[i]!;
+    const e = this.ends[i]!;
+    let str: string;
+    if (e - s < SHORT_FIELD) {
+      if (this.textOf !== this.buf) this.prepareText();
+      str = this.text !== null ? this.text.slice(s, e) : utf8Slice(this.buf, s, e);
+    } else {
+      str = utf8Slice(this.buf, s, e);
+    }
+    return (this.flags[i]! & FIELD_ESCAPED) !== 0 ? str.replaceAll('""', '"') : str;
+  }
+
+  /**
+   * A native decode costs ~80 ns whatever the length; slicing a JS string ~15 ns. So an ASCII
+   * buffer is decoded once, and short fields are sliced from it: below 13 characters V8 copies a
+   * substring (no reference to the big string is kept), longer ones are decoded natively so that
+   * a kept key never pins a whole chunk.
+   */
+  private prepareText(): void {
+    this.textOf = this.buf;
+    this.text = isAscii(this.buf) ? latin1Slice(this.buf, 0, this.buf.length) : null;
+  }
+
+  isQuoted(i: number): boolean {
+    return (this.flags[i]! & FIELD_QUOTED) !== 0;
+  }
+
+  /** An empty physical line: one unquoted empty field. */
+  isBlank(): boolean {
+    return this.count === 1 && this.starts[0] === this.ends[0] && this.flags[0] === 0;
+  }
+
+  /** All fields as strings (for headers and tests; the hot path reads fields one by one). */
+  toArray(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.field(i));
+    return out;
+  }
+
+  /** The record's text as written (for bad-row reports), cut at {@link MAX_RAW_CHARS}. */
+  raw(): string {
+    return rawText(this.buf, this.start, this.end);
+  }
+
+  /** @internal */
+  add(start: number, end: number, flags: number): void {
+    const i = this.count;
+    if (i === this.starts.length) this.grow();
+    this.starts[i] = start;
+    this.ends[i] = end;
+    this.flags[i] = flags;
+    this.count = i + 1;
+  }
+
+  /** @internal Moves every offset down by `delta` (the buffer was compacted). */
+  shift(delta: number): void {
+    for (let i = 0; i < this.count; i++) {
+      this.starts[i] = this.starts[i]! - delta;
+      this.ends[i] = this.ends[i]! - delta;
+    }
+  }
+
+  private grow(): void {
+    const n = this.starts.length * 2;
+    const starts = new Int32Array(n);
+    starts.set(this.starts);
+    const ends = new Int32Array(n);
+    ends.set(this.ends);
+    const flags = new Uint8Array(n);
+    flags.set(this.flags);
+    this.starts = starts;
+    this.ends = ends;
+    this.flags = flags;
+  }
+}
+
+export interface CsvParserOptions {
+  /** Called synchronously for every record, in order, the header included. */
+  onRecord: (record: CsvRecord) => void;
+  /**
+   * Called for a malformed record, which is then skipped (the parser resumes after the next LF).
+   * Without it, the error is thrown from `push` / `end`.
+   */
+  onError?: (err: ImportRowError, raw: string) => void;
+  /** Bound on one record's bytes; a longer one is an error (usually an unclosed quote). */
+  maxRecordBytes?: number;
+}
+
+export class CsvParser {
+  private readonly onRecord: (record: CsvRecord) => void;
+  private readonly onError: ((err: ImportRowError, raw: string) => void) | undefined;
+  private readonly maxRecordBytes: number;
+  private readonly rec = new CsvRecord();
+  private names: readonly string[] | null = null;
+
+  /** Current bytes: a caller's chunk, or `work` when an unfinished record was carried over. */
+  private buf: Buffer = EMPTY;
+  private len = 0;
+  private work: Buffer = EMPTY;
+  /** `buf` is a view of `work`. */
+  private inWork = false;
+
+  // Scanner state; offsets are into `buf`.
+  private pos = 0;
+  private mode = MODE_FIELD_START;
+  private recStart = 0;
+  private fieldStart = 0;
+  private fieldEnd = 0;
+  private fieldFlags = 0;
+  /** Physical line of `pos`. */
+  private line = 1;
+  private recLine = 1;
+  private quoteLine = 1;
+  /** `buf[..utf8Checked)` ends at a line boundary and was validated. */
+  private utf8Checked = 0;
+  /** Records starting before this offset get their fields validated one by one. */
+  private utf8SlowUntil = 0;
+
+  private bomPending: Buffer | null = EMPTY;
+  private ended = false;
+
+  constructor(options: CsvParserOptions) {
+    this.onRecord = options.onRecord;
+    this.onError = options.onError;
+    this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  }
+
+  /** Column names, once the header is known, so that errors can name the column. */
+  setColumnNames(names: readonly string[]): void {
+    this.names = names;
+  }
+
+  /** The physical line the parser has reached (1-based). */
+  get currentLine(): number {
+    return this.line;
+  }
+
+  push(chunk: Buffer | Uint8Array): void {
+    if (this.ended) throw new TypeError("CsvParser.push after end");
+    let data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.bomPending !== null) {
+      const joined = this.bomPending.length === 0 ? data : Buffer.concat([this.bomPending, data]);
+      if (joined.length < 3) {
+        this.bomPending = joined;
+        return;
+      }
+      this.bomPending = null;
+      data = stripBom(joined);
+    }
+    if (data.length === 0) return;
+    const newStart = this.append(data);
+    this.checkUtf8Lines(newStart, false);
+    this.scan(false);
+    this.afterScan();
+  }
+
+  /** Finishes the last record (which may lack a line end). */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.bomPending !== null) {
+      const data = stripBom(this.bomPending);
+      this.bomPending = null;
+      if (data.length > 0) this.append(data);
+    }
+    this.checkUtf8Lines(0, true);
+    this.scan(true);
+    this.afterScan();
+  }
+
+  /** Appends `data` after the unfinished record; returns the offset of `data` in `buf`. */
+  private append(data: Buffer): number {
+    const tail = this.len - this.recStart;
+    if (tail === 0) {
+      this.rebase(this.len);
+      this.buf = data;
+      this.len = data.length;
+      this.inWork = false;
+      return 0;
+    }
+    const need = tail + data.length;
+    if (this.inWork && this.work.length >= need) {
+      if (this.recStart > 0) this.work.copyWithin(0, this.recStart, this.len);
+    } else {
+      const target =
+        !this.inWork && this.work.length >= need
+          ? this.work
+          : Buffer.allocUnsafeSlow(Math.max(need, this.work.length * 2, MIN_WORK_BYTES));
+      this.buf.copy(target, 0, this.recStart, this.len);
+      this.work = target;
+    }
+    data.copy(this.work, tail);
+    this.rebase(this.recStart);
+    // Exactly `need` bytes long, so that indexOf never sees stale bytes past the end.
+    this.buf = this.work.subarray(0, need);
+    this.len = need;
+    this.inWork = true;
+    return tail;
+  }
+
+  private rebase(delta: number): void {
+    if (delta === 0) return;
+    this.pos -= delta;
+    this.recStart -= delta;
+    this.fieldStart -= delta;
+    this.fieldEnd -= delta;
+    this.utf8Checked = Math.max(0, this.utf8Checked - delta);
+    this.utf8SlowUntil = Math.max(0, this.utf8SlowUntil - delta);
+    this.rec.shift(delta);
+  }
+
+  private afterScan(): void {
+    if (this.recStart === this.len && this.work.length > KEEP_WORK_BYTES) {
+      if (this.inWork) {
+        this.rebase(this.len);
+        this.buf = EMPTY;
+        this.len = 0;
+        this.inWork = false;
+      }
+      this.work = EMPTY;
+    }
+  }
+
+  /** Validates the complete lines that arrived (at the end: everything left) in one native call. */
+  private checkUtf8Lines(newStart: number, final: boolean): void {
+    let upTo: number;
+    if (final) {
+      upTo = this.len;
+    } else {
+      const nl = this.buf.subarray(newStart, this.len).lastIndexOf(LF);
+      if (nl < 0) return;
+      upTo = newStart + nl + 1;
+    }
+    const from = this.utf8Checked;
+    if (upTo <= from) return;
+    if (!isUtf8(this.buf.subarray(from, upTo))) this.utf8SlowUntil = upTo;
+    this.utf8Checked = upTo;
+  }
+
+  private scan(final: boolean): void {
+    const buf = this.buf;
+    const len = this.len;
+    const rec = this.rec;
+    let p = this.pos;
+    let mode = this.mode;
+
+    while (true) {
+      if (mode === MODE_FIELD_START) {
+        if (p >= len) break;
+        if (buf[p] === QUOTE) {
+          p++;
+          this.fieldStart = p;
+          this.fieldFlags = FIELD_QUOTED;
+          this.quoteLine = this.line;
+          mode = MODE_QUOTED;
+          continue;
+        }
+        this.fieldStart = p;
+        mode = MODE_UNQUOTED;
+      }
+
+      if (mode === MODE_UNQUOTED) {
+        // Every special byte (, " CR LF) is <= 0x2c: most bytes cost one comparison.
+        let c = 0;
+        while (p < len) {
+          c = buf[p]!;
+          if (c <= COMMA && (c === COMMA || c === LF || c === QUOTE || c === CR)) break;
+          p++;
+        }
+        if (p >= len) break;
+        if (c === COMMA) {
+          rec.add(this.fieldStart, p, 0);
+          p++;
+          mode = MODE_FIELD_START;
+          continue;
+        }
+        if (c === LF) {
+          rec.add(this.fieldStart, p, 0);
+          this.emit(p);
+          p++;
+          this.nextRecord(p);
+          mode = MODE_FIELD_START;
+          continue;
+        }
+        if (c === CR) {
+          if (p + 1 >= len) {
+            if (!final) break;
+            rec.add(this.fieldStart, p, 0);
+            this.emit(p);
+            p = len;
+            this.nextRecord(p);
+            mode = MODE_FIELD_START;
+            continue;
+          }
+          if (buf[p + 1] === LF) {
+            rec.add(this.fieldStart, p, 0);
+            this.emit(p);
+            p += 2;
+            this.nextRecord(p);
+            mode = MODE_FIELD_START;
+            continue;
+          }
+          p = this.fail("a carriage return outside quotes must be followed by a line feed", p);
+          mode = MODE_SKIP_LINE;
+          continue;
+        }
+        // c === QUOTE
+        p = this.fail(
+          "a quote inside an unquoted field (quote the whole field and double the quotes in it)",
+          p,
+        );
+        mode = MODE_SKIP_LINE;
+        continue;
+      }
+
+      if (mode === MODE_QUOTED) {
+        // Short quoted fields are scanned in JS (a native indexOf costs ~50 ns a call); past
+        // QUOTED_JS_BYTES, indexOf takes over.
+        let q = -1;
+        const jsEnd = Math.min(len, p + QUOTED_JS_BYTES);
+        while (p < jsEnd) {
+          const c = buf[p]!;
+          if (c === QUOTE) {
+            q = p;
+            break;
+          }
+          if (c === LF) this.line++;
+          p++;
+        }
+        if (q < 0 && p < len) {
+          q = buf.indexOf(QUOTE, p);
+          const stop = q < 0 ? len : q;
+          // Line feeds inside quotes still count as physical lines.
+          let nl = buf.indexOf(LF, p);
+          while (nl >= 0 && nl < stop) {
+            this.line++;
+            nl = buf.indexOf(LF, nl + 1);
+          }
+        }
+        if (q < 0) {
+          p = len;
+          break;
+        }
+        p = q;
+        if (q + 1 >= len) {
+          if (!final) break;
+          this.fieldEnd = q;
+          p = len;
+          mode = MODE_AFTER_QUOTE;
+          continue;
+        }
+        if (buf[q + 1] === QUOTE) {
+          this.fieldFlags = FIELD_QUOTED | FIELD_ESCAPED;
+          p = q + 2;
+          continue;
+        }
+        this.fieldEnd = q;
+        p = q + 1;
+        mode = MODE_AFTER_QUOTE;
+      }
+
+      if (mode === MODE_AFTER_QUOTE) {
+        if (p >= len) {
+          if (!final) break;
+          rec.add(this.fieldStart, this.fieldEnd, this.fieldFlags);
+          this.emit(len);
+          this.nextRecord(len);
+          mode = MODE_FIELD_START;
+          break;
+        }
+        const c = buf[p];
+        if (c === COMMA) {
+          rec.add(this.fieldStart, this.fieldEnd, this.fieldFlags);
+          p++;
+          mode = MODE_FIELD_START;
+          continue;
+        }
+        if (c === LF) {
+          rec.add(this.fieldStart, this.fieldEnd, this.fieldFlags);
+          this.emit(p);
+          p++;
+          this.nextRecord(p);
+          mode = MODE_FIELD_START;
+          continue;
+        }
+        if (c === CR && (p + 1 >= len || buf[p + 1] === LF)) {
+          if (p + 1 >= len && !final) break;
+          rec.add(this.fieldStart, this.fieldEnd, this.fieldFlags);
+          this.emit(p);
+          p = Math.min(p + 2, len);
+          this.nextRecord(p);
+          mode = MODE_FIELD_START;
+          continue;
+        }
+        p = this.fail(
+          `unexpected ${describeByte(buf, p)} after the closing quote (expected a comma or a line end)`,
+          p,
+        );
+        mode = MODE_SKIP_LINE;
+        continue;
+      }
+
+      // MODE_SKIP_LINE: drop the rest of a bad record's line.
+      const nl = buf.indexOf(LF, p);
+      if (nl < 0) {
+        p = len;
+        this.recStart = len;
+        break;
+      }
+      p = nl + 1;
+      this.nextRecord(p);
+      mode = MODE_FIELD_START;
+    }
+
+    // p >= len, or more bytes are needed to decide.
+    if (final) {
+      if (mode === MODE_UNQUOTED) {
+        rec.add(this.fieldStart, len, 0);
+        this.emit(len);
+        this.nextRecord(len);
+      } else if (mode === MODE_FIELD_START && rec.count > 0) {
+        rec.add(len, len, 0);
+        this.emit(len);
+        this.nextRecord(len);
+      } else if (mode === MODE_QUOTED) {
+        this.line = this.quoteLine;
+        this.fail(`unterminated quoted field (opened on line ${this.quoteLine})`, this.fieldStart - 1);
+        this.recStart = len;
+      }
+      mode = MODE_FIELD_START;
+      p = len;
+    } else if (mode !== MODE_SKIP_LINE && len - this.recStart > this.maxRecordBytes) {
+      this.fail(`record is longer than ${this.maxRecordBytes} bytes (an unclosed quote?)`, len);
+      mode = MODE_SKIP_LINE;
+      p = len;
+      this.recStart = len;
+    }
+    this.pos = p;
+    this.mode = mode;
+  }
+
+  /** The record ended with its line terminator at `end`, which has been consumed up to `next`. */
+  private nextRecord(next: number): void {
+    this.rec.count = 0;
+    if (next > 0 && this.buf[next - 1] === LF) this.line++;
+    this.recStart = next;
+    this.recLine = this.line;
+  }
+
+  private emit(end: number): void {
+    const rec = this.rec;
+    rec.buf = this.buf;
+    rec.line = this.recLine;
+    rec.start = this.recStart;
+    rec.end = end;
+    if (this.recStart < this.utf8SlowUntil) {
+      for (let i = 0; i < rec.count; i++) {
+        if (!isUtf8(this.buf.subarray(rec.starts[i], rec.ends[i]))) {
+          const column = i + 1;
+          const err = new ImportRowError(`invalid UTF-8`, {
+            line: rec.line,
+            column,
+            field: this.names?.[i] ?? null,
+          });
+          if (this.onError === undefined) throw err;
+          this.onError(err, rec.raw());
+          return;
+        }
+      }
+    }
+    this.onRecord(rec);
+  }
+
+  /**
+   * Reports a malformed record at byte `at` of the current field; returns where to resume
+   * (skipping to the next line feed). Throws when there is no `onError`.
+   */
+  private fail(reason: string, at: number): number {
+    const column = this.rec.count + 1;
+    const err = new ImportRowError(reason, {
+      line: this.line,
+      column,
+      field: this.names?.[column - 1] ?? null,
+    });
+    if (this.onError === undefined) throw err;
+    let lineEnd = this.buf.indexOf(LF, Math.max(at, this.recStart));
+    if (lineEnd < 0) lineEnd = this.len;
+    this.rec.count = 0;
+    this.onError(err, rawText(this.buf, this.recStart, lineEnd));
+    return at;
+  }
+}
+
+function stripBom(b: Buffer): Buffer {
+  return b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? b.subarray(3) : b;
+}
+
+function rawText(buf: Buffer, start: number, end: number): string {
+  let e = Math.min(end, start + MAX_RAW_CHARS * 4, buf.length);
+  if (e > start && buf[e - 1] === CR) e--;
+  const s = buf.toString("utf8", start, e);
+  return s.length > MAX_RAW_CHARS ? s.slice(0, MAX_RAW_CHARS) : s;
+}
+
+function describeByte(buf: Buffer, at: number): string {
+  const c = buf[at]!;
+  if (c === QUOTE) return "quote";
+  if (c === CR) return "carriage return";
+  if (c >= 0x20 && c < 0x7f) return JSON.stringify(String.fromCharCode(c));
+  return `byte 0x${c.toString(16).padStart(2, "0")}`;
+}

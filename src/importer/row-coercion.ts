@@ -1,0 +1,800 @@
+/**
+ * Import rows, typed: a CSV record (through its header) or a JSONL object becomes
+ * `{ key, values (schema order), eventTimeMs }`, or an {@link ImportRowError} naming the line,
+ * the column and the reason.
+ *
+ * CSV cells (an unquoted empty cell is null; so is a quoted empty one, except for `string` and
+ * `bytes`, where `""` is the empty value):
+ * - float32 / float64: a decimal number, `[+-]digits[.digits][e[+-]digits]` (`.5` and `5.` too),
+ *   or `NaN`, `Infinity`, `-Infinity`. No hex, no whitespace. A finite number too large for the
+ *   type is an error, not an infinity. float32 values are rounded to float32 (`Math.fround`).
+ * - int64: an optional minus and digits, within the signed 64-bit range → bigint.
+ * - bool: `true` / `false` (any case), `1` / `0`.
+ * - string: the cell, as is.
+ * - bytes: standard base64 with padding (RFC 4648 §4), strictly checked.
+ * - float32[N]: a JSON array of exactly N numbers (`NaN`, `Infinity`, `-Infinity` allowed), e.g.
+ *   `"[0.1,0.2]"`.
+ * - the event-time column (`event_time_ms` unless configured; only when no feature has that name):
+ *   a non-negative integer of milliseconds; empty → the default event time.
+ *
+ * JSONL fields: numbers for floats (or the strings "NaN", "Infinity", "-Infinity"); int64 as an
+ * integer number up to 2^53 or a decimal string; bool as true/false; string; bytes as a base64
+ * string; vectors as arrays; null (or a missing field) is null.
+ *
+ * Keys: a non-empty string of at most {@link MAX_KEY_BYTES} UTF-8 bytes, valid UTF-8.
+ */
+import type { FeatureValue, TableSchema } from "../format/schema.js";
+import { featureKinds } from "../format/schema.js";
+import type { CsvRecord } from "./csv-parser.js";
+import { FIELD_ESCAPED, FIELD_QUOTED } from "./csv-parser.js";
+import { ImportRowError } from "./errors.js";
+
+export interface ImportRow {
+  key: string;
+  /** One value per feature, in schema order; null = absent. */
+  values: FeatureValue[];
+  eventTimeMs: number;
+}
+
+export interface RowCoercionOptions {
+  /** Event time of rows that carry none (typically the import's start). */
+  defaultEventTimeMs: number;
+  /** Name of the optional event-time column / field; default "event_time_ms". */
+  eventTimeField?: string;
+}
+
+export const DEFAULT_EVENT_TIME_FIELD = "event_time_ms";
+export const MAX_KEY_BYTES = 1024;
+
+const K_FLOAT32 = 0;
+const K_FLOAT64 = 1;
+const K_INT64 = 2;
+const K_BOOL = 3;
+const K_STRING = 4;
+const K_BYTES = 5;
+const K_VECTOR = 6;
+
+const KIND_CODES: Record<string, number> = {
+  float32: K_FLOAT32,
+  float64: K_FLOAT64,
+  int64: K_INT64,
+  bool: K_BOOL,
+  string: K_STRING,
+  bytes: K_BYTES,
+  float32_vector: K_VECTOR,
+};
+
+interface CompiledSchema {
+  readonly names: readonly string[];
+  readonly types: readonly string[];
+  readonly kinds: Uint8Array;
+  /** Vector length per feature (0 for scalars). */
+  readonly lengths: Int32Array;
+}
+
+function compile(schema: TableSchema): CompiledSchema {
+  const fk = featureKinds(schema);
+  const kinds = new Uint8Array(fk.length);
+  const lengths = new Int32Array(fk.length);
+  fk.forEach((k, i) => {
+    kinds[i] = KIND_CODES[k.type]!;
+    if (k.type === "float32_vector") lengths[i] = k.length;
+  });
+  return {
+    names: schema.features.map((f) => f.name),
+    types: schema.features.map((f) => f.type),
+    kinds,
+    lengths,
+  };
+}
+
+function eventTimeName(schema: TableSchema, options: RowCoercionOptions): string | null {
+  const name = options.eventTimeField ?? DEFAULT_EVENT_TIME_FIELD;
+  // A feature (or the key) of that name wins: the column is then data, not the event time.
+  if (name === schema.key || schema.features.some((f) => f.name === name)) return null;
+  return name;
+}
+
+const COL_KEY = -1;
+const COL_EVENT_TIME = -2;
+
+/** Maps the columns of one CSV file (its header) onto a schema. */
+export class CsvRowCoercer {
+  readonly columnNames: readonly string[];
+  private readonly schema: CompiledSchema;
+  private readonly keyColumn: number;
+  private readonly eventTimeColumn: number;
+  /** Per feature, its column or -1. */
+  private readonly featureColumns: Int32Array;
+  private readonly defaultEventTimeMs: number;
+
+  constructor(schema: TableSchema, header: readonly string[], options: RowCoercionOptions, headerLine = 1) {
+    this.schema = compile(schema);
+    this.defaultEventTimeMs = options.defaultEventTimeMs;
+    this.columnNames = header.slice();
+    const etName = eventTimeName(schema, options);
+    const featureIndex = new Map(this.schema.names.map((n, i) => [n, i]));
+    this.featureColumns = new Int32Array(this.schema.names.length).fill(-1);
+    const roles: number[] = [];
+    const seen = new Map<string, number>();
+    let keyColumn = -1;
+    let eventTimeColumn = -1;
+    header.forEach((name, j) => {
+      const where = { line: headerLine, column: j + 1, field: name };
+      const prev = seen.get(name);
+      if (prev !== undefined) {
+        throw new ImportRowError(
+          `header repeats column ${JSON.stringify(name)} (first at column ${prev + 1})`,
+          where,
+        );
+      }
+      seen.set(name, j);
+      if (name === schema.key) {
+        keyColumn = j;
+        roles.push(COL_KEY);
+      } else if (name === etName) {
+        eventTimeColumn = j;
+        roles.push(COL_EVENT_TIME);
+      } else {
+        const f = featureIndex.get(name);
+        if (f === undefined) {
+          throw new ImportRowError(
+            `unknown column ${JSON.stringify(name)}: table "${schema.name}" has key ${JSON.stringify(schema.key)}` +
+              `${etName === null ? "" : `, event time ${JSON.stringify(etName)}`} and features ` +
+              listNames(this.schema.names),
+            where,
+          );
+        }
+        this.featureColumns[f] = j;
+        roles.push(f);
+      }
+    });
+    if (keyColumn < 0) {
+      throw new ImportRowError(
+        `header has no key column ${JSON.stringify(schema.key)} (columns: ${listNames(header)})`,
+        { line: headerLine },
+      );
+    }
+    this.keyColumn = keyColumn;
+    this.eventTimeColumn = eventTimeColumn;
+  }
+
+  /** Types one record. Throws {@link ImportRowError}. */
+  coerce(rec: CsvRecord): ImportRow {
+    const ncols = this.columnNames.length;
+    if (rec.count !== ncols) {
+      throw new ImportRowError(
+        `has ${rec.count} field${rec.count === 1 ? "" : "s"}, the header has ${ncols}`,
+        { line: rec.line },
+      );
+    }
+    const key = this.key(rec);
+    const { kinds, lengths } = this.schema;
+    const columns = this.featureColumns;
+    const values: FeatureValue[] = [];
+    for (let f = 0; f < kinds.length; f++) {
+      const j = columns[f]!;
+      values.push(j < 0 ? null : this.value(rec, j, kinds[f]!, lengths[f]!, f));
+    }
+    let eventTimeMs = this.defaultEventTimeMs;
+    const et = this.eventTimeColumn;
+    if (et >= 0) {
+      const s = rec.starts[et]!;
+      const e = rec.ends[et]!;
+      if (s !== e) {
+        const v = parseUintBytes(rec.buf, s, e);
+        if (v === undefined) {
+          throw this.error(rec, et, `${quoteCell(rec, et)} is not an event time (integer milliseconds >= 0)`);
+        }
+        eventTimeMs = v;
+      }
+    }
+    return { key, values, eventTimeMs };
+  }
+
+  private key(rec: CsvRecord): string {
+    const j = this.keyColumn;
+    const s = rec.starts[j]!;
+    const e = rec.ends[j]!;
+    if (s === e) throw this.error(rec, j, "the key is empty");
+    const escaped = (rec.flags[j]! & FIELD_ESCAPED) !== 0;
+    if (!escaped && e - s > MAX_KEY_BYTES) throw this.error(rec, j, keyTooLong(e - s));
+    const key = rec.field(j);
+    if (escaped && Buffer.byteLength(key) > MAX_KEY_BYTES)
+      throw this.error(rec, j, keyTooLong(Buffer.byteLength(key)));
+    return key;
+  }
+
+  private value(rec: CsvRecord, j: number, kind: number, length: number, f: number): FeatureValue {
+    const b = rec.buf;
+    const s = rec.starts[j]!;
+    const e = rec.ends[j]!;
+    if (s === e) {
+      if ((kind === K_STRING || kind === K_BYTES) && (rec.flags[j]! & FIELD_QUOTED) !== 0) {
+        return kind === K_STRING ? "" : new Uint8Array(0);
+      }
+      return null;
+    }
+    switch (kind) {
+      case K_FLOAT32:
+      case K_FLOAT64: {
+        const end = scanNumber(b, s, e);
+        if (end !== e) {
+          const type = this.schema.types[f]!;
+          const why =
+            end < 0 && numberFailure === "range" ? `is out of the ${type} range` : `is not a ${type}`;
+          throw this.error(rec, j, `${quoteCell(rec, j)} ${why}`);
+        }
+        const v = OUT[0]!;
+        if (kind === K_FLOAT64) return v;
+        const r = Math.fround(v);
+        if (r - r !== 0 && v - v === 0) {
+          throw this.error(rec, j, `${quoteCell(rec, j)} is out of the ${this.schema.types[f]} range`);
+        }
+        return r;
+      }
+      case K_INT64: {
+        const v = parseInt64Bytes(b, s, e);
+        if (v === undefined) throw this.error(rec, j, `${quoteCell(rec, j)} ${reason}`);
+        return v;
+      }
+      case K_BOOL: {
+        const v = parseBoolBytes(b, s, e);
+        if (v === undefined)
+          throw this.error(rec, j, `${quoteCell(rec, j)} is not a bool (true, false, 1 or 0)`);
+        return v;
+      }
+      case K_STRING:
+        return rec.field(j);
+      case K_BYTES: {
+        if (!isBase64Bytes(b, s, e)) throw this.error(rec, j, `${quoteCell(rec, j)} is not valid base64`);
+        return Buffer.from(b.toString("latin1", s, e), "base64");
+      }
+      default: {
+        const v = parseVectorBytes(b, s, e, length);
+        if (v === undefined) {
+          throw this.error(rec, j, `${quoteCell(rec, j)} is not a ${this.schema.types[f]}: ${reason}`);
+        }
+        return v;
+      }
+    }
+  }
+
+  private error(rec: CsvRecord, j: number, reason: string): ImportRowError {
+    return new ImportRowError(reason, { line: rec.line, column: j + 1, field: this.columnNames[j] ?? null });
+  }
+}
+
+/** Types the objects of one JSONL file. */
+export class JsonRowCoercer {
+  private readonly schema: CompiledSchema;
+  private readonly keyName: string;
+  private readonly eventTimeName: string | null;
+  private readonly featureIndex: Map<string, number>;
+  private readonly defaultEventTimeMs: number;
+  private readonly tableName: string;
+
+  constructor(schema: TableSchema, options: RowCoercionOptions) {
+    this.schema = compile(schema);
+    this.keyName = schema.key;
+    this.tableName = schema.name;
+    this.eventTimeName = eventTimeName(schema, options);
+    this.featureIndex = new Map(this.schema.names.map((n, i) => [n, i]));
+    this.defaultEventTimeMs = options.defaultEventTimeMs;
+  }
+
+  /** Types one parsed line. Throws {@link ImportRowError}. */
+  coerce(obj: unknown, line: number): ImportRow {
+    if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+      throw new ImportRowError(`expected a JSON object, got ${describeJson(obj)}`, { line });
+    }
+    const record = obj as Record<string, unknown>;
+    const { kinds, lengths, names } = this.schema;
+    const values: FeatureValue[] = new Array<FeatureValue>(kinds.length).fill(null);
+    let key: string | undefined;
+    let eventTimeMs = this.defaultEventTimeMs;
+    for (const name of Object.keys(record)) {
+      const v = record[name];
+      if (name === this.keyName) {
+        key = this.key(v, line);
+      } else if (name === this.eventTimeName) {
+        if (v !== null) {
+          if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+            throw new ImportRowError(`${describeJson(v)} is not an event time (integer milliseconds >= 0)`, {
+              line,
+              field: name,
+            });
+          }
+          eventTimeMs = v;
+        }
+      } else {
+        const f = this.featureIndex.get(name);
+        if (f === undefined) {
+          throw new ImportRowError(
+            `unknown field: table "${this.tableName}" has key ${JSON.stringify(this.keyName)}` +
+              `${this.eventTimeName === null ? "" : `, event time ${JSON.stringify(this.eventTimeName)}`}` +
+              ` and features ${listNames(names)}`,
+            { line, field: name },
+          );
+        }
+        values[f] = v === null ? null : this.value(v, kinds[f]!, lengths[f]!, f, line);
+      }
+    }
+    if (key === undefined) {
+      throw new ImportRowError(`missing the key field ${JSON.stringify(this.keyName)}`, { line });
+    }
+    return { key, values, eventTimeMs };
+  }
+
+  private key(v: unknown, line: number): string {
+    const where = { line, field: this.keyName };
+    if (typeof v !== "string")
+      throw new ImportRowError(`the key must be a string, got ${describeJson(v)}`, where);
+    if (v.length === 0) throw new ImportRowError("the key is empty", where);
+    if (!isWellFormed(v)) throw new ImportRowError("the key is not valid UTF-8 (a lone surrogate)", where);
+    const bytes = v.length * 3 <= MAX_KEY_BYTES ? v.length : Buffer.byteLength(v);
+    if (bytes > MAX_KEY_BYTES) throw new ImportRowError(keyTooLong(bytes), where);
+    return v;
+  }
+
+  private value(v: unknown, kind: number, length: number, f: number, line: number): FeatureValue {
+    const type = this.schema.types[f]!;
+    const fail = (why = `is not a ${type}`): ImportRowError =>
+      new ImportRowError(`${describeJson(v)} ${why}`, { line, field: this.schema.names[f]! });
+    switch (kind) {
+      case K_FLOAT32:
+      case K_FLOAT64: {
+        const x = jsonFloat(v);
+        if (x === undefined) throw fail();
+        const r = kind === K_FLOAT32 ? Math.fround(x) : x;
+        if (!Number.isFinite(r) && Number.isFinite(x)) throw fail(`is out of the ${type} range`);
+        return r;
+      }
+      case K_INT64: {
+        if (typeof v === "number") {
+          if (!Number.isInteger(v)) throw fail();
+          if (!Number.isSafeInteger(v)) {
+            throw fail("is beyond 2^53, where JSON numbers lose digits: write it as a decimal string");
+          }
+          return BigInt(v);
+        }
+        if (typeof v === "string") {
+          if (!INT64_TEXT.test(v)) throw fail();
+          const x = BigInt(v);
+          if (x < INT64_MIN || x > INT64_MAX) throw fail("is out of the int64 range");
+          return x;
+        }
+        throw fail();
+      }
+      case K_BOOL:
+        if (typeof v !== "boolean") throw fail("is not a bool (true or false)");
+        return v;
+      case K_STRING:
+        if (typeof v !== "string") throw fail();
+        if (!isWellFormed(v)) throw fail("is not valid UTF-8 (a lone surrogate)");
+        return v;
+      case K_BYTES: {
+        if (typeof v !== "string" || !isBase64String(v)) throw fail("is not a base64 string");
+        return Buffer.from(v, "base64");
+      }
+      default: {
+        if (!Array.isArray(v)) throw fail(`is not a ${type} (expected an array of ${length} numbers)`);
+        if (v.length !== length) throw fail(`is not a ${type}: has ${v.length} elements, expected ${length}`);
+        const out = new Float32Array(length);
+        for (let i = 0; i < length; i++) {
+          const x = jsonFloat(v[i]);
+          if (x === undefined) throw fail(`is not a ${type}: element ${i + 1} is not a number`);
+          const r = Math.fround(x);
+          if (!Number.isFinite(r) && Number.isFinite(x)) {
+            throw fail(`is not a ${type}: element ${i + 1} is out of the float32 range`);
+          }
+          out[i] = r;
+        }
+        return out;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level value parsers. They return undefined when the text is not a value of the type, and
+// some leave a more precise explanation in `reason`.
+
+let reason = "";
+/** Why the last `scanNumber` failed. */
+let numberFailure: "syntax" | "range" = "syntax";
+/** `scanNumber` leaves its value here: a Float64Array slot keeps it unboxed. */
+const OUT = new Float64Array(1);
+
+const POW10 = new Float64Array([
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+  1e20, 1e21, 1e22,
+]);
+
+/**
+ * Scans the decimal number starting at `b[s]` (see {@link parseDecimal} for the grammar), up to the
+ * first byte that cannot continue it or `e`. Returns where it ended, the value in `OUT[0]`; or -1
+ * (and `numberFailure`) when no number starts there.
+ *
+ * The fast path takes `[-]digits[.digits]` of at most 15 digits: the mantissa is then an exact
+ * integer and 10^k (k <= 15) an exact double, so one division rounds correctly (Clinger's fast
+ * path). Anything else goes through {@link parseDecimal}.
+ */
+function scanNumber(b: Buffer, s: number, e: number): number {
+  let p = s;
+  let neg = false;
+  if (p < e && b[p] === 0x2d) {
+    neg = true;
+    p++;
+  }
+  const ds = p;
+  let mant = 0;
+  while (p < e) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) break;
+    mant = mant * 10 + d;
+    p++;
+  }
+  let nd = p - ds;
+  let frac = 0;
+  if (p < e && b[p] === 0x2e) {
+    p++;
+    const fs = p;
+    while (p < e) {
+      const d = b[p]! - 0x30;
+      if (d < 0 || d > 9) break;
+      mant = mant * 10 + d;
+      p++;
+    }
+    frac = p - fs;
+    nd += frac;
+  }
+  if (nd > 0 && nd <= 15 && (p === e || !continuesNumber(b[p]!))) {
+    const v = frac === 0 ? mant : mant / POW10[frac]!;
+    OUT[0] = neg ? -v : v;
+    return p;
+  }
+  return scanNumberSlow(b, s, e);
+}
+
+/** Bytes after which a fast-path number might go on: an exponent, a second point. */
+function continuesNumber(c: number): boolean {
+  return c === 0x65 || c === 0x45 || c === 0x2e;
+}
+
+function scanNumberSlow(b: Buffer, s: number, e: number): number {
+  let t = s;
+  while (t < e && isNumberByte(b[t]!)) t++;
+  const v = parseDecimal(b, s, t);
+  if (v === undefined) {
+    numberFailure = "syntax";
+    return -1;
+  }
+  if ((v === Infinity || v === -Infinity) && !isInfinityLiteral(b, s, t)) {
+    numberFailure = "range";
+    return -1;
+  }
+  OUT[0] = v;
+  return t;
+}
+
+/** Digits, signs, '.', letters: what a number token (or a misspelt one) is made of. */
+function isNumberByte(c: number): boolean {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b ||
+    c === 0x2d ||
+    c === 0x2e ||
+    ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a)
+  );
+}
+
+/**
+ * A whole field as a decimal number; undefined when it is not one (`numberFailure` says why:
+ * a finite literal beyond the float64 range is "range", not an infinity).
+ */
+export function parseFloatBytes(b: Buffer, s: number, e: number): number | undefined {
+  const end = scanNumber(b, s, e);
+  if (end !== e) {
+    if (end >= 0) numberFailure = "syntax";
+    return undefined;
+  }
+  return OUT[0];
+}
+
+/**
+ * The grammar: `[+-]` then `digits[.digits]`, `.digits` or `digits.`, then an optional exponent
+ * `[eE][+-]digits`; or `NaN`, `[+-]Infinity`. No whitespace, no hex. Correctly rounded (see
+ * {@link scanNumber}; what the fast paths do not take goes to `Number` once the grammar is checked).
+ */
+function parseDecimal(b: Buffer, s: number, e: number): number | undefined {
+  let p = s;
+  if (p >= e) return undefined;
+  let c = b[p]!;
+  let neg = false;
+  if (c === 0x2d || c === 0x2b) {
+    neg = c === 0x2d;
+    if (++p >= e) return undefined;
+    c = b[p]!;
+  }
+  if (c === 0x49) return matchAscii(b, p, e, "Infinity") ? (neg ? -Infinity : Infinity) : undefined;
+  if (c === 0x4e) return p === s && matchAscii(b, p, e, "NaN") ? NaN : undefined;
+  let mant = 0;
+  let sig = 0;
+  let digits = 0;
+  let exp = 0;
+  for (; p < e; p++) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) break;
+    if (sig > 0 || d !== 0) {
+      mant = mant * 10 + d;
+      sig++;
+    }
+    digits++;
+  }
+  if (p < e && b[p] === 0x2e) {
+    for (p++; p < e; p++) {
+      const d = b[p]! - 0x30;
+      if (d < 0 || d > 9) break;
+      if (sig > 0 || d !== 0) {
+        mant = mant * 10 + d;
+        sig++;
+      }
+      digits++;
+      exp--;
+    }
+  }
+  if (digits === 0) return undefined;
+  if (p < e && (b[p] === 0x65 || b[p] === 0x45)) {
+    if (++p >= e) return undefined;
+    let eneg = false;
+    if (b[p] === 0x2d || b[p] === 0x2b) {
+      eneg = b[p] === 0x2d;
+      p++;
+    }
+    let ev = 0;
+    let ed = 0;
+    for (; p < e; p++) {
+      const d = b[p]! - 0x30;
+      if (d < 0 || d > 9) break;
+      if (ev < 1e9) ev = ev * 10 + d;
+      ed++;
+    }
+    if (ed === 0) return undefined;
+    exp += eneg ? -ev : ev;
+  }
+  if (p !== e) return undefined;
+  if (sig <= 15) {
+    if (mant === 0) return neg ? -0 : 0;
+    if (exp === 0) return neg ? -mant : mant;
+    if (exp > 0 && exp <= 22) {
+      const v = mant * POW10[exp]!;
+      return neg ? -v : v;
+    }
+    if (exp < 0 && exp >= -22) {
+      const v = mant / POW10[-exp]!;
+      return neg ? -v : v;
+    }
+  }
+  return Number(b.toString("latin1", s, e));
+}
+
+function isInfinityLiteral(b: Buffer, s: number, e: number): boolean {
+  if (b[s] === 0x2d || b[s] === 0x2b) s++;
+  return matchAscii(b, s, e, "Infinity");
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_TEXT = /^-?[0-9]+$/;
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** An optional minus and decimal digits, within the signed 64-bit range. */
+export function parseInt64Bytes(b: Buffer, s: number, e: number): bigint | undefined {
+  let p = s;
+  if (p < e && b[p] === 0x2d) p++;
+  if (p >= e) {
+    reason = "is not an int64";
+    return undefined;
+  }
+  let v = 0;
+  for (let q = p; q < e; q++) {
+    const d = b[q]! - 0x30;
+    if (d < 0 || d > 9) {
+      reason = "is not an int64";
+      return undefined;
+    }
+    v = v * 10 + d;
+  }
+  if (e - p <= 15) return BigInt(b[s] === 0x2d ? -v : v);
+  const big = BigInt(b.toString("latin1", s, e));
+  if (big < INT64_MIN || big > INT64_MAX) {
+    reason = "is out of the int64 range";
+    return undefined;
+  }
+  return big;
+}
+
+/** Non-negative decimal digits up to 2^53 - 1. */
+function parseUintBytes(b: Buffer, s: number, e: number): number | undefined {
+  if (e - s > 16) return undefined;
+  let v = 0;
+  for (let p = s; p < e; p++) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return Number.isSafeInteger(v) ? v : undefined;
+}
+
+/** true / false in any case, 1 / 0. */
+export function parseBoolBytes(b: Buffer, s: number, e: number): boolean | undefined {
+  const n = e - s;
+  if (n === 1) {
+    if (b[s] === 0x31) return true;
+    if (b[s] === 0x30) return false;
+    return undefined;
+  }
+  if (n === 4 && matchAsciiLower(b, s, "true")) return true;
+  if (n === 5 && matchAsciiLower(b, s, "false")) return false;
+  return undefined;
+}
+
+const BASE64_ALPHABET = new Uint8Array(256);
+for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+  BASE64_ALPHABET[ch.charCodeAt(0)] = 1;
+}
+
+/** Standard base64, padded to a multiple of 4, '=' only at the end. */
+function isBase64Bytes(b: Uint8Array, s: number, e: number): boolean {
+  const n = e - s;
+  if (n % 4 !== 0) return false;
+  let end = e;
+  if (n > 0 && b[e - 1] === 0x3d) {
+    end--;
+    if (b[e - 2] === 0x3d) end--;
+  }
+  for (let p = s; p < end; p++) if (BASE64_ALPHABET[b[p]!] === 0) return false;
+  return true;
+}
+
+function isBase64String(v: string): boolean {
+  const n = v.length;
+  if (n % 4 !== 0) return false;
+  let end = n;
+  if (n > 0 && v.charCodeAt(n - 1) === 0x3d) {
+    end--;
+    if (v.charCodeAt(n - 2) === 0x3d) end--;
+  }
+  for (let i = 0; i < end; i++) {
+    const c = v.charCodeAt(i);
+    if (c > 0xff || BASE64_ALPHABET[c] === 0) return false;
+  }
+  return true;
+}
+
+function isJsonWhitespace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/** A JSON array of exactly `n` numbers (or NaN / Infinity / -Infinity) → Float32Array. */
+export function parseVectorBytes(b: Buffer, s: number, e: number, n: number): Float32Array | undefined {
+  let p = s;
+  while (p < e && isJsonWhitespace(b[p]!)) p++;
+  if (p >= e || b[p] !== 0x5b) {
+    reason = `expected a JSON array of ${n} numbers such as [0.1,0.2]`;
+    return undefined;
+  }
+  p++;
+  const out = new Float32Array(n);
+  let k = 0;
+  while (p < e && isJsonWhitespace(b[p]!)) p++;
+  if (p < e && b[p] === 0x5d) {
+    p++;
+  } else {
+    while (true) {
+      while (p < e && isJsonWhitespace(b[p]!)) p++;
+      const t = scanNumber(b, p, e);
+      if (t < 0) {
+        reason =
+          numberFailure === "range"
+            ? `element ${k + 1} is out of the float32 range`
+            : `element ${k + 1} is not a number`;
+        return undefined;
+      }
+      const v = OUT[0]!;
+      const r = Math.fround(v);
+      if (r - r !== 0 && v - v === 0) {
+        reason = `element ${k + 1} is out of the float32 range`;
+        return undefined;
+      }
+      if (k < n) out[k] = r;
+      k++;
+      p = t;
+      while (p < e && isJsonWhitespace(b[p]!)) p++;
+      if (p >= e) {
+        reason = "the array is not closed";
+        return undefined;
+      }
+      const c = b[p];
+      if (c === 0x2c) {
+        p++;
+        continue;
+      }
+      if (c === 0x5d) {
+        p++;
+        break;
+      }
+      reason = `unexpected ${JSON.stringify(String.fromCharCode(c!))} after element ${k}`;
+      return undefined;
+    }
+  }
+  while (p < e && isJsonWhitespace(b[p]!)) p++;
+  if (p !== e) {
+    reason = "text after the closing bracket";
+    return undefined;
+  }
+  if (k !== n) {
+    reason = `has ${k} element${k === 1 ? "" : "s"}, expected ${n}`;
+    return undefined;
+  }
+  return out;
+}
+
+function jsonFloat(v: unknown): number | undefined {
+  if (typeof v === "number") return v;
+  if (v === "NaN") return NaN;
+  if (v === "Infinity") return Infinity;
+  if (v === "-Infinity") return -Infinity;
+  return undefined;
+}
+
+function matchAscii(b: Uint8Array, s: number, e: number, word: string): boolean {
+  if (e - s !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
+  return true;
+}
+
+function matchAsciiLower(b: Uint8Array, s: number, word: string): boolean {
+  for (let i = 0; i < word.length; i++) if ((b[s + i]! | 0x20) !== word.charCodeAt(i)) return false;
+  return true;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
+function keyTooLong(bytes: number): string {
+  return `the key is ${bytes} UTF-8 bytes long, more than ${MAX_KEY_BYTES}`;
+}
+
+const SHOW_CHARS = 60;
+
+/** The cell's text for a message: JSON-quoted, cut at {@link SHOW_CHARS} characters. */
+function quoteCell(rec: CsvRecord, j: number): string {
+  const s = rec.starts[j]!;
+  const e = rec.ends[j]!;
+  const cut = Math.min(e, s + SHOW_CHARS * 4);
+  let text = rec.buf.toString("utf8", s, cut);
+  if ((rec.flags[j]! & FIELD_ESCAPED) !== 0) text = text.replaceAll('""', '"');
+  if (text.length > SHOW_CHARS || cut < e) text = text.slice(0, SHOW_CHARS) + "…";
+  return JSON.stringify(text);
+}
+
+function describeJson(v: unknown): string {
+  let text: string;
+  if (v === undefined) return "undefined";
+  if (typeof v === "string") {
+    text = JSON.stringify(v.length > SHOW_CHARS ? v.slice(0, SHOW_CHARS) + "…" : v);
+  } else {
+    text = JSON.stringify(v) ?? String(v);
+    if (text.length > SHOW_CHARS) text = text.slice(0, SHOW_CHARS) + "…";
+  }
+  return text;
+}
+
+function listNames(names: readonly string[]): string {
+  const shown = names.slice(0, 20).map((n) => JSON.stringify(n));
+  return shown.join(", ") + (names.length > 20 ? `, … (${names.length} in all)` : "");
+}
