@@ -9,3 +9,8 @@ export class RequestError extends StrataError {
 export class RequestTooLargeError extends StrataError {
   readonly code = "STRATA_REQUEST_TOO_LARGE";
 }
+
+/** A call without the bearer token the server requires: UNAUTHENTICATED. */
+export class UnauthenticatedError extends StrataError {
+  readonly code = "STRATA_UNAUTHENTICATED";
+}

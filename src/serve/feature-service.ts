@@ -15,12 +15,11 @@ import {
 import { ResponseEncoder, type Encoding } from "./response-encoder.js";
 import type { GetFeaturesRequest } from "./request-decoder.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
-import { RequestError, RequestTooLargeError } from "./errors.js";
+import { RequestError, RequestTooLargeError, UnauthenticatedError } from "./errors.js";
 import { toGrpcStatus, toServiceError } from "./status-mapping.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import { newRowLocation } from "../storage/version-snapshot.js";
-import { StrataError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 
 export interface FeatureServiceOptions {
@@ -33,10 +32,6 @@ export interface FeatureServiceOptions {
   authToken: string | null;
   /** Freshness of a table's ingest, when this process runs the ingestor. */
   freshness?: (table: string) => { kafkaLag: number; lastPublishMs: number } | null;
-}
-
-class UnauthenticatedError extends StrataError {
-  readonly code = "STRATA_REQUEST_INVALID";
 }
 
 const DEFAULT_SCAN_CHUNK_ROWS = 1000;
@@ -58,8 +53,6 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     if (header !== `Bearer ${o.authToken}`) throw new UnauthenticatedError("Missing or wrong bearer token");
   };
 
-  const statusOf = (err: unknown) =>
-    err instanceof UnauthenticatedError ? { code: status.UNAUTHENTICATED, details: err.message } : toGrpcStatus(err);
 
   const encodingOf = (e: number | string): Encoding => {
     if (e === 0 || e === 1 || e === "ENCODING_UNSPECIFIED" || e === "ENCODING_TYPED") return "typed";
@@ -107,7 +100,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         observe("GetFeatures", started, status.OK);
         callback(null, buf);
       } catch (err) {
-        const s = statusOf(err);
+        const s = toGrpcStatus(err);
         if (s.code === status.INTERNAL) o.logger.error({ err }, "GetFeatures failed");
         observe("GetFeatures", started, s.code);
         callback({ ...toServiceError(err), code: s.code, details: s.details });
@@ -128,7 +121,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         try {
           out = answer(req);
         } catch (err) {
-          const s = statusOf(err);
+          const s = toGrpcStatus(err);
           code = s.code;
           if (s.code === status.INTERNAL) o.logger.error({ err }, "StreamFeatures request failed");
           out = {
@@ -184,7 +177,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         observe("ScanTable", started, status.OK);
         call.end();
       } catch (err) {
-        const s = statusOf(err);
+        const s = toGrpcStatus(err);
         observe("ScanTable", started, s.code);
         call.emit("error", { code: s.code, details: s.details });
       }
@@ -195,7 +188,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         checkAuth(call.metadata);
         for (const name of call.request.tables) tableOf(name);
       } catch (err) {
-        call.emit("error", { ...statusOf(err) });
+        call.emit("error", { ...toGrpcStatus(err) });
         return;
       }
       const wanted = new Set(call.request.tables);
@@ -237,7 +230,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         checkAuth(call.metadata);
         callback(null, { table: describe(tableOf(call.request.table), o.freshness) });
       } catch (err) {
-        callback({ ...toServiceError(err), ...statusOf(err) });
+        callback({ ...toServiceError(err), ...toGrpcStatus(err) });
       }
     },
   };
