@@ -4,16 +4,37 @@
  * Strata does beyond this is its read path. Usage: node ceiling-server.js PORT RESPONSE_FILE
  */
 import { readFileSync } from "node:fs";
-import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
 
 const [port, responseFile] = process.argv.slice(2);
 const response = readFileSync(responseFile!);
-const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+const raw = {
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+};
 const server = new Server({ "grpc-node.flow_control_window": 1 << 20 });
 server.addService(
   {
-    GetFeatures: { path: "/strata.v1.FeatureStore/GetFeatures", requestStream: false, responseStream: false, ...raw },
-    StreamFeatures: { path: "/strata.v1.FeatureStore/StreamFeatures", requestStream: true, responseStream: true, ...raw },
+    GetFeatures: {
+      path: "/strata.v1.FeatureStore/GetFeatures",
+      requestStream: false,
+      responseStream: false,
+      ...raw,
+    },
+    StreamFeatures: {
+      path: "/strata.v1.FeatureStore/StreamFeatures",
+      requestStream: true,
+      responseStream: true,
+      ...raw,
+    },
   },
   {
     GetFeatures: (_call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => cb(null, response),

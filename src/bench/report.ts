@@ -3,7 +3,11 @@ import type { Metric } from "./metric.js";
 
 const BAR_WIDTH = 40;
 
-export function renderReport(machine: Record<string, unknown>, metrics: Metric[], failures: string[]): string {
+export function renderReport(
+  machine: Record<string, unknown>,
+  metrics: Metric[],
+  failures: string[],
+): string {
   const lines = [
     "# Strata benchmark report",
     "",

@@ -39,7 +39,9 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
   const children: ChildProcess[] = [];
   let redis: Redis | null = null;
   try {
-    const tables = { tables: [{ name: "emb", key: "id", features: [{ name: "v", type: `float32[${FLOATS}]` }] }] };
+    const tables = {
+      tables: [{ name: "emb", key: "id", features: [{ name: "v", type: `float32[${FLOATS}]` }] }],
+    };
     writeFileSync(join(dir, "tables.json"), JSON.stringify(tables));
     const schema = parseTablesConfig(tables).tables[0]!;
     const store = new TableStore(join(dir, "data"), "emb");
@@ -47,18 +49,40 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     await new VersionWriter(store, schema).importRows(
       (async function* () {
         for (let i = 0; i < n; i += 10_000) {
-          yield Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({ key: `user:${i + j}`, eventTimeMs: 1_700_000_000_000, values: [new Float32Array(FLOATS).fill(i + j)] }));
+          yield Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({
+            key: `user:${i + j}`,
+            eventTimeMs: 1_700_000_000_000,
+            values: [new Float32Array(FLOATS).fill(i + j)],
+          }));
         }
       })(),
     );
     const keys = shuffle(Array.from({ length: n }, (_, i) => `user:${i}`));
-    const batches = Array.from({ length: 2000 }, (_, b) => keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH));
+    const batches = Array.from({ length: 2000 }, (_, b) =>
+      keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH),
+    );
 
     // Strata, in its own process.
     const strataPort = await freePort();
     // STRATA_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
     const nodeArgs = (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const strata = spawnReady("node", [...nodeArgs, join(ROOT, "dist/cli/main.js"), "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), "serve", "--port", String(strataPort), "--metrics-port", "off"], "serving");
+    const strata = spawnReady(
+      "node",
+      [
+        ...nodeArgs,
+        join(ROOT, "dist/cli/main.js"),
+        "--data-dir",
+        join(dir, "data"),
+        "--config",
+        join(dir, "tables.json"),
+        "serve",
+        "--port",
+        String(strataPort),
+        "--metrics-port",
+        "off",
+      ],
+      "serving",
+    );
     children.push(strata.child);
     await strata.ready;
     const requests = batches.map((k, i) => encodeRequest("emb", k, i + 1));
@@ -67,7 +91,11 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     const sample = await unaryCall(`127.0.0.1:${strataPort}`, requests[0]!);
     writeFileSync(join(dir, "response.bin"), sample);
     const ceilingPort = await freePort();
-    const ceiling = spawnReady("node", [join(HERE, "ceiling-server.js"), String(ceilingPort), join(dir, "response.bin")], "ready");
+    const ceiling = spawnReady(
+      "node",
+      [join(HERE, "ceiling-server.js"), String(ceilingPort), join(dir, "response.bin")],
+      "ready",
+    );
     children.push(ceiling.child);
     await ceiling.ready;
 
@@ -85,7 +113,10 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
       const pipe = redis.pipeline();
       for (let j = i; j < Math.min(n, i + 5000); j++) {
         const loc = snap.locate(`user:${j}`);
-        pipe.set(`user:${j}`, Buffer.from(loc.segment!.bytes.subarray(loc.valueOffset, loc.valueOffset + loc.valueLength)));
+        pipe.set(
+          `user:${j}`,
+          Buffer.from(loc.segment!.bytes.subarray(loc.valueOffset, loc.valueOffset + loc.valueLength)),
+        );
       }
       await pipe.exec();
     }
@@ -99,20 +130,64 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
       const s = await runGrpc(`127.0.0.1:${strataPort}`, mode.streams, seconds, requests);
       const strataCpu = cpuMs(strata.child.pid!) - strataCpu0;
       const c = await runGrpc(`127.0.0.1:${ceilingPort}`, mode.streams, seconds, requests);
-      log(`${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s, ceiling ${Math.round(c.rowsPerSec)} rows/s`);
+      log(
+        `${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s, ceiling ${Math.round(c.rowsPerSec)} rows/s`,
+      );
       const conditions = `${BATCH}-key batches of ${FLOATS} float32 from ${n} rows, random keys, ${CONCURRENCY} requests in flight${mode.streams ? ` over ${mode.streams} stream(s)` : ""}, ${seconds} s, client and server on one 2-core machine`;
       metrics.push(
-        { name: `serve_${mode.name}_rows_per_sec`, value: Math.round(s.rowsPerSec), unit: "rows/s", peer: "pre-encoded grpc-js server (ceiling)", peer_value: Math.round(c.rowsPerSec), ratio: round(s.rowsPerSec / c.rowsPerSec), target: mode.streams === 1 ? ">= 1.2 M rows/s; >= 75% of ceiling" : ">= 75% of ceiling", conditions },
-        { name: `serve_${mode.name}_vs_redis`, value: Math.round(s.rowsPerSec), unit: "rows/s", peer: "Redis 7 via ioredis MGET", peer_value: Math.round(redisRun.rowsPerSec), ratio: round(s.rowsPerSec / redisRun.rowsPerSec), target: ">= 2x ioredis", conditions },
-        { name: `serve_${mode.name}_p50`, value: round(s.p50Ms, 3), unit: "ms/batch", peer: "Redis MGET", peer_value: round(redisRun.p50Ms, 3), conditions },
-        { name: `serve_${mode.name}_p99`, value: round(s.p99Ms, 3), unit: "ms/batch", peer: "Redis MGET", peer_value: round(redisRun.p99Ms, 3), conditions },
-        { name: `serve_${mode.name}_server_cpu_per_batch`, value: round((strataCpu * 1000) / s.batches, 1), unit: "µs/batch", conditions: `server process user+system CPU / batches answered; ${conditions}` },
+        {
+          name: `serve_${mode.name}_rows_per_sec`,
+          value: Math.round(s.rowsPerSec),
+          unit: "rows/s",
+          peer: "pre-encoded grpc-js server (ceiling)",
+          peer_value: Math.round(c.rowsPerSec),
+          ratio: round(s.rowsPerSec / c.rowsPerSec),
+          target: mode.streams === 1 ? ">= 1.2 M rows/s; >= 75% of ceiling" : ">= 75% of ceiling",
+          conditions,
+        },
+        {
+          name: `serve_${mode.name}_vs_redis`,
+          value: Math.round(s.rowsPerSec),
+          unit: "rows/s",
+          peer: "Redis 7 via ioredis MGET",
+          peer_value: Math.round(redisRun.rowsPerSec),
+          ratio: round(s.rowsPerSec / redisRun.rowsPerSec),
+          target: ">= 2x ioredis",
+          conditions,
+        },
+        {
+          name: `serve_${mode.name}_p50`,
+          value: round(s.p50Ms, 3),
+          unit: "ms/batch",
+          peer: "Redis MGET",
+          peer_value: round(redisRun.p50Ms, 3),
+          conditions,
+        },
+        {
+          name: `serve_${mode.name}_p99`,
+          value: round(s.p99Ms, 3),
+          unit: "ms/batch",
+          peer: "Redis MGET",
+          peer_value: round(redisRun.p99Ms, 3),
+          conditions,
+        },
+        {
+          name: `serve_${mode.name}_server_cpu_per_batch`,
+          value: round((strataCpu * 1000) / s.batches, 1),
+          unit: "µs/batch",
+          conditions: `server process user+system CPU / batches answered; ${conditions}`,
+        },
       );
     }
     return metrics;
   } finally {
     await redis?.quit().catch(() => {});
-    await Promise.all(children.map((c) => new Promise((res) => (c.exitCode !== null ? res(null) : (c.once("exit", res), c.kill("SIGTERM"))))));
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise((res) => (c.exitCode !== null ? res(null) : (c.once("exit", res), c.kill("SIGTERM")))),
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -125,11 +200,26 @@ function startRedis(): string {
   return url;
 }
 
-const RAW = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+const RAW = {
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+};
 const RawClient = makeGenericClientConstructor(
   {
-    GetFeatures: { path: "/strata.v1.FeatureStore/GetFeatures", requestStream: false, responseStream: false, ...RAW },
-    StreamFeatures: { path: "/strata.v1.FeatureStore/StreamFeatures", requestStream: true, responseStream: true, ...RAW },
+    GetFeatures: {
+      path: "/strata.v1.FeatureStore/GetFeatures",
+      requestStream: false,
+      responseStream: false,
+      ...RAW,
+    },
+    StreamFeatures: {
+      path: "/strata.v1.FeatureStore/StreamFeatures",
+      requestStream: true,
+      responseStream: true,
+      ...RAW,
+    },
   },
   "FeatureStore",
 );
@@ -138,18 +228,28 @@ type Raw = Client & {
   StreamFeatures(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean; end(): void };
 };
 const newClient = (address: string): Raw =>
-  new RawClient(address, credentials.createInsecure(), { "grpc-node.flow_control_window": 1 << 20 }) as unknown as Raw;
+  new RawClient(address, credentials.createInsecure(), {
+    "grpc-node.flow_control_window": 1 << 20,
+  }) as unknown as Raw;
 
 function unaryCall(address: string, req: Buffer): Promise<Buffer> {
   const c = newClient(address);
-  return new Promise((res, rej) => c.GetFeatures(req, new Metadata(), (e, r) => (c.close(), e ? rej(e) : res(r))));
+  return new Promise((res, rej) =>
+    c.GetFeatures(req, new Metadata(), (e, r) => (c.close(), e ? rej(e) : res(r))),
+  );
 }
 
 async function runGrpc(address: string, streams: number, seconds: number, requests: Buffer[]): Promise<Run> {
   const client = newClient(address);
   try {
     if (streams === 0) {
-      return await measure(seconds, CONCURRENCY, requests, (req) => new Promise((res, rej) => client.GetFeatures(req, new Metadata(), (e, r) => (e ? rej(e) : res(r)))));
+      return await measure(
+        seconds,
+        CONCURRENCY,
+        requests,
+        (req) =>
+          new Promise((res, rej) => client.GetFeatures(req, new Metadata(), (e, r) => (e ? rej(e) : res(r)))),
+      );
     }
     // Each stream keeps CONCURRENCY / streams requests in flight; responses come back in order.
     const calls = Array.from({ length: streams }, () => {
@@ -172,7 +272,12 @@ async function runGrpc(address: string, streams: number, seconds: number, reques
 }
 
 /** Keeps `inFlight` operations going for `seconds` (after a 1 s warm-up); latency per operation. */
-async function measure<T>(seconds: number, inFlight: number, inputs: T[], op: (input: T) => Promise<unknown>): Promise<Run> {
+async function measure<T>(
+  seconds: number,
+  inFlight: number,
+  inputs: T[],
+  op: (input: T) => Promise<unknown>,
+): Promise<Run> {
   const latencies: number[] = [];
   let done = 0;
   let i = 0;
@@ -193,7 +298,12 @@ async function measure<T>(seconds: number, inFlight: number, inputs: T[], op: (i
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const elapsed = (performance.now() - Math.max(measuredStart, warmUntil)) / 1000;
-  return { rowsPerSec: (done * BATCH) / elapsed, p50Ms: median(latencies), p99Ms: percentile(latencies, 99), batches: done };
+  return {
+    rowsPerSec: (done * BATCH) / elapsed,
+    p50Ms: median(latencies),
+    p99Ms: percentile(latencies, 99),
+    batches: done,
+  };
 }
 
 /** A GetFeaturesRequest: 1 table, 2 keys*, 4 request_id. */
@@ -203,7 +313,8 @@ function encodeRequest(table: string, keys: string[], id: number): Buffer {
   parts.push(Buffer.from([0x20, ...varint(id)]));
   return Buffer.concat(parts);
 }
-const field = (n: number, b: Buffer): Buffer => Buffer.concat([Buffer.from([(n << 3) | 2, ...varint(b.length)]), b]);
+const field = (n: number, b: Buffer): Buffer =>
+  Buffer.concat([Buffer.from([(n << 3) | 2, ...varint(b.length)]), b]);
 function varint(v: number): number[] {
   const out: number[] = [];
   while (v >= 0x80) {
@@ -214,7 +325,11 @@ function varint(v: number): number[] {
   return out;
 }
 
-function spawnReady(cmd: string, args: string[], readyText: string): { child: ChildProcess; ready: Promise<void> } {
+function spawnReady(
+  cmd: string,
+  args: string[],
+  readyText: string,
+): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   const ready = new Promise<void>((res, rej) => {
     let out = "";

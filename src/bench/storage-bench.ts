@@ -24,7 +24,9 @@ async function* once<T>(rows: T[], size = 8192): AsyncGenerator<T[]> {
 }
 
 function embeddingSchema(name: string) {
-  return parseTablesConfig({ tables: [{ name, key: "id", features: [{ name: "emb", type: `float32[${VALUE_FLOATS}]` }] }] }).tables[0]!;
+  return parseTablesConfig({
+    tables: [{ name, key: "id", features: [{ name: "emb", type: `float32[${VALUE_FLOATS}]` }] }],
+  }).tables[0]!;
 }
 
 /** Lookups per second over `keys`, median of `rounds`, each a full pass. */
@@ -106,7 +108,11 @@ export async function benchStorage(opts: { quick: boolean }): Promise<Metric[]> 
       const current = store.requireCurrentVersion();
       const have = store.readManifest(current).manifest.segments.length - 1;
       for (let d = have; d < deltas; d++) {
-        writer.publishDelta(rows.filter((_, i) => i % 100 === d), null, store.requireCurrentVersion());
+        writer.publishDelta(
+          rows.filter((_, i) => i % 100 === d),
+          null,
+          store.requireCurrentVersion(),
+        );
       }
       const snap = openSnapshot(store, cache, store.requireCurrentVersion(), { verify: true });
       const value = rate(rounds, keys, strataLookup(snap));
@@ -164,7 +170,9 @@ async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<M
     const store = new TableStore(join(root, `imp${r}`), "csv");
     const t0 = performance.now();
     await new VersionWriter(store, schema).importRows(
-      readImportRows(createReadStream(path, { highWaterMark: 1 << 20 }), "csv", schema, { defaultEventTimeMs: 1 }),
+      readImportRows(createReadStream(path, { highWaterMark: 1 << 20 }), "csv", schema, {
+        defaultEventTimeMs: 1,
+      }),
     );
     runs.push(bytes / 1e6 / ((performance.now() - t0) / 1000));
     rmSync(join(root, `imp${r}`), { recursive: true, force: true });
@@ -181,7 +189,9 @@ async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<M
 
 /** Opens versions of ~1 GB and ~4 GB (4 parts of 1 GiB): map, check header and trailer, warm the index. */
 async function benchOpenTime(root: string, opts: { quick: boolean }): Promise<Metric[]> {
-  const schema = parseTablesConfig({ tables: [{ name: "big", key: "id", features: [{ name: "blob", type: "bytes" }] }] }).tables[0]!;
+  const schema = parseTablesConfig({
+    tables: [{ name: "big", key: "id", features: [{ name: "blob", type: "bytes" }] }],
+  }).tables[0]!;
   const blob = Buffer.alloc(64 * 1024, 7);
   const out: Metric[] = [];
   const sizes = opts.quick ? [1] : [1, 4];
@@ -191,7 +201,11 @@ async function benchOpenTime(root: string, opts: { quick: boolean }): Promise<Me
     await new VersionWriter(store, schema).importRows(
       (async function* () {
         for (let i = 0; i < records; i += 1000) {
-          yield Array.from({ length: Math.min(1000, records - i) }, (_, j) => ({ key: `k${i + j}`, eventTimeMs: 1, values: [blob] }));
+          yield Array.from({ length: Math.min(1000, records - i) }, (_, j) => ({
+            key: `k${i + j}`,
+            eventTimeMs: 1,
+            values: [blob],
+          }));
         }
       })(),
       { maxSegmentBytes: 2 ** 30 - 2 ** 20 },

@@ -50,6 +50,7 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
 export function parseVersionArg(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(String(v).replace(/^v0*/, ""));
-  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new RangeError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
   return n;
 }

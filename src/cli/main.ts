@@ -9,6 +9,8 @@ import { registerVersionCommands } from "./commands/versions.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerGetCommand } from "./commands/get.js";
 import { registerServeCommand } from "./commands/serve.js";
+import { registerProduceCommand } from "./commands/produce.js";
+import { registerIngestCommand } from "./commands/ingest.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerVersionCommands(program, ctx);
   registerGetCommand(program, ctx, getFromServer);
   registerServeCommand(program, ctx, startIngestIfConfigured);
+  registerProduceCommand(program, ctx);
+  registerIngestCommand(program, ctx);
   return program;
 }
 
@@ -40,7 +44,11 @@ export async function main(argv: string[]): Promise<number> {
     const json = argv.includes("--json");
     const message = errorMessage(err);
     if (json) {
-      process.stderr.write(JSON.stringify({ error: { code: err instanceof StrataError ? err.code : "STRATA_INTERNAL", message } }) + "\n");
+      process.stderr.write(
+        JSON.stringify({
+          error: { code: err instanceof StrataError ? err.code : "STRATA_INTERNAL", message },
+        }) + "\n",
+      );
     } else {
       process.stderr.write(`strata: ${message}\n`);
       if (code === EXIT.INTERNAL && err instanceof Error && err.stack) process.stderr.write(err.stack + "\n");

@@ -12,10 +12,13 @@ export const getFromServer: GetFromServer = async (server, table, keys, features
       client.describeTable(table),
       client.getFeatures({ table, keys, features, version }),
     ]).catch((err: Error & { code?: number; details?: string }) => {
-      if (err.code === 14) throw new UnavailableError(`Cannot reach server ${server}: ${err.details ?? err.message}`);
+      if (err.code === 14)
+        throw new UnavailableError(`Cannot reach server ${server}: ${err.details ?? err.message}`);
       throw new Error(`Server ${server} answered: ${err.details ?? err.message}`);
     });
-    const types = new Map((described.features as { name: string; type: string }[]).map((f) => [f.name, f.type]));
+    const types = new Map(
+      (described.features as { name: string; type: string }[]).map((f) => [f.name, f.type]),
+    );
     const rows = res.rows.map((r): PrintedRow => {
       const status = r.status.replace("ROW_STATUS_", "");
       if (r.status !== "ROW_STATUS_FOUND") return { key: r.key, status };

@@ -9,10 +9,17 @@
  * Values come as JS values: float32/float64 → number, int64 → string (exact), bool, string,
  * bytes → Buffer, float32[N] → number[], null → null.
  */
-import { credentials, loadPackageDefinition, Metadata, type ChannelCredentials, type ClientDuplexStream } from "@grpc/grpc-js";
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+} from "@grpc/grpc-js";
 import { loadFeatureStoreProto } from "../serve/proto.js";
 
-export type RowStatus = "ROW_STATUS_FOUND" | "ROW_STATUS_NOT_FOUND" | "ROW_STATUS_OUTSIDE_MAX_AGE" | "ROW_STATUS_DATA_LOSS";
+export type RowStatus =
+  "ROW_STATUS_FOUND" | "ROW_STATUS_NOT_FOUND" | "ROW_STATUS_OUTSIDE_MAX_AGE" | "ROW_STATUS_DATA_LOSS";
 export type ClientValue = number | string | boolean | Buffer | number[] | null;
 
 export interface GetFeaturesRequest {
@@ -106,14 +113,19 @@ export class StrataClient {
 
   getFeatures(req: GetFeaturesRequest): Promise<GetFeaturesResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.GetFeatures(toWire(req), this.metadata(), (err, res) => (err ? reject(err) : resolve(fromWire(res!)))),
+      this.raw.GetFeatures(toWire(req), this.metadata(), (err, res) =>
+        err ? reject(err) : resolve(fromWire(res!)),
+      ),
     );
   }
 
   /** A bidirectional stream: `send` returns the response carrying the request's id. */
   openStream(): { send(req: GetFeaturesRequest): Promise<GetFeaturesResponse>; close(): void } {
     const call = this.raw.StreamFeatures(this.metadata());
-    const pending = new Map<string, { resolve: (r: GetFeaturesResponse) => void; reject: (e: Error) => void }>();
+    const pending = new Map<
+      string,
+      { resolve: (r: GetFeaturesResponse) => void; reject: (e: Error) => void }
+    >();
     let nextId = 1;
     call.on("data", (res: RawResponse) => {
       const p = pending.get(res.request_id);
@@ -137,20 +149,32 @@ export class StrataClient {
 
   describeTable(table: string): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) =>
-      this.raw.DescribeTable({ table }, this.metadata(), (err, res) => (err ? reject(err) : resolve(res!.table as Record<string, unknown>))),
+      this.raw.DescribeTable({ table }, this.metadata(), (err, res) =>
+        err ? reject(err) : resolve(res!.table as Record<string, unknown>),
+      ),
     );
   }
 
   listTables(): Promise<Record<string, unknown>[]> {
     return new Promise((resolve, reject) =>
-      this.raw.ListTables({}, this.metadata(), (err, res) => (err ? reject(err) : resolve(res!.tables as Record<string, unknown>[]))),
+      this.raw.ListTables({}, this.metadata(), (err, res) =>
+        err ? reject(err) : resolve(res!.tables as Record<string, unknown>[]),
+      ),
     );
   }
 
   /** Every row of a version (0 = current), chunk by chunk. */
-  async *scanTable(table: string, options: { version?: number; features?: string[]; chunkRows?: number } = {}): AsyncGenerator<Row[]> {
+  async *scanTable(
+    table: string,
+    options: { version?: number; features?: string[]; chunkRows?: number } = {},
+  ): AsyncGenerator<Row[]> {
     const call = this.raw.ScanTable(
-      { table, version: options.version ?? 0, features: options.features ?? [], chunk_rows: options.chunkRows ?? 0 },
+      {
+        table,
+        version: options.version ?? 0,
+        features: options.features ?? [],
+        chunk_rows: options.chunkRows ?? 0,
+      },
       this.metadata(),
     );
     for await (const chunk of call as AsyncIterable<{ rows: RawRow[] }>) yield chunk.rows.map(rowFromWire);
@@ -197,7 +221,13 @@ function fromWire(res: RawResponse): GetFeaturesResponse {
 }
 
 function rowFromWire(r: RawRow): Row {
-  return { key: r.key, status: r.status, event_time_ms: Number(r.event_time_ms), values: r.values.map(valueFromWire), packed: r.packed };
+  return {
+    key: r.key,
+    status: r.status,
+    event_time_ms: Number(r.event_time_ms),
+    values: r.values.map(valueFromWire),
+    packed: r.packed,
+  };
 }
 
 function valueFromWire(v: Record<string, unknown> & { value?: string }): ClientValue {

@@ -78,26 +78,55 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     return v === undefined || v === "" ? undefined : v;
   };
   const brokers = pick(flags.kafkaBrokers, "STRATA_KAFKA_BROKERS");
-  const positiveEnv = (name: string, fallback: number): number => positive(pick(undefined, name), fallback, name);
+  const positiveEnv = (name: string, fallback: number): number =>
+    positive(pick(undefined, name), fallback, name);
   const config: Config = {
     dataDir: absolute(pick(flags.dataDir, "STRATA_DATA_DIR") ?? DEFAULT_DATA_DIR),
     tablesConfigPath: absolute(pick(flags.config, "STRATA_CONFIG") ?? DEFAULT_CONFIG_PATH),
-    kafkaBrokers: brokers ? brokers.split(",").map((b) => b.trim()).filter(Boolean) : [],
+    kafkaBrokers: brokers
+      ? brokers
+          .split(",")
+          .map((b) => b.trim())
+          .filter(Boolean)
+      : [],
     redisUrl: pick(flags.redisUrl, "STRATA_REDIS_URL") ?? null,
     host: pick(flags.host, "STRATA_HOST") ?? DEFAULT_HOST,
     port: port(pick(flags.port, "STRATA_PORT"), DEFAULT_GRPC_PORT, "port (STRATA_PORT)"),
     metricsPort:
       pick(flags.metricsPort, "STRATA_METRICS_PORT") === "off"
         ? null
-        : port(pick(flags.metricsPort, "STRATA_METRICS_PORT"), DEFAULT_METRICS_PORT, "metrics port (STRATA_METRICS_PORT)"),
-    keepVersions: positive(pick(undefined, "STRATA_KEEP_VERSIONS"), DEFAULT_KEEP_VERSIONS, "STRATA_KEEP_VERSIONS"),
-    maxKeysPerRequest: positive(pick(undefined, "STRATA_MAX_KEYS_PER_REQUEST"), DEFAULT_MAX_KEYS_PER_REQUEST, "STRATA_MAX_KEYS_PER_REQUEST"),
+        : port(
+            pick(flags.metricsPort, "STRATA_METRICS_PORT"),
+            DEFAULT_METRICS_PORT,
+            "metrics port (STRATA_METRICS_PORT)",
+          ),
+    keepVersions: positive(
+      pick(undefined, "STRATA_KEEP_VERSIONS"),
+      DEFAULT_KEEP_VERSIONS,
+      "STRATA_KEEP_VERSIONS",
+    ),
+    maxKeysPerRequest: positive(
+      pick(undefined, "STRATA_MAX_KEYS_PER_REQUEST"),
+      DEFAULT_MAX_KEYS_PER_REQUEST,
+      "STRATA_MAX_KEYS_PER_REQUEST",
+    ),
     authToken: pick(undefined, "STRATA_AUTH_TOKEN") ?? null,
-    ingestPublishIntervalMs: positiveEnv("STRATA_INGEST_PUBLISH_INTERVAL_MS", DEFAULT_INGEST_PUBLISH_INTERVAL_MS),
+    ingestPublishIntervalMs: positiveEnv(
+      "STRATA_INGEST_PUBLISH_INTERVAL_MS",
+      DEFAULT_INGEST_PUBLISH_INTERVAL_MS,
+    ),
     ingestPublishMaxRows: positiveEnv("STRATA_INGEST_PUBLISH_MAX_ROWS", DEFAULT_INGEST_PUBLISH_MAX_ROWS),
-    ingestCompactMaxDeltas: positiveEnv("STRATA_INGEST_COMPACT_MAX_DELTAS", DEFAULT_INGEST_COMPACT_MAX_DELTAS),
-    ingestCompactDeltaRatio: positiveFraction(pick(undefined, "STRATA_INGEST_COMPACT_DELTA_RATIO"), DEFAULT_INGEST_COMPACT_DELTA_RATIO, "STRATA_INGEST_COMPACT_DELTA_RATIO"),
-    ingestDeadLetterSuffix: pick(undefined, "STRATA_INGEST_DEAD_LETTER_SUFFIX") ?? DEFAULT_INGEST_DEAD_LETTER_SUFFIX,
+    ingestCompactMaxDeltas: positiveEnv(
+      "STRATA_INGEST_COMPACT_MAX_DELTAS",
+      DEFAULT_INGEST_COMPACT_MAX_DELTAS,
+    ),
+    ingestCompactDeltaRatio: positiveFraction(
+      pick(undefined, "STRATA_INGEST_COMPACT_DELTA_RATIO"),
+      DEFAULT_INGEST_COMPACT_DELTA_RATIO,
+      "STRATA_INGEST_COMPACT_DELTA_RATIO",
+    ),
+    ingestDeadLetterSuffix:
+      pick(undefined, "STRATA_INGEST_DEAD_LETTER_SUFFIX") ?? DEFAULT_INGEST_DEAD_LETTER_SUFFIX,
     ingestGroupPrefix: pick(undefined, "STRATA_INGEST_GROUP_PREFIX") ?? DEFAULT_INGEST_GROUP_PREFIX,
     ingestMaxMessageBytes: positiveEnv("STRATA_INGEST_MAX_MESSAGE_BYTES", DEFAULT_INGEST_MAX_MESSAGE_BYTES),
     ingestMaxValueBytes: positiveEnv("STRATA_INGEST_MAX_VALUE_BYTES", DEFAULT_INGEST_MAX_VALUE_BYTES),
@@ -108,10 +137,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     );
   }
   if (!/^[A-Za-z0-9._-]{0,200}$/.test(config.ingestGroupPrefix)) {
-    throw new ConfigError(`Invalid STRATA_INGEST_GROUP_PREFIX "${config.ingestGroupPrefix}": expected A-Z a-z 0-9 . _ - only`);
+    throw new ConfigError(
+      `Invalid STRATA_INGEST_GROUP_PREFIX "${config.ingestGroupPrefix}": expected A-Z a-z 0-9 . _ - only`,
+    );
   }
   for (const b of config.kafkaBrokers) {
-    if (!/^[^:\s]+:\d{1,5}$/.test(b)) throw new ConfigError(`Invalid STRATA_KAFKA_BROKERS entry "${b}": expected host:port`);
+    if (!/^[^:\s]+:\d{1,5}$/.test(b))
+      throw new ConfigError(`Invalid STRATA_KAFKA_BROKERS entry "${b}": expected host:port`);
   }
   if (config.redisUrl !== null && !/^rediss?:\/\//.test(config.redisUrl)) {
     throw new ConfigError(`Invalid STRATA_REDIS_URL "${config.redisUrl}": expected redis://host:port`);
@@ -126,20 +158,23 @@ function absolute(p: string): string {
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`Invalid ${name} "${value}": expected 0 to 65535`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`Invalid ${name} "${value}": expected 0 to 65535`);
   return n;
 }
 
 function positive(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`Invalid ${name} "${value}": expected a positive integer`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError(`Invalid ${name} "${value}": expected a positive integer`);
   return n;
 }
 
 function positiveFraction(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`Invalid ${name} "${value}": expected a number above 0, such as 0.5`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(`Invalid ${name} "${value}": expected a number above 0, such as 0.5`);
   return n;
 }

@@ -11,7 +11,8 @@ for (let i = 0; i < 256; i++) {
   TABLE[i] = c;
 }
 for (let i = 0; i < 256; i++) {
-  for (let t = 1; t < 8; t++) TABLE[t * 256 + i] = (TABLE[(t - 1) * 256 + i]! >>> 8) ^ TABLE[TABLE[(t - 1) * 256 + i]! & 0xff]!;
+  for (let t = 1; t < 8; t++)
+    TABLE[t * 256 + i] = (TABLE[(t - 1) * 256 + i]! >>> 8) ^ TABLE[TABLE[(t - 1) * 256 + i]! & 0xff]!;
 }
 
 export function crc32Range(b: Uint8Array, start: number, end: number, seed = 0): number {

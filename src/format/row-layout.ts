@@ -61,7 +61,9 @@ const slotAlign = (k: FeatureKind): number => Math.min(slotWidth(k), k.type === 
 export function rowLayout(schema: Pick<TableSchema, "features">): RowLayout {
   const kinds = featureKinds(schema);
   const nullBytes = Math.ceil(kinds.length / 8 / 8) * 8;
-  const order = kinds.map((kind, index) => ({ kind, index })).sort((a, b) => slotAlign(b.kind) - slotAlign(a.kind) || a.index - b.index);
+  const order = kinds
+    .map((kind, index) => ({ kind, index }))
+    .sort((a, b) => slotAlign(b.kind) - slotAlign(a.kind) || a.index - b.index);
   const offsets = new Array<number>(kinds.length);
   let at = nullBytes;
   for (const { kind, index } of order) {
@@ -70,7 +72,13 @@ export function rowLayout(schema: Pick<TableSchema, "features">): RowLayout {
   }
   let prevEnd = -1;
   const slots = kinds.map((kind, index): FeatureSlot => {
-    const slot = { index, name: schema.features[index]!.name, kind, offset: offsets[index]!, prevEndOffset: -1 };
+    const slot = {
+      index,
+      name: schema.features[index]!.name,
+      kind,
+      offset: offsets[index]!,
+      prevEndOffset: -1,
+    };
     if (kind.type === "string" || kind.type === "bytes") {
       slot.prevEndOffset = prevEnd;
       prevEnd = slot.offset;
@@ -83,7 +91,9 @@ export function rowLayout(schema: Pick<TableSchema, "features">): RowLayout {
 /** Bytes the row takes; also checks each value against its feature's type. */
 export function measureRow(layout: RowLayout, values: readonly FeatureValue[]): number {
   if (values.length !== layout.slots.length) {
-    throw new InvalidValueError(`Row has ${values.length} values, the schema has ${layout.slots.length} features`);
+    throw new InvalidValueError(
+      `Row has ${values.length} values, the schema has ${layout.slots.length} features`,
+    );
   }
   let varBytes = 0;
   for (const slot of layout.slots) {
@@ -100,14 +110,20 @@ export function measureRow(layout: RowLayout, values: readonly FeatureValue[]): 
  * Writes the row at `at` (which must be 8-aligned within `out`), returning the bytes written.
  * `out` must be zeroed over the row: null slots are not written. Values must have been measured.
  */
-export function writeRow(layout: RowLayout, values: readonly FeatureValue[], out: Buffer, at: number): number {
+export function writeRow(
+  layout: RowLayout,
+  values: readonly FeatureValue[],
+  out: Buffer,
+  at: number,
+): number {
   let varAt = at + layout.varStart;
   for (const slot of layout.slots) {
     const v = values[slot.index]!;
     const o = at + slot.offset;
     if (v === null) {
       out[at + (slot.index >> 3)]! |= 1 << (slot.index & 7);
-      if (slot.kind.type === "string" || slot.kind.type === "bytes") out.writeUInt32LE(varAt - at - layout.varStart, o);
+      if (slot.kind.type === "string" || slot.kind.type === "bytes")
+        out.writeUInt32LE(varAt - at - layout.varStart, o);
       continue;
     }
     switch (slot.kind.type) {
@@ -159,7 +175,13 @@ export function isNull(row: Buffer, at: number, index: number): boolean {
  * Reads one feature of the row at [at, at + length) in `row`. Values are copies: they outlive the
  * mapping the row may live in. Throws RecordCorruptError when a var END points outside the row.
  */
-export function readFeature(layout: RowLayout, slot: FeatureSlot, row: Buffer, at: number, length: number): FeatureValue {
+export function readFeature(
+  layout: RowLayout,
+  slot: FeatureSlot,
+  row: Buffer,
+  at: number,
+  length: number,
+): FeatureValue {
   if (isNull(row, at, slot.index)) return null;
   const o = at + slot.offset;
   switch (slot.kind.type) {
@@ -185,14 +207,17 @@ export function readFeature(layout: RowLayout, slot: FeatureSlot, row: Buffer, a
       }
       const s = at + layout.varStart + start;
       const e = at + layout.varStart + end;
-      return slot.kind.type === "string" ? row.toString("utf8", s, e) : Uint8Array.prototype.slice.call(row, s, e);
+      return slot.kind.type === "string"
+        ? row.toString("utf8", s, e)
+        : Uint8Array.prototype.slice.call(row, s, e);
     }
   }
 }
 
 /** Decodes every feature of a row. */
 export function decodeRow(layout: RowLayout, row: Buffer, at = 0, length = row.length - at): FeatureValue[] {
-  if (length < layout.varStart) throw new RecordCorruptError(`Row of ${length} bytes is shorter than its fixed part`, at);
+  if (length < layout.varStart)
+    throw new RecordCorruptError(`Row of ${length} bytes is shorter than its fixed part`, at);
   return layout.slots.map((slot) => readFeature(layout, slot, row, at, length));
 }
 

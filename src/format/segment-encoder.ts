@@ -105,7 +105,8 @@ export class SegmentEncoder {
     if (keyBytes.length === 0 || keyBytes.length > MAX_KEY_BYTES) {
       throw new InvalidValueError(`Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyBytes.length})`);
     }
-    if (!Number.isSafeInteger(eventTimeMs)) throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
+    if (!Number.isSafeInteger(eventTimeMs))
+      throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
     const valueLen = values === null ? 0 : measureRow(this.options.layout, values);
     const length = recordLength(keyBytes.length, valueLen);
     if (this.offset + length + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
@@ -120,7 +121,8 @@ export class SegmentEncoder {
     b.writeUInt32LE(valueLen, at + 8);
     b.writeBigInt64LE(BigInt(eventTimeMs), at + 16);
     keyBytes.copy(b, at + RECORD_HEADER_BYTES);
-    if (values !== null) writeRow(this.options.layout, values, b, at + RECORD_HEADER_BYTES + alignUp(keyBytes.length, 8));
+    if (values !== null)
+      writeRow(this.options.layout, values, b, at + RECORD_HEADER_BYTES + alignUp(keyBytes.length, 8));
     b.writeUInt32LE(crc32(b.subarray(at + 4, at + length), recordSeed(this.salt, this.offset)), at);
     hashKeyBytes(keyBytes, this.hashSeed, this.hash);
     this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);

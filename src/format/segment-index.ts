@@ -44,7 +44,10 @@ export interface BuiltIndex {
  * @param sameKey called only when two records share a 64-bit fingerprint: true if their keys
  *   (at the given record offsets) are equal.
  */
-export function buildIndex(entries: IndexEntries, sameKey: (offsetA: number, offsetB: number) => boolean): BuiltIndex {
+export function buildIndex(
+  entries: IndexEntries,
+  sameKey: (offsetA: number, offsetB: number) => boolean,
+): BuiltIndex {
   const slotCount = slotCountFor(entries.count);
   const bytes = Buffer.alloc(alignUp(slotCount * SLOT_BYTES, PAGE_BYTES));
   const slots = new Uint32Array(bytes.buffer, bytes.byteOffset, slotCount * 4);

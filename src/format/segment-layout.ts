@@ -150,10 +150,13 @@ export function decodeHeader(buf: Uint8Array, fileBytes: number): SegmentHeader 
   if (!b.subarray(0, 8).equals(HEADER_MAGIC)) throw corrupt("bad magic (not a Strata segment)");
   const expectedCrc = b.readUInt32LE(HEADER_CRC_AT);
   const actualCrc = crc32(b.subarray(0, HEADER_CRC_AT));
-  if (expectedCrc !== actualCrc) throw corrupt(`header CRC mismatch (expected ${hex32(expectedCrc)}, found ${hex32(actualCrc)})`);
+  if (expectedCrc !== actualCrc)
+    throw corrupt(`header CRC mismatch (expected ${hex32(expectedCrc)}, found ${hex32(actualCrc)})`);
   const formatVersion = b.readUInt16LE(8);
   if (formatVersion !== FORMAT_VERSION) {
-    throw new SegmentUnsupportedError(`Cannot read segment: format version ${formatVersion} (this build reads ${FORMAT_VERSION})`);
+    throw new SegmentUnsupportedError(
+      `Cannot read segment: format version ${formatVersion} (this build reads ${FORMAT_VERSION})`,
+    );
   }
   const kindByte = b.readUInt8(10);
   if (kindByte > 1) throw corrupt(`unknown kind ${kindByte}`);
@@ -181,14 +184,20 @@ export function decodeHeader(buf: Uint8Array, fileBytes: number): SegmentHeader 
     maxEventTimeMs: Number(b.readBigInt64LE(168)),
   };
   const { slotCount, maxProbe, recordCount, tombstoneCount } = h;
-  if (slotCount < 8 || (slotCount & (slotCount - 1)) !== 0) throw corrupt(`slot count ${slotCount} is not a power of two >= 8`);
-  if (recordCount > slotCount * MAX_LOAD_FACTOR) throw corrupt(`${recordCount} records overfill ${slotCount} slots`);
-  if (tombstoneCount > recordCount) throw corrupt(`${tombstoneCount} tombstones exceed ${recordCount} records`);
+  if (slotCount < 8 || (slotCount & (slotCount - 1)) !== 0)
+    throw corrupt(`slot count ${slotCount} is not a power of two >= 8`);
+  if (recordCount > slotCount * MAX_LOAD_FACTOR)
+    throw corrupt(`${recordCount} records overfill ${slotCount} slots`);
+  if (tombstoneCount > recordCount)
+    throw corrupt(`${tombstoneCount} tombstones exceed ${recordCount} records`);
   if (maxProbe > slotCount) throw corrupt(`max probe ${maxProbe} exceeds ${slotCount} slots`);
-  if (h.dataOffset !== HEADER_BYTES || h.dataLength % PAGE_BYTES !== 0) throw corrupt("data section is misplaced");
+  if (h.dataOffset !== HEADER_BYTES || h.dataLength % PAGE_BYTES !== 0)
+    throw corrupt("data section is misplaced");
   if (h.indexOffset !== h.dataOffset + h.dataLength) throw corrupt("index section is misplaced");
-  if (h.indexLength !== alignUp(slotCount * SLOT_BYTES, PAGE_BYTES)) throw corrupt("index length does not match the slot count");
-  if (h.fileLength !== h.indexOffset + h.indexLength + TRAILER_BYTES) throw corrupt("file length does not match the sections");
+  if (h.indexLength !== alignUp(slotCount * SLOT_BYTES, PAGE_BYTES))
+    throw corrupt("index length does not match the slot count");
+  if (h.fileLength !== h.indexOffset + h.indexLength + TRAILER_BYTES)
+    throw corrupt("file length does not match the sections");
   if (h.fileLength !== fileBytes) {
     throw corrupt(`file is ${fileBytes} bytes, header says ${h.fileLength} (truncated or extended)`);
   }
@@ -207,14 +216,16 @@ export function encodeTrailer(segmentUuid: string, bodyCrc: number): Buffer {
 /** Checks the trailer at the end of `file` and returns the body CRC it records. */
 export function decodeTrailer(file: Buffer, header: SegmentHeader): number {
   const t = file.subarray(header.fileLength - TRAILER_BYTES, header.fileLength);
-  if (t.length !== TRAILER_BYTES || !t.subarray(0, 8).equals(TRAILER_MAGIC)) throw corrupt("trailer missing (file incomplete)");
+  if (t.length !== TRAILER_BYTES || !t.subarray(0, 8).equals(TRAILER_MAGIC))
+    throw corrupt("trailer missing (file incomplete)");
   if (crc32(t.subarray(0, 28)) !== t.readUInt32LE(28)) throw corrupt("trailer CRC mismatch");
   if (t.toString("hex", 8, 24) !== header.segmentUuid) throw corrupt("trailer belongs to another segment");
   return t.readUInt32LE(24);
 }
 
 function writeHex(b: Buffer, at: number, hex: string, bytes: number): void {
-  if (!new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(hex)) throw new RangeError(`Expected ${bytes * 2} hex digits, got "${hex}"`);
+  if (!new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(hex))
+    throw new RangeError(`Expected ${bytes * 2} hex digits, got "${hex}"`);
   b.write(hex, at, bytes, "hex");
 }
 

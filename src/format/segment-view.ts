@@ -64,7 +64,8 @@ export class LookupKey {
 
 // Little-endian reads straight off the bytes: V8 inlines these, unlike Buffer's read methods.
 const u16 = (b: Uint8Array, o: number): number => b[o]! | (b[o + 1]! << 8);
-const u32 = (b: Uint8Array, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+const u32 = (b: Uint8Array, o: number): number =>
+  (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 const align8 = (n: number): number => (n + 7) & ~7;
 
 export class SegmentView {
@@ -84,7 +85,8 @@ export class SegmentView {
       this.header = decodeHeader(bytes, bytes.length);
       this.trailerBodyCrc = decodeTrailer(bytes, this.header);
     } catch (err) {
-      if (err instanceof SegmentCorruptError) throw new SegmentCorruptError(`${err.message}: "${source}"`, source);
+      if (err instanceof SegmentCorruptError)
+        throw new SegmentCorruptError(`${err.message}: "${source}"`, source);
       throw err;
     }
     const h = this.header;
@@ -149,8 +151,15 @@ export class SegmentView {
   /** Bounds and CRC of one record: the check made on every read. */
   recordIsIntact(offset: number, length: number): boolean {
     const b = this.bytes;
-    if (offset < HEADER_BYTES || (offset & 7) !== 0 || length < RECORD_HEADER_BYTES || offset + length > this.dataEnd) return false;
-    if (RECORD_HEADER_BYTES + align8(u16(b, offset + 6)) + align8(u32(b, offset + 8)) !== length) return false;
+    if (
+      offset < HEADER_BYTES ||
+      (offset & 7) !== 0 ||
+      length < RECORD_HEADER_BYTES ||
+      offset + length > this.dataEnd
+    )
+      return false;
+    if (RECORD_HEADER_BYTES + align8(u16(b, offset + 6)) + align8(u32(b, offset + 8)) !== length)
+      return false;
     return crc32Range(b, offset + 4, offset + length, recordSeed(this.salt, offset)) === u32(b, offset);
   }
 
@@ -162,7 +171,8 @@ export class SegmentView {
   eventTimeMs(offset: number): number {
     const b = this.bytes;
     const lo = u32(b, offset + 16);
-    const hi = (b[offset + 20]! | (b[offset + 21]! << 8) | (b[offset + 22]! << 16) | (b[offset + 23]! << 24)) | 0;
+    const hi =
+      b[offset + 20]! | (b[offset + 21]! << 8) | (b[offset + 22]! << 16) | (b[offset + 23]! << 24) | 0;
     return hi * 4294967296 + lo;
   }
 
@@ -193,7 +203,8 @@ export class SegmentView {
     const b = this.bytes;
     const keyLen = u16(b, offset + 6);
     const start = offset + RECORD_HEADER_BYTES;
-    if (key.bytes) return keyLen === key.bytes.length && b.compare(key.bytes, 0, keyLen, start, start + keyLen) === 0;
+    if (key.bytes)
+      return keyLen === key.bytes.length && b.compare(key.bytes, 0, keyLen, start, start + keyLen) === 0;
     const text = key.text;
     if (keyLen !== text.length) return false;
     for (let i = 0; i < keyLen; i++) if (b[start + i] !== text.charCodeAt(i)) return false;

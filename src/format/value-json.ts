@@ -26,7 +26,9 @@ export function featureValueToJson(kind: FeatureKind, v: FeatureValue): JsonValu
       return Number.isFinite(v as number) ? (v as number) : String(v);
     case "int64": {
       const b = v as bigint;
-      return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString();
+      return b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(b)
+        : b.toString();
     }
     case "bool":
     case "string":

@@ -53,7 +53,6 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     if (header !== `Bearer ${o.authToken}`) throw new UnauthenticatedError("Missing or wrong bearer token");
   };
 
-
   const encodingOf = (e: number | string): Encoding => {
     if (e === 0 || e === 1 || e === "ENCODING_UNSPECIFIED" || e === "ENCODING_TYPED") return "typed";
     if (e === 2 || e === "ENCODING_PACKED") return "packed";
@@ -66,24 +65,40 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     const table = tableOf(req.table);
     if (req.keys.length === 0) throw new RequestError("Request has no keys");
     if (req.keys.length > o.maxKeysPerRequest) {
-      throw new RequestTooLargeError(`Request has ${req.keys.length} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`);
+      throw new RequestTooLargeError(
+        `Request has ${req.keys.length} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`,
+      );
     }
     for (const key of req.keys) if (key.length === 0) throw new RequestError("Request has an empty key");
     const snapshot = table.snapshotFor(req.version);
     const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
     const counters = table.rowCounts;
     const before = counters.dataLoss;
-    const buf = encoder.encodeGetFeatures(snapshot, plan, req.requestIdLo, req.requestIdHi, req.keys, table.schema.maxAgeMs, Date.now(), counters);
+    const buf = encoder.encodeGetFeatures(
+      snapshot,
+      plan,
+      req.requestIdLo,
+      req.requestIdHi,
+      req.keys,
+      table.schema.maxAgeMs,
+      Date.now(),
+      counters,
+    );
     if (counters.dataLoss !== before) onDataLoss(table, counters.dataLoss - before);
     if (buf.length > o.maxResponseBytes) {
-      throw new RequestTooLargeError(`Response would be ${buf.length} bytes; the limit is ${o.maxResponseBytes}: ask for fewer keys`);
+      throw new RequestTooLargeError(
+        `Response would be ${buf.length} bytes; the limit is ${o.maxResponseBytes}: ask for fewer keys`,
+      );
     }
     return buf;
   };
 
   const onDataLoss = (table: ServedTable, rows: number): void => {
     o.metrics.crcFailures.inc({ table: table.schema.name }, rows);
-    o.logger.error({ table: table.schema.name, version: table.servingVersion, rows }, "records failed their CRC check: verifying the version");
+    o.logger.error(
+      { table: table.schema.name, version: table.servingVersion, rows },
+      "records failed their CRC check: verifying the version",
+    );
     setImmediate(() => table.quarantine());
   };
 
@@ -150,7 +165,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         const table = tableOf(req.table);
         const snapshot = table.snapshotFor(Number(req.version));
         const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
-        const chunkRows = req.chunk_rows === 0 ? DEFAULT_SCAN_CHUNK_ROWS : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
+        const chunkRows =
+          req.chunk_rows === 0 ? DEFAULT_SCAN_CHUNK_ROWS : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
         const keys: string[] = [];
         const locations: ReturnType<typeof newRowLocation>[] = [];
         const flush = async (): Promise<void> => {
@@ -205,7 +221,14 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       };
       for (const t of o.tables.values()) {
         if (t.servingVersion > 0) {
-          send({ table: t.schema.name, type: "serving", version: t.servingVersion, previousVersion: 0, reason: "serving", timeMs: Date.now() });
+          send({
+            table: t.schema.name,
+            type: "serving",
+            version: t.servingVersion,
+            previousVersion: 0,
+            reason: "serving",
+            timeMs: Date.now(),
+          });
         }
       }
       o.events.on("version", send);
@@ -251,17 +274,20 @@ function requestIdString(req: GetFeaturesRequest): string {
 function describe(t: ServedTable, freshness: FeatureServiceOptions["freshness"]): object {
   const state = t.store.readState();
   const snapshot = t.snapshot;
-  const versions = t.store.listVersions().reverse().map((v) => {
-    const m = t.store.readManifest(v).manifest;
-    return {
-      version: String(v),
-      reason: m.reason,
-      created_at_ms: String(m.created_at_ms),
-      rolled_back: state.rolled_back.includes(v),
-      records: String(m.segments.reduce((n, s) => n + s.records, 0)),
-      parent: String(m.parent ?? 0),
-    };
-  });
+  const versions = t.store
+    .listVersions()
+    .reverse()
+    .map((v) => {
+      const m = t.store.readManifest(v).manifest;
+      return {
+        version: String(v),
+        reason: m.reason,
+        created_at_ms: String(m.created_at_ms),
+        rolled_back: state.rolled_back.includes(v),
+        records: String(m.segments.reduce((n, s) => n + s.records, 0)),
+        parent: String(m.parent ?? 0),
+      };
+    });
   const maxEventTime = snapshot ? Math.max(...snapshot.manifest.segments.map((s) => s.max_event_time_ms)) : 0;
   const ingest = freshness?.(t.schema.name) ?? null;
   return {

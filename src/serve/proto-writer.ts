@@ -43,7 +43,7 @@ export function writeVarint64(buf: Buffer, pos: number, lo: number, hi: number):
     buf[pos++] = (lo & 0x7f) | 0x80;
     lo >>>= 7;
   }
-  let v = (lo & 0x0f) | ((hi & 0x07) << 4);
+  const v = (lo & 0x0f) | ((hi & 0x07) << 4);
   hi >>>= 3;
   if (hi === 0) {
     buf[pos++] = v;

@@ -24,7 +24,15 @@ export interface GetFeaturesRequest {
 class Malformed extends Error {}
 
 export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
-  const req: GetFeaturesRequest = { table: "", keys: [], features: [], requestIdLo: 0, requestIdHi: 0, version: 0, encoding: 0 };
+  const req: GetFeaturesRequest = {
+    table: "",
+    keys: [],
+    features: [],
+    requestIdLo: 0,
+    requestIdHi: 0,
+    version: 0,
+    encoding: 0,
+  };
   let pos = 0;
   // Varints are read into these two halves (a u64 as lo + hi).
   let lo = 0;

@@ -170,7 +170,8 @@ export class ResponseEncoder {
   ): Buffer {
     this.locateAll(snapshot, keys, maxAgeMs, nowMs, counters);
     const { getTable, getFeatures } = plan;
-    const requestIdSize = requestIdLo === 0 && requestIdHi === 0 ? 0 : 1 + varint64Size(requestIdLo, requestIdHi);
+    const requestIdSize =
+      requestIdLo === 0 && requestIdHi === 0 ? 0 : 1 + varint64Size(requestIdLo, requestIdHi);
     const size =
       requestIdSize +
       getTable.length +
@@ -208,7 +209,11 @@ export class ResponseEncoder {
       this.record(i, maxAgeMs, nowMs, counters);
     }
     const { scanTable, scanFeatures } = plan;
-    const size = scanTable.length + uint64FieldSize(2, snapshot.version) + scanFeatures.length + this.sizeRows(plan, keys, 4);
+    const size =
+      scanTable.length +
+      uint64FieldSize(2, snapshot.version) +
+      scanFeatures.length +
+      this.sizeRows(plan, keys, 4);
     const buf = Buffer.allocUnsafe(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
@@ -218,7 +223,13 @@ export class ResponseEncoder {
     return buf;
   }
 
-  private locateAll(snapshot: VersionSnapshot, keys: readonly string[], maxAgeMs: number, nowMs: number, counters: EncodeCounters): void {
+  private locateAll(
+    snapshot: VersionSnapshot,
+    keys: readonly string[],
+    maxAgeMs: number,
+    nowMs: number,
+    counters: EncodeCounters,
+  ): void {
     this.scratch.ensure(keys.length);
     const lookupKeys = this.lookupKeys;
     while (lookupKeys.length < keys.length) lookupKeys.push(new LookupKey("", DEFAULT_HASH_SEED));
@@ -277,7 +288,13 @@ export class ResponseEncoder {
     return total;
   }
 
-  private writeRows(buf: Buffer, pos: number, plan: ResponsePlan, keys: readonly string[], field: number): number {
+  private writeRows(
+    buf: Buffer,
+    pos: number,
+    plan: ResponsePlan,
+    keys: readonly string[],
+    field: number,
+  ): number {
     const s = this.scratch;
     const rowTag = tag(field, WIRE_LEN);
     for (let i = 0; i < keys.length; i++) {
@@ -308,8 +325,8 @@ export class ResponseEncoder {
   }
 }
 
-
-const isNull = (seg: Buffer, at: number, index: number): boolean => (seg[at + (index >> 3)]! & (1 << (index & 7))) !== 0;
+const isNull = (seg: Buffer, at: number, index: number): boolean =>
+  (seg[at + (index >> 3)]! & (1 << (index & 7))) !== 0;
 
 function varRange(layout: RowLayout, f: PlannedFeature, seg: Buffer, at: number): [number, number] {
   const start = f.prevEndOffset < 0 ? 0 : seg.readUInt32LE(at + f.prevEndOffset);
@@ -351,7 +368,14 @@ function valueEntrySize(layout: RowLayout, f: PlannedFeature, seg: Buffer, at: n
   return 1 + varint32Size(content) + content;
 }
 
-function writeValueEntry(buf: Buffer, pos: number, layout: RowLayout, f: PlannedFeature, seg: Buffer, at: number): number {
+function writeValueEntry(
+  buf: Buffer,
+  pos: number,
+  layout: RowLayout,
+  f: PlannedFeature,
+  seg: Buffer,
+  at: number,
+): number {
   buf[pos++] = TAG_VALUES;
   if (isNull(seg, at, f.index)) {
     buf[pos++] = 2;

@@ -66,7 +66,8 @@ export class ServedTable {
     }
     let snap = this.older.get(version);
     if (!snap) {
-      if (!this.store.listVersions().includes(version)) throw new VersionNotFoundError(this.schema.name, version);
+      if (!this.store.listVersions().includes(version))
+        throw new VersionNotFoundError(this.schema.name, version);
       snap = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });
       if (this.older.size >= PINNED_SNAPSHOTS) this.older.delete(this.older.keys().next().value!);
       this.older.set(version, snap);
@@ -105,7 +106,11 @@ export class ServedTable {
     try {
       const target = this.store.currentVersion();
       if (target === null || target === this.current?.version || this.refused.has(target)) return false;
-      return this.swapTo(target, target < (this.current?.version ?? 0) ? "rolled_back" : "published", "current moved");
+      return this.swapTo(
+        target,
+        target < (this.current?.version ?? 0) ? "rolled_back" : "published",
+        "current moved",
+      );
     } catch (err) {
       this.emit("rejected", 0, `Cannot read "current": ${errorMessage(err)}`);
       return false;
@@ -154,8 +159,20 @@ export class ServedTable {
     return true;
   }
 
-  private emit(type: VersionEventType, version: number, reason: string, previousVersion = this.current?.version ?? 0): void {
-    const event: VersionEvent = { table: this.schema.name, type, version, previousVersion, reason, timeMs: Date.now() };
+  private emit(
+    type: VersionEventType,
+    version: number,
+    reason: string,
+    previousVersion = this.current?.version ?? 0,
+  ): void {
+    const event: VersionEvent = {
+      table: this.schema.name,
+      type,
+      version,
+      previousVersion,
+      reason,
+      timeMs: Date.now(),
+    };
     this.events.emit("version", event);
   }
 }

@@ -98,11 +98,17 @@ export class StrataServer {
     const { host, port } = this.options.config;
     const tls = this.options.tls;
     const credentials = tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(tls.certPath), private_key: readFileSync(tls.keyPath) }], false)
+      ? ServerCredentials.createSsl(
+          null,
+          [{ cert_chain: readFileSync(tls.certPath), private_key: readFileSync(tls.keyPath) }],
+          false,
+        )
       : ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) =>
       this.grpc.bindAsync(`${host}:${port}`, credentials, (err, bound) =>
-        err ? reject(new UnavailableError(`Cannot listen on ${host}:${port}: ${err.message}`, { cause: err })) : resolve(bound),
+        err
+          ? reject(new UnavailableError(`Cannot listen on ${host}:${port}: ${err.message}`, { cause: err }))
+          : resolve(bound),
       ),
     );
     if (this.options.config.metricsPort !== null) {
@@ -112,7 +118,10 @@ export class StrataServer {
     }
     this.health.setStatus("", "SERVING");
     this.health.setStatus(SERVICE_NAME, "SERVING");
-    this.logger.info({ port: this.port, metricsPort: this.metricsPort, tables: [...this.tables.keys()] }, "serving");
+    this.logger.info(
+      { port: this.port, metricsPort: this.metricsPort, tables: [...this.tables.keys()] },
+      "serving",
+    );
   }
 
   /** Re-reads `current` of every table now (what the watchers and the backstop do). */
@@ -140,7 +149,9 @@ export class StrataServer {
         resolve();
       });
     });
-    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) =>
+      this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve(),
+    );
   }
 
   private watch(table: ServedTable): void {
@@ -149,7 +160,12 @@ export class StrataServer {
     watcher.on("all", (_event, path) => {
       if (path.endsWith("/current")) table.refresh();
     });
-    watcher.on("error", (err) => this.logger.warn({ table: table.schema.name, err: errorMessage(err) }, "watch failed; the periodic check goes on"));
+    watcher.on("error", (err) =>
+      this.logger.warn(
+        { table: table.schema.name, err: errorMessage(err) },
+        "watch failed; the periodic check goes on",
+      ),
+    );
     this.watchers.push(watcher);
   }
 
@@ -158,6 +174,9 @@ export class StrataServer {
     const served = this.tables.get(e.table)?.servingVersion ?? 0;
     this.metrics.servingVersion.set({ table: e.table }, served);
     const log = e.type === "rejected" || e.type === "fallback" ? "error" : "info";
-    this.logger[log]({ table: e.table, type: e.type, version: e.version, previous: e.previousVersion, reason: e.reason }, "version event");
+    this.logger[log](
+      { table: e.table, type: e.type, version: e.version, previous: e.previousVersion, reason: e.reason },
+      "version event",
+    );
   }
 }

@@ -12,7 +12,10 @@ import { basename, dirname, join } from "node:path";
 export const TEMP_MARK = ".tmp-";
 
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `${TEMP_MARK}${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}`);
+  return join(
+    dirname(path),
+    `${TEMP_MARK}${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}`,
+  );
 }
 
 /**

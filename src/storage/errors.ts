@@ -61,7 +61,9 @@ export class TablePinnedError extends StrataError {
     readonly table: string,
     readonly pinnedVersion: number | null,
   ) {
-    super(`Table "${table}" is pinned at version ${pinnedVersion}: run "strata resume ${table}" to publish again`);
+    super(
+      `Table "${table}" is pinned at version ${pinnedVersion}: run "strata resume ${table}" to publish again`,
+    );
   }
 }
 

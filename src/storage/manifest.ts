@@ -79,7 +79,12 @@ export function decodeManifest(bytes: Buffer, path: string): Manifest {
   if (m.parent !== null && (!isCount(m.parent) || m.parent >= m.version)) fail("parent");
   if (m.parent_sha256 !== null && !/^[0-9a-f]{64}$/.test(String(m.parent_sha256))) fail("parent_sha256");
   if (!["import", "ingest", "compact"].includes(m.reason)) fail("reason");
-  if (typeof m.schema_hash !== "string" || typeof m.schema?.key !== "string" || !Array.isArray(m.schema.features)) fail("schema");
+  if (
+    typeof m.schema_hash !== "string" ||
+    typeof m.schema?.key !== "string" ||
+    !Array.isArray(m.schema.features)
+  )
+    fail("schema");
   for (const f of m.schema.features) {
     if (typeof f?.name !== "string" || typeof f.type !== "string") fail("schema feature");
   }
@@ -87,9 +92,11 @@ export function decodeManifest(bytes: Buffer, path: string): Manifest {
   for (const s of m.segments) {
     if (!/^[0-9a-f]{32}$/.test(String(s?.uuid))) fail("segment uuid");
     if (s.kind !== "base" && s.kind !== "delta") fail("segment kind");
-    if (!isCount(s.size) || !isCount(s.header_crc32) || !isCount(s.body_crc32) || !isCount(s.records)) fail(`segment ${s.uuid} sizes`);
+    if (!isCount(s.size) || !isCount(s.header_crc32) || !isCount(s.body_crc32) || !isCount(s.records))
+      fail(`segment ${s.uuid} sizes`);
   }
-  if (m.kafka !== null && (typeof m.kafka?.topic !== "string" || typeof m.kafka.offsets !== "object")) fail("kafka");
+  if (m.kafka !== null && (typeof m.kafka?.topic !== "string" || typeof m.kafka.offsets !== "object"))
+    fail("kafka");
   if (!isCount(m.writer_epoch)) fail("writer_epoch");
   return m;
 }

@@ -59,11 +59,16 @@ export class MappedSegmentCache {
       try {
         bytes = mapFile(path);
       } catch (err) {
-        throw new SegmentCorruptError(`Cannot map segment "${path}": ${errorMessage(err)}`, path, { cause: err });
+        throw new SegmentCorruptError(`Cannot map segment "${path}": ${errorMessage(err)}`, path, {
+          cause: err,
+        });
       }
       view = new SegmentView(bytes, path);
       if (view.header.segmentUuid !== uuid) {
-        throw new SegmentCorruptError(`Segment "${path}" holds uuid ${view.header.segmentUuid}, expected ${uuid}`, path);
+        throw new SegmentCorruptError(
+          `Segment "${path}" holds uuid ${view.header.segmentUuid}, expected ${uuid}`,
+          path,
+        );
       }
       this.views.set(uuid, new WeakRef(view));
       this.registry.register(view, uuid);

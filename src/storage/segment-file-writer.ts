@@ -76,7 +76,14 @@ export class SegmentFileWriter {
       const path = join(this.dataDir, `${this.uuid}.seg`);
       renameSync(this.tempPath, path);
       fsyncDir(this.dataDir);
-      return { uuid: this.uuid, path, header: end.header, size: end.header.fileLength, headerCrc: end.headerCrc, bodyCrc: end.bodyCrc };
+      return {
+        uuid: this.uuid,
+        path,
+        header: end.header,
+        size: end.header.fileLength,
+        headerCrc: end.headerCrc,
+        bodyCrc: end.bodyCrc,
+      };
     } catch (err) {
       this.abort();
       throw err;

@@ -139,12 +139,18 @@ export class TableStore {
     try {
       bytes = readFileSync(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new VersionNotFoundError(this.table, version);
-      throw new ManifestCorruptError(`Cannot read manifest "${path}": ${errorMessage(err)}`, path, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw new VersionNotFoundError(this.table, version);
+      throw new ManifestCorruptError(`Cannot read manifest "${path}": ${errorMessage(err)}`, path, {
+        cause: err,
+      });
     }
     const manifest = decodeManifest(bytes, path);
     if (manifest.version !== version || manifest.table !== this.table) {
-      throw new ManifestCorruptError(`Manifest is corrupt: it names ${manifest.table} v${manifest.version}: "${path}"`, path);
+      throw new ManifestCorruptError(
+        `Manifest is corrupt: it names ${manifest.table} v${manifest.version}: "${path}"`,
+        path,
+      );
     }
     return { manifest, sha256: sha256(bytes), path };
   }
@@ -160,7 +166,13 @@ export class TableStore {
         updated_at_ms: typeof s.updated_at_ms === "number" ? s.updated_at_ms : 0,
       };
     } catch {
-      return { pinned: false, pinned_version: null, rolled_back: [], resume_from: "version", updated_at_ms: 0 };
+      return {
+        pinned: false,
+        pinned_version: null,
+        rolled_back: [],
+        resume_from: "version",
+        updated_at_ms: 0,
+      };
     }
   }
 
@@ -207,7 +219,10 @@ export class TableStore {
    * back). The target is verified by `verify` first. Marks the versions above it rolled back and
    * pins the table, so ingest does not move it forward until `resume`.
    */
-  rollback(options: { to?: number; force?: boolean; verify: (version: number) => void }): { from: number; to: number } {
+  rollback(options: { to?: number; force?: boolean; verify: (version: number) => void }): {
+    from: number;
+    to: number;
+  } {
     return this.withPublishLock(() => {
       const current = this.requireCurrentVersion();
       const state = this.readState();
@@ -261,7 +276,8 @@ export class TableStore {
    * manifests, then every segment file no retained manifest lists. Returns what was deleted.
    */
   gc(keep: number): { versions: number[]; segments: string[] } {
-    if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`--keep must be a positive integer (got ${keep})`);
+    if (!Number.isInteger(keep) || keep < 1)
+      throw new RangeError(`--keep must be a positive integer (got ${keep})`);
     return this.withPublishLock(() => {
       const retained = this.listVersions();
       const state = this.readState();
@@ -314,7 +330,11 @@ export class TableStore {
     };
     sweep(this.dir, isAbandonedTemp);
     sweep(this.dataDir, isAbandonedTemp);
-    sweep(this.versionsDir, (n) => isAbandonedTemp(n) || (VERSION_DIR.test(n) && !existsSync(join(this.versionsDir, n, "MANIFEST"))));
+    sweep(
+      this.versionsDir,
+      (n) =>
+        isAbandonedTemp(n) || (VERSION_DIR.test(n) && !existsSync(join(this.versionsDir, n, "MANIFEST"))),
+    );
     const lock = join(this.dir, "publish.lock");
     if (existsSync(lock) && !lockHolderAlive(lock)) {
       unlinkSync(lock);
@@ -364,7 +384,10 @@ export class TableStore {
           continue;
         }
         if (Date.now() > deadline) {
-          throw new TableLockedError(`Cannot lock table "${this.table}": "${lock}" is held by another process`, lock);
+          throw new TableLockedError(
+            `Cannot lock table "${this.table}": "${lock}" is held by another process`,
+            lock,
+          );
         }
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
       } finally {

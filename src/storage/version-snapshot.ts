@@ -28,7 +28,13 @@ export interface RowLocation {
   eventTimeMs: number;
 }
 
-export const newRowLocation = (): RowLocation => ({ status: "absent", segment: null, valueOffset: 0, valueLength: 0, eventTimeMs: 0 });
+export const newRowLocation = (): RowLocation => ({
+  status: "absent",
+  segment: null,
+  valueOffset: 0,
+  valueLength: 0,
+  eventTimeMs: 0,
+});
 
 export class VersionSnapshot {
   readonly layout: RowLayout;
@@ -94,7 +100,13 @@ export class VersionSnapshot {
   }
 
   readFeature(loc: RowLocation, index: number): FeatureValue {
-    return readFeature(this.layout, this.layout.slots[index]!, loc.segment!.bytes, loc.valueOffset, loc.valueLength);
+    return readFeature(
+      this.layout,
+      this.layout.slots[index]!,
+      loc.segment!.bytes,
+      loc.valueOffset,
+      loc.valueLength,
+    );
   }
 
   /**
@@ -169,7 +181,10 @@ export function openSnapshot(
               : null;
     if (mismatch) {
       cache.evict(entry.uuid);
-      throw new SegmentCorruptError(`Segment does not match version ${version}: ${mismatch}: "${path}"`, path);
+      throw new SegmentCorruptError(
+        `Segment does not match version ${version}: ${mismatch}: "${path}"`,
+        path,
+      );
     }
     return view;
   });

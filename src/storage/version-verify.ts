@@ -42,7 +42,8 @@ export function verifyVersions(store: TableStore, versions: readonly number[]): 
       }
     } catch (err) {
       if (!(err instanceof StrataError)) throw err;
-      const file = (err as { segmentPath?: string; manifestPath?: string }).segmentPath ??
+      const file =
+        (err as { segmentPath?: string; manifestPath?: string }).segmentPath ??
         (err as { manifestPath?: string }).manifestPath ??
         store.manifestPath(version);
       problems.push({ version, file, message: errorMessage(err) });

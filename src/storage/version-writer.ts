@@ -43,7 +43,10 @@ export class VersionWriter {
   }
 
   /** Writes `batches` as a new base and publishes it. Duplicate keys: the last row wins. */
-  async importRows(batches: AsyncIterable<readonly RowChange[]>, options: ImportOptions = {}): Promise<Manifest> {
+  async importRows(
+    batches: AsyncIterable<readonly RowChange[]>,
+    options: ImportOptions = {},
+  ): Promise<Manifest> {
     this.store.ensureLayout();
     this.store.cleanLeftovers(); // what an import killed before us left behind
     const maxBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
@@ -75,7 +78,12 @@ export class VersionWriter {
    * Publishes `changes` (already merged: one change per key) as a delta on the current version.
    * `expectParent` refuses the publish if `current` moved since the changes were merged on it.
    */
-  publishDelta(changes: Iterable<RowChange>, kafka: KafkaPosition | null, expectParent: number | null, writerEpoch = 0): Manifest {
+  publishDelta(
+    changes: Iterable<RowChange>,
+    kafka: KafkaPosition | null,
+    expectParent: number | null,
+    writerEpoch = 0,
+  ): Manifest {
     const parent = expectParent === null ? null : this.store.readManifest(expectParent).manifest;
     const baseUuid = parent?.segments.find((s) => s.kind === "base")?.uuid ?? null;
     const segment = this.newSegment(parent ? "delta" : "base", baseUuid);
@@ -97,9 +105,18 @@ export class VersionWriter {
    */
   compact(options: ImportOptions = {}): Manifest {
     const current = this.store.requireCurrentVersion();
-    const snapshot = openSnapshot(this.store, new MappedSegmentCache(), current, { verify: true, schema: this.schema });
+    const snapshot = openSnapshot(this.store, new MappedSegmentCache(), current, {
+      verify: true,
+      schema: this.schema,
+    });
     const written = this.rewrite(snapshot, options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES);
-    return this.publish("compact", written.map(toEntry), snapshot.manifest.kafka, current, snapshot.manifest.writer_epoch);
+    return this.publish(
+      "compact",
+      written.map(toEntry),
+      snapshot.manifest.kafka,
+      current,
+      snapshot.manifest.writer_epoch,
+    );
   }
 
   private rewrite(snapshot: VersionSnapshot, maxBytes: number): WrittenSegment[] {
@@ -109,7 +126,10 @@ export class VersionWriter {
       for (const { key, location } of snapshot.scan()) {
         if (location.status !== "found") {
           const path = location.segment?.source;
-          throw new SegmentCorruptError(`Cannot compact version ${snapshot.version}: a record failed its CRC check: "${path}"`, path);
+          throw new SegmentCorruptError(
+            `Cannot compact version ${snapshot.version}: a record failed its CRC check: "${path}"`,
+            path,
+          );
         }
         if (part.estimatedBytes > maxBytes) {
           written.push(part.finish());
@@ -139,7 +159,10 @@ export class VersionWriter {
       {
         reason,
         schema_hash: this.schemaHash,
-        schema: { key: this.schema.key, features: this.schema.features.map((f) => ({ name: f.name, type: f.type })) },
+        schema: {
+          key: this.schema.key,
+          features: this.schema.features.map((f) => ({ name: f.name, type: f.type })),
+        },
         segments,
         kafka,
         writer_epoch: writerEpoch,

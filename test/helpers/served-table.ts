@@ -39,7 +39,9 @@ export async function* inBatches(rows: RowChange[], size = 500): AsyncGenerator<
   for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
 }
 
-export async function startHarness(options: { tables?: object[]; env?: Record<string, string>; seed?: RowChange[] } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { tables?: object[]; env?: Record<string, string>; seed?: RowChange[] } = {},
+): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), "strata-serve-"));
   const tables = parseTablesConfig({ tables: options.tables ?? [usersSchemaJson] });
   const schema = tables.tables[0]!;
@@ -50,7 +52,10 @@ export async function startHarness(options: { tables?: object[]; env?: Record<st
   const server = new StrataServer({ config, tables, backstopIntervalMs: 200 });
   await server.start();
   const address = `127.0.0.1:${server.port}`;
-  const client = createStrataClient(address, options.env?.STRATA_AUTH_TOKEN ? { token: options.env.STRATA_AUTH_TOKEN } : {});
+  const client = createStrataClient(
+    address,
+    options.env?.STRATA_AUTH_TOKEN ? { token: options.env.STRATA_AUTH_TOKEN } : {},
+  );
   return {
     root,
     schema,

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { TableStore } from "../../src/storage/table-store.js";
@@ -36,9 +47,15 @@ describe("strata CLI over a data dir", () => {
     dir = mkdtempSync(join(tmpdir(), "strata-cli-"));
     writeFileSync(join(dir, "tables.json"), JSON.stringify(tablesJson));
     strata = (...args) =>
-      run("node", [CLI, "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), ...args], { maxBuffer: 1 << 30 }).then(
+      run("node", [CLI, "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), ...args], {
+        maxBuffer: 1 << 30,
+      }).then(
         (r) => ({ ...r, code: 0 }),
-        (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }),
+        (e: { stdout: string; stderr: string; code: number }) => ({
+          stdout: e.stdout,
+          stderr: e.stderr,
+          code: e.code,
+        }),
       );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,7 +88,10 @@ describe("strata CLI over a data dir", () => {
     const imported = await strata("import", "t", csv, "--json");
     expect(imported.stderr).toBe("");
     expect(JSON.parse(imported.stdout)).toMatchObject({ table: "t", version: 1, records: N });
-    writeFileSync(join(dir, "keys.txt"), Array.from({ length: N }, (_, i) => `k${i}`).join("\n") + "\nmissing\n");
+    writeFileSync(
+      join(dir, "keys.txt"),
+      Array.from({ length: N }, (_, i) => `k${i}`).join("\n") + "\nmissing\n",
+    );
     const got = await strata("get", "t", "--local", "--keys-from", join(dir, "keys.txt"), "--json");
     expect(got.code).toBe(0);
     const lines = got.stdout.trimEnd().split("\n");
@@ -124,14 +144,36 @@ describe("strata CLI over a data dir", () => {
 
   it("a reader process sees only whole versions through 100 publishes and rollbacks", async () => {
     const root = mkdtempSync(join(tmpdir(), "strata-reader-"));
-    const schema = parseTablesConfig({ tables: [{ name: "r", key: "id", features: [{ name: "age", type: "int64" }, { name: "x", type: "float32[16]" }] }] }).tables[0]!;
+    const schema = parseTablesConfig({
+      tables: [
+        {
+          name: "r",
+          key: "id",
+          features: [
+            { name: "age", type: "int64" },
+            { name: "x", type: "float32[16]" },
+          ],
+        },
+      ],
+    }).tables[0]!;
     const store = new TableStore(root, "r");
     const writer = new VersionWriter(store, schema);
     // Version with k segments stores age = k for every key: a reader can check each row against its snapshot.
-    const rows = (age: number): RowChange[] => Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, eventTimeMs: 1, values: [BigInt(age), new Float32Array(16)] }));
-    await writer.importRows((async function* () { yield rows(1); })());
+    const rows = (age: number): RowChange[] =>
+      Array.from({ length: 200 }, (_, i) => ({
+        key: `k${i}`,
+        eventTimeMs: 1,
+        values: [BigInt(age), new Float32Array(16)],
+      }));
+    await writer.importRows(
+      (async function* () {
+        yield rows(1);
+      })(),
+    );
     const stop = join(root, "stop");
-    const reader = spawn("node", [resolve("test/fixtures/lookup-loop.mjs"), root, "r", stop, "200"], { stdio: ["ignore", "pipe", "inherit"] });
+    const reader = spawn("node", [resolve("test/fixtures/lookup-loop.mjs"), root, "r", stop, "200"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let out = "";
     reader.stdout.on("data", (d: Buffer) => (out += d));
     const exited = new Promise((r) => reader.on("exit", r));
@@ -149,7 +191,12 @@ describe("strata CLI over a data dir", () => {
     }
     writeFileSync(stop, "");
     await exited;
-    const stats = JSON.parse(out) as { snapshots: number; lookups: number; errors: string[]; versions: number };
+    const stats = JSON.parse(out) as {
+      snapshots: number;
+      lookups: number;
+      errors: string[];
+      versions: number;
+    };
     expect(stats.errors).toEqual([]);
     expect(stats.versions).toBeGreaterThan(10);
     rmSync(root, { recursive: true, force: true });
@@ -157,13 +204,31 @@ describe("strata CLI over a data dir", () => {
 
   it("kill -9 at random points of an import always leaves a whole version current, and the next start cleans up", async () => {
     const csv = join(dir, "mid.csv");
-    writeFileSync(csv, "id,f32,f64,i64,b,s,v\n" + Array.from({ length: 150_000 }, (_, i) => `k${i},1.5,2.5,${i},true,x${i},"[1,2,3]"`).join("\n"));
+    writeFileSync(
+      csv,
+      "id,f32,f64,i64,b,s,v\n" +
+        Array.from({ length: 150_000 }, (_, i) => `k${i},1.5,2.5,${i},true,x${i},"[1,2,3]"`).join("\n"),
+    );
     const store = new TableStore(join(dir, "data"), "t");
     const before = store.requireCurrentVersion();
     const kills = Number(process.env.STRATA_KILL_RUNS ?? 20);
     let completed = 0;
     for (let k = 0; k < kills; k++) {
-      const child = spawn("node", [CLI, "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), "import", "t", csv, "--no-progress"], { stdio: "ignore" });
+      const child = spawn(
+        "node",
+        [
+          CLI,
+          "--data-dir",
+          join(dir, "data"),
+          "--config",
+          join(dir, "tables.json"),
+          "import",
+          "t",
+          csv,
+          "--no-progress",
+        ],
+        { stdio: "ignore" },
+      );
       const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 900));
       child.kill("SIGKILL");
@@ -178,7 +243,11 @@ describe("strata CLI over a data dir", () => {
     expect(completed).toBeLessThan(kills); // most runs were cut short
     const finished = await strata("import", "t", csv, "--json");
     expect(finished.code).toBe(0);
-    const leftovers = [...readdirSync(store.dataDir), ...readdirSync(store.versionsDir), ...readdirSync(store.dir)].filter((n) => n.startsWith(".tmp-"));
+    const leftovers = [
+      ...readdirSync(store.dataDir),
+      ...readdirSync(store.versionsDir),
+      ...readdirSync(store.dir),
+    ].filter((n) => n.startsWith(".tmp-"));
     expect(leftovers).toEqual([]);
     await strata("gc", "t", "--keep", "1");
     const manifest = store.readManifest(store.requireCurrentVersion()).manifest;
@@ -190,13 +259,25 @@ describe("strata CLI over a data dir", () => {
     const schema = parseTablesConfig(tablesJson).tables[0]!;
     const store = new TableStore(root, "t");
     const writer = new VersionWriter(store, schema);
-    const row = (i: number): RowChange => ({ key: "a", eventTimeMs: i, values: [1, 2, BigInt(i), true, "s", new Float32Array(3)] });
-    await writer.importRows((async function* () { yield [row(1)]; })());
+    const row = (i: number): RowChange => ({
+      key: "a",
+      eventTimeMs: i,
+      values: [1, 2, BigInt(i), true, "s", new Float32Array(3)],
+    });
+    await writer.importRows(
+      (async function* () {
+        yield [row(1)];
+      })(),
+    );
     for (let v = 2; v <= 50; v++) writer.publishDelta([row(v)], null, v - 1);
-    const snapshotOf = (d: string) => readdirSync(d).map((n) => `${n}:${statSync(join(d, n)).mtimeMs}`).sort();
+    const snapshotOf = (d: string) =>
+      readdirSync(d)
+        .map((n) => `${n}:${statSync(join(d, n)).mtimeMs}`)
+        .sort();
     const dataBefore = snapshotOf(store.dataDir);
     const versionsBefore = snapshotOf(store.versionsDir);
-    const cli = (...a: string[]) => run("node", [CLI, "--data-dir", root, "--config", join(dir, "tables.json"), ...a]);
+    const cli = (...a: string[]) =>
+      run("node", [CLI, "--data-dir", root, "--config", join(dir, "tables.json"), ...a]);
     const started = performance.now();
     await cli("rollback", "t", "--to", "10");
     expect(performance.now() - started).toBeLessThan(5000);

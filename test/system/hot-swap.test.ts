@@ -23,13 +23,23 @@ describe("hot swap", () => {
       const stream = h.client.openStream();
       while (running) {
         try {
-          const res = await stream.send({ table: "users", keys: KEYS.slice(s * 5, s * 5 + 20), features: ["age", "emb"] });
+          const res = await stream.send({
+            table: "users",
+            keys: KEYS.slice(s * 5, s * 5 + 20),
+            features: ["age", "emb"],
+          });
           if (res.error_code !== 0) throw new Error(res.error_message);
           versionsSeen.add(res.version);
           for (const row of res.rows) {
             // Every row of a version carries that version in `age` and in emb[1].
-            if (row.status !== "ROW_STATUS_FOUND" || row.values[0] !== String(res.version) || (row.values[1] as number[])[1] !== res.version) {
-              throw new Error(`row ${row.key} of response at v${res.version} is ${JSON.stringify(row.values)}`);
+            if (
+              row.status !== "ROW_STATUS_FOUND" ||
+              row.values[0] !== String(res.version) ||
+              (row.values[1] as number[])[1] !== res.version
+            ) {
+              throw new Error(
+                `row ${row.key} of response at v${res.version} is ${JSON.stringify(row.values)}`,
+              );
             }
           }
           answered++;
@@ -87,7 +97,11 @@ describe("hot swap", () => {
     expect(res.rows[0]!.values).toEqual([]);
     expect(res.rows[1]!.status).toBe("ROW_STATUS_FOUND");
     await until(() => events.some((e) => e.type === "TYPE_FALLBACK"));
-    expect(events.find((e) => e.type === "TYPE_FALLBACK")).toMatchObject({ table: "users", version: 1, previous_version: 2 });
+    expect(events.find((e) => e.type === "TYPE_FALLBACK")).toMatchObject({
+      table: "users",
+      version: 1,
+      previous_version: 2,
+    });
     const after = await h.client.getFeatures({ table: "users", keys: ["user:7"] });
     expect(after.version).toBe(1);
     expect(after.rows[0]!.status).toBe("ROW_STATUS_FOUND");

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { credentials, makeGenericClientConstructor, Metadata, status, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
+import {
+  credentials,
+  makeGenericClientConstructor,
+  Metadata,
+  status,
+  loadPackageDefinition,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createRequire } from "node:module";
 import { startHarness, userRow, type Harness } from "../helpers/served-table.js";
@@ -28,8 +35,24 @@ describe("FeatureStore over gRPC", () => {
       ["user:1999", "ROW_STATUS_FOUND"],
     ]);
     const [u11, , u3] = res.rows;
-    expect(u11!.values).toEqual(["1", null, false, 16.5, Math.fround(11 / 8), [11, 1, -11, Math.fround(0.1)], Buffer.from([11, 1, 2])]);
-    expect(u3!.values).toEqual(["1", "c3", false, 4.5, Math.fround(3 / 8), [3, 1, -3, Math.fround(0.1)], null]);
+    expect(u11!.values).toEqual([
+      "1",
+      null,
+      false,
+      16.5,
+      Math.fround(11 / 8),
+      [11, 1, -11, Math.fround(0.1)],
+      Buffer.from([11, 1, 2]),
+    ]);
+    expect(u3!.values).toEqual([
+      "1",
+      "c3",
+      false,
+      4.5,
+      Math.fround(3 / 8),
+      [3, 1, -3, Math.fround(0.1)],
+      null,
+    ]);
     expect(u3!.event_time_ms).toBe(1_700_000_000_003);
   });
 
@@ -37,14 +60,20 @@ describe("FeatureStore over gRPC", () => {
     const sub = await h.client.getFeatures({ table: "users", keys: ["user:5"], features: ["emb", "age"] });
     expect(sub.features).toEqual(["emb", "age"]);
     expect(sub.rows[0]!.values).toEqual([[5, 1, -5, Math.fround(0.1)], "1"]);
-    const packed = await h.client.getFeatures({ table: "users", keys: ["user:5"], encoding: "ENCODING_PACKED" });
+    const packed = await h.client.getFeatures({
+      table: "users",
+      keys: ["user:5"],
+      encoding: "ENCODING_PACKED",
+    });
     const values = decodeRow(rowLayout(h.schema), packed.rows[0]!.packed);
     expect(values).toEqual(userRow(5).values);
   });
 
   it("StreamFeatures answers every request with its request_id, and errors in-band", async () => {
     const stream = h.client.openStream();
-    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => stream.send({ table: "users", keys: [`user:${i}`] })));
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => stream.send({ table: "users", keys: [`user:${i}`] })),
+    );
     answers.forEach((a, i) => expect(a.rows[0]!.values[3]).toBe(i * 1.5));
     const bad = await stream.send({ table: "nope", keys: ["x"] });
     expect(bad.error_code).toBe(status.NOT_FOUND);
@@ -70,33 +99,65 @@ describe("FeatureStore over gRPC", () => {
     const tables = await h.client.listTables();
     expect(tables.map((t) => t.name)).toEqual(["users"]);
     const d = await h.client.describeTable("users");
-    expect(d).toMatchObject({ name: "users", key: "user_id", serving_version: "1", current_version: "1", pinned: false });
+    expect(d).toMatchObject({
+      name: "users",
+      key: "user_id",
+      serving_version: "1",
+      current_version: "1",
+      pinned: false,
+    });
     expect((d.versions as unknown[]).length).toBe(1);
   });
 
   it("maps bad requests to status codes and keeps serving", async () => {
-    const code = (p: Promise<unknown>) => p.then(() => status.OK, (e: ServiceError) => e.code);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => status.OK,
+        (e: ServiceError) => e.code,
+      );
     expect(await code(h.client.getFeatures({ table: "nope", keys: ["a"] }))).toBe(status.NOT_FOUND);
-    expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], features: ["nope"] }))).toBe(status.INVALID_ARGUMENT);
+    expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], features: ["nope"] }))).toBe(
+      status.INVALID_ARGUMENT,
+    );
     expect(await code(h.client.getFeatures({ table: "users", keys: [] }))).toBe(status.INVALID_ARGUMENT);
     expect(await code(h.client.getFeatures({ table: "users", keys: [""] }))).toBe(status.INVALID_ARGUMENT);
-    expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], version: 99 }))).toBe(status.NOT_FOUND);
+    expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], version: 99 }))).toBe(
+      status.NOT_FOUND,
+    );
     const million = Array.from({ length: 1_000_000 }, (_, i) => `k${i}`);
-    expect(await code(h.client.getFeatures({ table: "users", keys: million }))).toBe(status.RESOURCE_EXHAUSTED);
-    expect(await code(h.client.getFeatures({ table: "users", keys: million.slice(0, 10_001) }))).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await code(h.client.getFeatures({ table: "users", keys: million }))).toBe(
+      status.RESOURCE_EXHAUSTED,
+    );
+    expect(await code(h.client.getFeatures({ table: "users", keys: million.slice(0, 10_001) }))).toBe(
+      status.RESOURCE_EXHAUSTED,
+    );
     // Invalid UTF-8 in a key, sent as raw bytes: table "users", key 0xff 0xfe.
     const raw = rawGetFeatures(h.address);
     const bytes = Buffer.from([0x0a, 5, ...Buffer.from("users"), 0x12, 2, 0xff, 0xfe]);
     expect(await code(raw(bytes))).toBe(status.INVALID_ARGUMENT);
     expect(await code(raw(Buffer.from([0x12, 0x80])))).toBe(status.INVALID_ARGUMENT); // truncated
-    expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows[0]!.status).toBe("ROW_STATUS_FOUND");
+    expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows[0]!.status).toBe(
+      "ROW_STATUS_FOUND",
+    );
   });
 
   it("answers health and reflection as grpcurl expects", async () => {
     const require = createRequire(import.meta.url);
     const healthProto = require.resolve("grpc-health-check/proto/health/v1/health.proto");
     const pkg = loadPackageDefinition(loadSync(healthProto, { keepCase: true, enums: String })) as never as {
-      grpc: { health: { v1: { Health: new (a: string, c: unknown) => { Check(r: object, cb: (e: Error | null, r: { status: string }) => void): void; close(): void } } } };
+      grpc: {
+        health: {
+          v1: {
+            Health: new (
+              a: string,
+              c: unknown,
+            ) => {
+              Check(r: object, cb: (e: Error | null, r: { status: string }) => void): void;
+              close(): void;
+            };
+          };
+        };
+      };
     };
     const health = new pkg.grpc.health.v1.Health(h.address, credentials.createInsecure());
     const res = await new Promise<{ status: string }>((resolve, reject) =>
@@ -105,12 +166,33 @@ describe("FeatureStore over gRPC", () => {
     expect(res.status).toBe("SERVING");
     health.close();
     const reflection = loadPackageDefinition(
-      loadSync(require.resolve("@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto"), { keepCase: true }),
-    ) as never as { grpc: { reflection: { v1alpha: { ServerReflection: new (a: string, c: unknown) => { ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(o: object): void; end(): void }; close(): void } } } } };
-    const r = new reflection.grpc.reflection.v1alpha.ServerReflection(h.address, credentials.createInsecure());
+      loadSync(require.resolve("@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto"), {
+        keepCase: true,
+      }),
+    ) as never as {
+      grpc: {
+        reflection: {
+          v1alpha: {
+            ServerReflection: new (
+              a: string,
+              c: unknown,
+            ) => {
+              ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(o: object): void; end(): void };
+              close(): void;
+            };
+          };
+        };
+      };
+    };
+    const r = new reflection.grpc.reflection.v1alpha.ServerReflection(
+      h.address,
+      credentials.createInsecure(),
+    );
     const call = r.ServerReflectionInfo();
     const listed = new Promise<string[]>((resolve) =>
-      call.on("data", (m: { list_services_response?: { service: { name: string }[] } }) => resolve(m.list_services_response!.service.map((s) => s.name))),
+      call.on("data", (m: { list_services_response?: { service: { name: string }[] } }) =>
+        resolve(m.list_services_response!.service.map((s) => s.name)),
+      ),
     );
     call.write({ list_services: "*" });
     expect(await listed).toContain("strata.v1.FeatureStore");
@@ -130,9 +212,13 @@ describe("bearer token", () => {
   it("refuses calls without the token", async () => {
     const h = await startHarness({ seed: [userRow(1)], env: { STRATA_AUTH_TOKEN: "s3cret" } });
     try {
-      expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows[0]!.status).toBe("ROW_STATUS_FOUND");
+      expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows[0]!.status).toBe(
+        "ROW_STATUS_FOUND",
+      );
       const raw = rawGetFeatures(h.address);
-      const err = await raw(Buffer.from([0x0a, 5, ...Buffer.from("users"), 0x12, 1, 0x61])).catch((e: ServiceError) => e);
+      const err = await raw(Buffer.from([0x0a, 5, ...Buffer.from("users"), 0x12, 1, 0x61])).catch(
+        (e: ServiceError) => e,
+      );
       expect((err as ServiceError).code).toBe(status.UNAUTHENTICATED);
     } finally {
       await h.close();
@@ -158,5 +244,8 @@ function rawGetFeatures(address: string): (bytes: Buffer) => Promise<Buffer> {
   const client = new Client(address, credentials.createInsecure()) as unknown as {
     GetFeatures(b: Buffer, md: Metadata, cb: (e: ServiceError | null, r: Buffer) => void): void;
   };
-  return (bytes) => new Promise((resolve, reject) => client.GetFeatures(bytes, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))));
+  return (bytes) =>
+    new Promise((resolve, reject) =>
+      client.GetFeatures(bytes, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))),
+    );
 }

@@ -16,7 +16,11 @@ export interface PrintedRow {
   features?: Record<string, JsonValue>;
 }
 
-export function registerGetCommand(program: Command, ctx: (cmd: Command) => CliContext, fromServer: GetFromServer): void {
+export function registerGetCommand(
+  program: Command,
+  ctx: (cmd: Command) => CliContext,
+  fromServer: GetFromServer,
+): void {
   program
     .command("get <table> [keys...]")
     .description("print rows by key, from a server (--server host:port) or the local data dir (--local)")
@@ -24,24 +28,44 @@ export function registerGetCommand(program: Command, ctx: (cmd: Command) => CliC
     .option("--server <host:port>", "ask a running Strata server")
     .option("--version <n>", "a retained version (default: current)")
     .option("--features <names>", "comma-separated subset of features")
-    .option("--keys-from <file>", "read keys from a file, one per line (output is then one JSON row per line with --json)")
-    .action(async (table: string, argKeys: string[], o: { server?: string; version?: string; features?: string; keysFrom?: string }, cmd: Command) => {
-      const c = ctx(cmd);
-      const keys = o.keysFrom ? readFileSync(o.keysFrom, "utf8").split("\n").filter((k) => k.length > 0) : argKeys;
-      if (keys.length === 0) throw new RangeError("Name at least one key (or --keys-from FILE)");
-      const version = parseVersionArg(o.version);
-      const features = o.features ? o.features.split(",").map((f) => f.trim()) : [];
-      const result = o.server
-        ? await fromServer(o.server, table, keys, features, version ?? 0, c)
-        : getLocal(c, table, keys, features, version);
-      if (o.keysFrom && c.json) {
-        // One row per line: a million keys would not fit in one JSON document comfortably.
-        for (const r of result.rows) process.stdout.write(JSON.stringify({ version: result.version, ...r }) + "\n");
-      } else {
-        c.print(result, result.rows.map((r) => `${r.key}\t${r.status}${r.features ? "\t" + JSON.stringify(r.features) : ""}`));
-      }
-      if (result.rows.some((r) => r.status === "DATA_LOSS")) process.exitCode = EXIT.CORRUPT;
-    });
+    .option(
+      "--keys-from <file>",
+      "read keys from a file, one per line (output is then one JSON row per line with --json)",
+    )
+    .action(
+      async (
+        table: string,
+        argKeys: string[],
+        o: { server?: string; version?: string; features?: string; keysFrom?: string },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const keys = o.keysFrom
+          ? readFileSync(o.keysFrom, "utf8")
+              .split("\n")
+              .filter((k) => k.length > 0)
+          : argKeys;
+        if (keys.length === 0) throw new RangeError("Name at least one key (or --keys-from FILE)");
+        const version = parseVersionArg(o.version);
+        const features = o.features ? o.features.split(",").map((f) => f.trim()) : [];
+        const result = o.server
+          ? await fromServer(o.server, table, keys, features, version ?? 0, c)
+          : getLocal(c, table, keys, features, version);
+        if (o.keysFrom && c.json) {
+          // One row per line: a million keys would not fit in one JSON document comfortably.
+          for (const r of result.rows)
+            process.stdout.write(JSON.stringify({ version: result.version, ...r }) + "\n");
+        } else {
+          c.print(
+            result,
+            result.rows.map(
+              (r) => `${r.key}\t${r.status}${r.features ? "\t" + JSON.stringify(r.features) : ""}`,
+            ),
+          );
+        }
+        if (result.rows.some((r) => r.status === "DATA_LOSS")) process.exitCode = EXIT.CORRUPT;
+      },
+    );
 }
 
 export type GetFromServer = (
@@ -53,18 +77,26 @@ export type GetFromServer = (
   c: CliContext,
 ) => Promise<{ table: string; version: number; rows: PrintedRow[] }>;
 
-function getLocal(c: CliContext, table: string, keys: string[], features: string[], version: number | undefined) {
+function getLocal(
+  c: CliContext,
+  table: string,
+  keys: string[],
+  features: string[],
+  version: number | undefined,
+) {
   const schema = c.schema(table);
   const store = c.store(table);
   const v = version ?? store.requireCurrentVersion();
   const snapshot = openSnapshot(store, new MappedSegmentCache(), v, { verify: false, schema });
   const kinds = featureKinds(snapshot.manifest.schema);
   const names = snapshot.manifest.schema.features.map((f) => f.name);
-  const wanted = features.length ? features.map((f) => {
-    const i = names.indexOf(f);
-    if (i < 0) throw new RangeError(`Table "${table}" has no feature "${f}"`);
-    return i;
-  }) : names.map((_, i) => i);
+  const wanted = features.length
+    ? features.map((f) => {
+        const i = names.indexOf(f);
+        if (i < 0) throw new RangeError(`Table "${table}" has no feature "${f}"`);
+        return i;
+      })
+    : names.map((_, i) => i);
   const rows = keys.map((key): PrintedRow => {
     const loc = snapshot.locate(key);
     if (loc.status === "absent") return { key, status: "NOT_FOUND" };
@@ -72,7 +104,12 @@ function getLocal(c: CliContext, table: string, keys: string[], features: string
     const out: Record<string, JsonValue> = {};
     for (const i of wanted) out[names[i]!] = featureValueToJson(kinds[i]!, snapshot.readFeature(loc, i));
     const expired = schema.maxAgeMs > 0 && Date.now() - loc.eventTimeMs > schema.maxAgeMs;
-    return { key, status: expired ? "OUTSIDE_MAX_AGE" : "FOUND", event_time_ms: loc.eventTimeMs, features: out };
+    return {
+      key,
+      status: expired ? "OUTSIDE_MAX_AGE" : "FOUND",
+      event_time_ms: loc.eventTimeMs,
+      features: out,
+    };
   });
   return { table, version: v, rows };
 }

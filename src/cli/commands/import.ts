@@ -11,52 +11,68 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
     .command("import <table> <file>")
     .description("import a CSV or JSONL file as a new base version and publish it")
     .option("--format <format>", "csv or jsonl (default: from the file extension)")
-    .option("--skip-bad-rows <rejects-file>", "skip rows that do not parse, writing them and their reasons to this file")
+    .option(
+      "--skip-bad-rows <rejects-file>",
+      "skip rows that do not parse, writing them and their reasons to this file",
+    )
     .option("--no-progress", "no progress bar")
-    .action(async (table: string, file: string, o: { format?: "csv" | "jsonl"; skipBadRows?: string; progress: boolean }, cmd: Command) => {
-      const c = ctx(cmd);
-      const schema = c.schema(table);
-      const format = o.format ?? detectImportFormat(file);
-      const totalBytes = statSync(file).size;
-      const input = createReadStream(file, { highWaterMark: 1 << 20 });
-      const bar =
-        o.progress && process.stderr.isTTY && !c.json
-          ? new cliProgress.SingleBar(
-              { format: `${table} [{bar}] {percentage}% | {value}/{total} MB | {rows} rows | {eta}s`, stream: process.stderr },
-              cliProgress.Presets.shades_classic,
-            )
-          : null;
-      bar?.start(Math.ceil(totalBytes / 1e6), 0, { rows: 0 });
-      let rejects = 0;
-      const rejectsFd = o.skipBadRows ? openSync(o.skipBadRows, "w") : null;
-      const started = performance.now();
-      try {
-        const rows = readImportRows(input, format, schema, {
-          defaultEventTimeMs: Date.now(),
-          ...(rejectsFd === null
-            ? {}
-            : {
-                onBadRow: (err, raw) => {
-                  rejects++;
-                  writeSync(rejectsFd, JSON.stringify({ line: err.line, column: err.column, reason: err.message, raw }) + "\n");
+    .action(
+      async (
+        table: string,
+        file: string,
+        o: { format?: "csv" | "jsonl"; skipBadRows?: string; progress: boolean },
+        cmd: Command,
+      ) => {
+        const c = ctx(cmd);
+        const schema = c.schema(table);
+        const format = o.format ?? detectImportFormat(file);
+        const totalBytes = statSync(file).size;
+        const input = createReadStream(file, { highWaterMark: 1 << 20 });
+        const bar =
+          o.progress && process.stderr.isTTY && !c.json
+            ? new cliProgress.SingleBar(
+                {
+                  format: `${table} [{bar}] {percentage}% | {value}/{total} MB | {rows} rows | {eta}s`,
+                  stream: process.stderr,
                 },
-              }),
-        });
-        const manifest = await new VersionWriter(c.store(table), schema).importRows(rows, {
-          onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
-        });
-        bar?.update(Math.ceil(totalBytes / 1e6));
-        bar?.stop();
-        const seconds = (performance.now() - started) / 1000;
-        const records = manifest.segments.reduce((n, s) => n + s.records, 0);
-        c.print(
-          { table, version: manifest.version, records, rejected_rows: rejects, bytes: totalBytes, seconds },
-          `${table}: imported ${records} rows from ${file} as v${manifest.version} in ${seconds.toFixed(1)} s` +
-            (rejects ? ` (${rejects} bad rows written to ${o.skipBadRows})` : ""),
-        );
-      } finally {
-        bar?.stop();
-        if (rejectsFd !== null) closeSync(rejectsFd);
-      }
-    });
+                cliProgress.Presets.shades_classic,
+              )
+            : null;
+        bar?.start(Math.ceil(totalBytes / 1e6), 0, { rows: 0 });
+        let rejects = 0;
+        const rejectsFd = o.skipBadRows ? openSync(o.skipBadRows, "w") : null;
+        const started = performance.now();
+        try {
+          const rows = readImportRows(input, format, schema, {
+            defaultEventTimeMs: Date.now(),
+            ...(rejectsFd === null
+              ? {}
+              : {
+                  onBadRow: (err, raw) => {
+                    rejects++;
+                    writeSync(
+                      rejectsFd,
+                      JSON.stringify({ line: err.line, column: err.column, reason: err.message, raw }) + "\n",
+                    );
+                  },
+                }),
+          });
+          const manifest = await new VersionWriter(c.store(table), schema).importRows(rows, {
+            onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
+          });
+          bar?.update(Math.ceil(totalBytes / 1e6));
+          bar?.stop();
+          const seconds = (performance.now() - started) / 1000;
+          const records = manifest.segments.reduce((n, s) => n + s.records, 0);
+          c.print(
+            { table, version: manifest.version, records, rejected_rows: rejects, bytes: totalBytes, seconds },
+            `${table}: imported ${records} rows from ${file} as v${manifest.version} in ${seconds.toFixed(1)} s` +
+              (rejects ? ` (${rejects} bad rows written to ${o.skipBadRows})` : ""),
+          );
+        } finally {
+          bar?.stop();
+          if (rejectsFd !== null) closeSync(rejectsFd);
+        }
+      },
+    );
 }

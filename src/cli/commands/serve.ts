@@ -24,24 +24,36 @@ interface ServeOptions {
 export function registerServeCommand(
   program: Command,
   ctx: (cmd: Command) => CliContext,
-  startIngest: (c: CliContext, logger: Logger, server: StrataServer | null) => Promise<{ stop(): Promise<void> } | null>,
+  startIngest: (
+    c: CliContext,
+    logger: Logger,
+    server: StrataServer | null,
+  ) => Promise<{ stop(): Promise<void> } | null>,
 ): void {
   program
     .command("serve")
     .description("serve the tables over gRPC (and run the ingestor when STRATA_KAFKA_BROKERS is set)")
     .option("--host <host>", "listen address (env STRATA_HOST)")
     .option("--port <port>", "gRPC port (env STRATA_PORT, default 50051)")
-    .option("--metrics-port <port>", "Prometheus /metrics port, or off (env STRATA_METRICS_PORT, default 9464)")
+    .option(
+      "--metrics-port <port>",
+      "Prometheus /metrics port, or off (env STRATA_METRICS_PORT, default 9464)",
+    )
     .option("--workers <n>", "serving worker processes", "1")
     .option("--tls-cert <pem>", "serve TLS with this certificate chain")
     .option("--tls-key <pem>", "and this private key")
     .action(async (o: ServeOptions, cmd: Command) => {
       const workers = Number(o.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`--workers must be 1 to 64 (got "${o.workers}")`);
-      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new RangeError("--tls-cert and --tls-key go together");
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+        throw new RangeError(`--workers must be 1 to 64 (got "${o.workers}")`);
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
+        throw new RangeError("--tls-cert and --tls-key go together");
       const c = ctx(cmd);
-      const logger = pino({ name: "strata", level: process.env.STRATA_LOG_LEVEL ?? "info" }, pino.destination(2)) as unknown as Logger;
-      c.tables; // validate the table config before forking anything
+      const logger = pino(
+        { name: "strata", level: process.env.STRATA_LOG_LEVEL ?? "info" },
+        pino.destination(2),
+      ) as unknown as Logger;
+      void c.tables; // validate the table config before forking anything
 
       if (workers > 1 && cluster.isPrimary) {
         await runPrimary(c, workers, logger, startIngest);
@@ -57,7 +69,10 @@ export function registerServeCommand(
       if (inWorker) AggregatorRegistry.setRegistries([server.metrics.registry]);
       await server.start();
       const ingest = inWorker ? null : await startIngest(c, logger, server);
-      if (!inWorker && !c.json) process.stdout.write(`strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`);
+      if (!inWorker && !c.json)
+        process.stdout.write(
+          `strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`,
+        );
       await untilSignal();
       logger.info({}, "shutting down");
       await ingest?.stop();
@@ -69,7 +84,11 @@ async function runPrimary(
   c: CliContext,
   workers: number,
   logger: Logger,
-  startIngest: (c: CliContext, logger: Logger, server: StrataServer | null) => Promise<{ stop(): Promise<void> } | null>,
+  startIngest: (
+    c: CliContext,
+    logger: Logger,
+    server: StrataServer | null,
+  ) => Promise<{ stop(): Promise<void> } | null>,
 ): Promise<void> {
   for (let i = 0; i < workers; i++) cluster.fork();
   let stopping = false;
@@ -91,7 +110,8 @@ async function runPrimary(
           );
         }).listen(c.config.metricsPort, c.config.host);
   const ingest = await startIngest(c, logger, null);
-  if (!c.json) process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
+  if (!c.json)
+    process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
   await untilSignal();
   stopping = true;
   await ingest?.stop();

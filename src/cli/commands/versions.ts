@@ -31,7 +31,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       c.print(
         rows,
         rows.map(
-          (r) => `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}`,
+          (r) =>
+            `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}`,
         ),
       );
     });
@@ -80,21 +81,33 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       const store = c.store(table);
       const version = parseVersionArg(o.version) ?? store.requireCurrentVersion();
       const { manifest, sha256, path } = store.readManifest(version);
-      c.print({ ...manifest, manifest_sha256: sha256, manifest_path: path }, describeManifest(manifest, sha256));
+      c.print(
+        { ...manifest, manifest_sha256: sha256, manifest_path: path },
+        describeManifest(manifest, sha256),
+      );
     });
 
   program
     .command("verify <table>")
-    .description("check every byte of a version's segments and its manifest chain; exit 5 naming the bad file")
+    .description(
+      "check every byte of a version's segments and its manifest chain; exit 5 naming the bad file",
+    )
     .option("--version <n>", "a retained version (default: current)")
     .option("--all", "every retained version")
     .action((table: string, o: { version?: string; all?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
-      const versions = o.all ? store.listVersions() : [parseVersionArg(o.version) ?? store.requireCurrentVersion()];
+      const versions = o.all
+        ? store.listVersions()
+        : [parseVersionArg(o.version) ?? store.requireCurrentVersion()];
       const report = verifyVersions(store, versions);
       const ok = report.problems.length === 0;
-      c.print({ ...report, ok }, ok ? `ok: ${table} ${versions.map((v) => `v${v}`).join(" ")} verified` : report.problems.map((p) => `FAIL v${p.version}: ${p.message}`));
+      c.print(
+        { ...report, ok },
+        ok
+          ? `ok: ${table} ${versions.map((v) => `v${v}`).join(" ")} verified`
+          : report.problems.map((p) => `FAIL v${p.version}: ${p.message}`),
+      );
       if (!ok) process.exitCode = EXIT.CORRUPT;
     });
 
@@ -112,10 +125,17 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         force: o.force === true,
         verify: (v) => {
           const problem = verifyVersions(store, [v]).problems[0];
-          if (problem) throw new SegmentCorruptError(`Cannot roll back to version ${v}: ${problem.message}`, problem.file);
+          if (problem)
+            throw new SegmentCorruptError(
+              `Cannot roll back to version ${v}: ${problem.message}`,
+              problem.file,
+            );
         },
       });
-      c.print({ table, ...result, pinned: true }, `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)`);
+      c.print(
+        { table, ...result, pinned: true },
+        `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)`,
+      );
     });
 
   program
@@ -138,7 +158,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       .option("--from <where>", "version (replay from the current version's offsets) or latest", "version")
       .action((table: string, o: { from: string }, cmd: Command) => {
         const c = ctx(cmd);
-        if (o.from !== "version" && o.from !== "latest") throw new RangeError(`--from must be "version" or "latest" (got "${o.from}")`);
+        if (o.from !== "version" && o.from !== "latest")
+          throw new RangeError(`--from must be "version" or "latest" (got "${o.from}")`);
         c.store(table).resume(o.from);
         c.print({ table, pinned: false, resume_from: o.from }, `${table}: resumed (from ${o.from})`);
       });
@@ -146,12 +167,17 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
 
   program
     .command("gc <table>")
-    .description("delete versions beyond the newest N (never current or pinned) and unreferenced segment files")
+    .description(
+      "delete versions beyond the newest N (never current or pinned) and unreferenced segment files",
+    )
     .requiredOption("--keep <n>", "versions to keep")
     .action((table: string, o: { keep: string }, cmd: Command) => {
       const c = ctx(cmd);
       const result = c.store(table).gc(Number(o.keep));
-      c.print({ table, deleted_versions: result.versions, deleted_segments: result.segments }, `${table}: deleted ${result.versions.length} version(s), ${result.segments.length} segment file(s)`);
+      c.print(
+        { table, deleted_versions: result.versions, deleted_segments: result.segments },
+        `${table}: deleted ${result.versions.length} version(s), ${result.segments.length} segment file(s)`,
+      );
     });
 
   program
@@ -160,7 +186,10 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .action((table: string, _o, cmd: Command) => {
       const c = ctx(cmd);
       const m = new VersionWriter(c.store(table), c.schema(table)).compact();
-      c.print(m, `${table}: compacted into v${m.version} (${m.segments.reduce((n, s) => n + s.records, 0)} records)`);
+      c.print(
+        m,
+        `${table}: compacted into v${m.version} (${m.segments.reduce((n, s) => n + s.records, 0)} records)`,
+      );
     });
 }
 
@@ -173,7 +202,10 @@ function describeManifest(m: Manifest, sha: string): string[] {
     `schema:   ${m.schema_hash} key=${m.schema.key} ${m.schema.features.map((f) => `${f.name}:${f.type}`).join(" ")}`,
     `kafka:    ${m.kafka ? `${m.kafka.topic} ${JSON.stringify(m.kafka.offsets)}` : "-"}`,
     "segments:",
-    ...m.segments.map((s) => `  ${s.kind.padEnd(5)} ${s.uuid} ${s.size} B records=${s.records} tombstones=${s.tombstones} body_crc32=${s.body_crc32}`),
+    ...m.segments.map(
+      (s) =>
+        `  ${s.kind.padEnd(5)} ${s.uuid} ${s.size} B records=${s.records} tombstones=${s.tombstones} body_crc32=${s.body_crc32}`,
+    ),
   ];
 }
 

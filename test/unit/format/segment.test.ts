@@ -26,7 +26,15 @@ const layout = rowLayout(schema);
 const options = { kind: "base" as const, tableName: "users", schemaHash: schemaHash(schema), layout };
 
 function row(i: number): FeatureValue[] {
-  return [BigInt(i) * 3n, i / 4, `name-${i}`, new Float32Array([i, i + 0.5, -i]), i % 2 === 0, Buffer.from([i & 255]), i / 3];
+  return [
+    BigInt(i) * 3n,
+    i / 4,
+    `name-${i}`,
+    new Float32Array([i, i + 0.5, -i]),
+    i % 2 === 0,
+    Buffer.from([i & 255]),
+    i / 3,
+  ];
 }
 
 function lookup(view: SegmentView, key: string): FeatureValue[] | "absent" | "corrupt" | "tombstone" {
@@ -38,7 +46,11 @@ function lookup(view: SegmentView, key: string): FeatureValue[] | "absent" | "co
 }
 
 describe("segment encoder and view", () => {
-  const rows = Array.from({ length: 1000 }, (_, i) => ({ key: `user:${i}`, eventTimeMs: 1_700_000_000_000 + i, values: row(i) }));
+  const rows = Array.from({ length: 1000 }, (_, i) => ({
+    key: `user:${i}`,
+    eventTimeMs: 1_700_000_000_000 + i,
+    values: row(i),
+  }));
   const { bytes } = encodeSegment(options, rows);
   const view = new SegmentView(bytes, "test.seg");
 

@@ -9,7 +9,9 @@ import { status } from "@grpc/grpc-js";
 
 describe("error catalogue", () => {
   it("docs/errors.md lists exactly the codes the code defines", () => {
-    const documented = [...readFileSync("docs/errors.md", "utf8").matchAll(/^\| `(STRATA_[A-Z_]+)` \|/gm)].map((m) => m[1]);
+    const documented = [
+      ...readFileSync("docs/errors.md", "utf8").matchAll(/^\| `(STRATA_[A-Z_]+)` \|/gm),
+    ].map((m) => m[1]);
     expect(new Set(documented)).toEqual(new Set(ERROR_CODES));
     expect(documented).toHaveLength(ERROR_CODES.length);
   });
@@ -21,6 +23,9 @@ describe("error catalogue", () => {
     expect(toGrpcStatus(err).code).toBe(status.NOT_FOUND);
     expect(exitCodeOf(err)).toBe(4);
     expect(toGrpcStatus(new SegmentCorruptError("x")).code).toBe(status.DATA_LOSS);
-    expect(toGrpcStatus(new Error("secret detail"))).toEqual({ code: status.INTERNAL, details: "Internal error (see the server log)" });
+    expect(toGrpcStatus(new Error("secret detail"))).toEqual({
+      code: status.INTERNAL,
+      details: "Internal error (see the server log)",
+    });
   });
 });

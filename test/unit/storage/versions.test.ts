@@ -48,7 +48,11 @@ describe("versions on disk", () => {
     const m1 = await writer.importRows(batches(Array.from({ length: 1000 }, (_, i) => user(i))));
     expect(m1.version).toBe(1);
     expect(readlinkSync(join(root, "users", "current"))).toBe("versions/v00000001");
-    const m2 = writer.publishDelta([user(5, 99), { key: "u6", eventTimeMs: 2000, values: null }, user(5000)], null, 1);
+    const m2 = writer.publishDelta(
+      [user(5, 99), { key: "u6", eventTimeMs: 2000, values: null }, user(5000)],
+      null,
+      1,
+    );
     expect(m2.version).toBe(2);
     expect(m2.parent).toBe(1);
     expect(m2.segments.map((s) => s.kind)).toEqual(["base", "delta"]);
@@ -62,7 +66,9 @@ describe("versions on disk", () => {
   });
 
   it("splits a base into parts under the size limit", async () => {
-    await writer.importRows(batches(Array.from({ length: 3000 }, (_, i) => user(i))), { maxSegmentBytes: 64 * 1024 });
+    await writer.importRows(batches(Array.from({ length: 3000 }, (_, i) => user(i))), {
+      maxSegmentBytes: 64 * 1024,
+    });
     const m = store.readManifest(1).manifest;
     expect(m.segments.length).toBeGreaterThan(2);
     for (const i of [0, 1500, 2999]) expect(get(`u${i}`).values?.[0]).toBe(BigInt(i));
@@ -95,7 +101,9 @@ describe("versions on disk", () => {
     expect(versions).toEqual([1, 2, 3, 4, 5]);
     expect(store.listVersions()).toEqual([6, 7]);
     const segs = readdirSync(join(root, "users", "data"));
-    const referenced = new Set([6, 7].flatMap((v) => store.readManifest(v).manifest.segments.map((s) => `${s.uuid}.seg`)));
+    const referenced = new Set(
+      [6, 7].flatMap((v) => store.readManifest(v).manifest.segments.map((s) => `${s.uuid}.seg`)),
+    );
     expect(new Set(segs)).toEqual(referenced);
     for (let v = 1; v <= 6; v++) expect(get(`u${v}`).status).toBe("found");
   });
@@ -123,7 +131,10 @@ describe("versions on disk", () => {
     writeFileSync(manifest, readFileSync(manifest, "utf8").replace('"import"', '"compact"'));
     bytes[4096 + 30]! ^= 1;
     writeFileSync(seg, bytes);
-    expect(verifyVersions(store, [2]).problems[0]).toMatchObject({ file: manifest, message: expect.stringMatching(/chain is broken/) });
+    expect(verifyVersions(store, [2]).problems[0]).toMatchObject({
+      file: manifest,
+      message: expect.stringMatching(/chain is broken/),
+    });
   });
 
   it("cleans temp leftovers", async () => {
