@@ -34,14 +34,25 @@ function finish(out: KeyHash, lo: number, hi: number, len: number): KeyHash {
 
 /** Hashes UTF-8 bytes. `out` is reused by hot loops to avoid an allocation per lookup. */
 export function hashKeyBytes(bytes: Uint8Array, seed: number, out: KeyHash = { lo: 0, hi: 0 }): KeyHash {
+  return hashKeyRange(bytes, 0, bytes.length, seed, out);
+}
+
+/** Hashes the UTF-8 bytes at [start, end) of `bytes`. */
+export function hashKeyRange(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  seed: number,
+  out: KeyHash,
+): KeyHash {
   let lo = 0x811c9dc5 ^ seed;
   let hi = 0x050c5d1f ^ seed;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = start; i < end; i++) {
     const b = bytes[i]!;
     lo = Math.imul(lo ^ b, 0x01000193);
     hi = Math.imul(hi ^ b, 0x0100019d);
   }
-  return finish(out, lo, hi, bytes.length);
+  return finish(out, lo, hi, end - start);
 }
 
 /**

@@ -109,12 +109,15 @@ export function measureRow(layout: RowLayout, values: readonly FeatureValue[]): 
 /**
  * Writes the row at `at` (which must be 8-aligned within `out`), returning the bytes written.
  * `out` must be zeroed over the row: null slots are not written. Values must have been measured.
+ * `outFloats`, a Float32Array over the same memory as `out`, lets vectors be copied without
+ * creating a view per row (`out.byteOffset` must then be 4-aligned).
  */
 export function writeRow(
   layout: RowLayout,
   values: readonly FeatureValue[],
   out: Buffer,
   at: number,
+  outFloats?: Float32Array,
 ): number {
   let varAt = at + layout.varStart;
   for (const slot of layout.slots) {
@@ -141,7 +144,8 @@ export function writeRow(
         break;
       case "float32_vector": {
         const vec = v as Float32Array;
-        Buffer.from(vec.buffer, vec.byteOffset, vec.byteLength).copy(out, o);
+        if (outFloats) outFloats.set(vec, o >> 2);
+        else out.set(new Uint8Array(vec.buffer, vec.byteOffset, vec.byteLength), o);
         break;
       }
       case "string":
@@ -221,26 +225,30 @@ export function decodeRow(layout: RowLayout, row: Buffer, at = 0, length = row.l
   return layout.slots.map((slot) => readFeature(layout, slot, row, at, length));
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function fits(kind: FeatureKind, v: NonNullable<FeatureValue>): boolean {
+  switch (kind.type) {
+    case "float32":
+    case "float64":
+      return typeof v === "number";
+    case "int64":
+      return typeof v === "bigint" && v >= INT64_MIN && v <= INT64_MAX;
+    case "bool":
+      return typeof v === "boolean";
+    case "string":
+      return typeof v === "string";
+    case "bytes":
+      return v instanceof Uint8Array;
+    case "float32_vector":
+      return v instanceof Float32Array && v.length === kind.length;
+  }
+}
+
 function checkValue(slot: FeatureSlot, v: NonNullable<FeatureValue>): void {
   const kind = slot.kind;
-  const ok = (() => {
-    switch (kind.type) {
-      case "float32":
-      case "float64":
-        return typeof v === "number";
-      case "int64":
-        return typeof v === "bigint" && v >= -(2n ** 63n) && v < 2n ** 63n;
-      case "bool":
-        return typeof v === "boolean";
-      case "string":
-        return typeof v === "string";
-      case "bytes":
-        return v instanceof Uint8Array;
-      case "float32_vector":
-        return v instanceof Float32Array && v.length === kind.length;
-    }
-  })();
-  if (!ok) {
+  if (!fits(kind, v)) {
     const want = kind.type === "float32_vector" ? `float32[${kind.length}]` : kind.type;
     throw new InvalidValueError(`Feature "${slot.name}" expects ${want}, got ${describe(v)}`, slot.name);
   }

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { hashKeyBytes, type KeyHash } from "./key-hash.js";
+import { hashKeyRange, type KeyHash } from "./key-hash.js";
+import { crc32Range } from "./crc32.js";
 import { IndexEntries, buildIndex } from "./segment-index.js";
 import {
   FLAG_TOMBSTONE,
@@ -74,6 +75,8 @@ export class SegmentEncoder {
   private readonly eventTimes: number[] = [];
   private readonly tombstones: number[] = [];
   private chunk = Buffer.alloc(CHUNK_BYTES);
+  /** The chunk as floats, for copying vectors without a view per row (the chunk owns its ArrayBuffer). */
+  private chunkFloats = new Float32Array(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length >> 2);
   private used = 0;
   /** Absolute file offset of the next record. */
   private offset = HEADER_BYTES;
@@ -101,30 +104,44 @@ export class SegmentEncoder {
 
   /** Adds a row (values in schema order) or, with values null, a tombstone. Later adds of a key win. */
   add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
-    const keyBytes = typeof key === "string" ? Buffer.from(key, "utf8") : key;
-    if (keyBytes.length === 0 || keyBytes.length > MAX_KEY_BYTES) {
-      throw new InvalidValueError(`Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyBytes.length})`);
-    }
     if (!Number.isSafeInteger(eventTimeMs))
       throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
     const valueLen = values === null ? 0 : measureRow(this.options.layout, values);
-    const length = recordLength(keyBytes.length, valueLen);
-    if (this.offset + length + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
+    // Room for the longest encoding of the key (3 bytes a UTF-16 unit); the exact length is known once written.
+    const maxKeyBytes = typeof key === "string" ? key.length * 3 : key.length;
+    const maxLength = recordLength(Math.min(maxKeyBytes, MAX_KEY_BYTES + 8), valueLen);
+    if (this.offset + maxLength + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
       throw new RangeError("Segment would pass 2 GiB: split it (see estimatedBytes)");
     }
-    if (this.used + length > this.chunk.length) this.flush(length);
+    if (this.used + maxLength > this.chunk.length) this.flush(maxLength);
     const b = this.chunk;
     const at = this.used;
-    b.fill(0, at, at + length);
+    const keyAt = at + RECORD_HEADER_BYTES;
+    const keyLen =
+      typeof key === "string"
+        ? key.length <= MAX_KEY_BYTES + 8
+          ? b.write(key, keyAt, "utf8")
+          : MAX_KEY_BYTES + 1
+        : key.copy(b, keyAt);
+    if (keyLen === 0 || keyLen > MAX_KEY_BYTES) {
+      throw new InvalidValueError(
+        `Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyLen === 0 ? 0 : "more"})`,
+      );
+    }
+    const length = recordLength(keyLen, valueLen);
+    const valueAt = keyAt + ((keyLen + 7) & ~7);
+    b.fill(0, keyAt + keyLen, at + length);
+    b.writeUInt32LE(0, at);
     b.writeUInt16LE(values === null ? FLAG_TOMBSTONE : 0, at + 4);
-    b.writeUInt16LE(keyBytes.length, at + 6);
+    b.writeUInt16LE(keyLen, at + 6);
     b.writeUInt32LE(valueLen, at + 8);
-    b.writeBigInt64LE(BigInt(eventTimeMs), at + 16);
-    keyBytes.copy(b, at + RECORD_HEADER_BYTES);
-    if (values !== null)
-      writeRow(this.options.layout, values, b, at + RECORD_HEADER_BYTES + alignUp(keyBytes.length, 8));
-    b.writeUInt32LE(crc32(b.subarray(at + 4, at + length), recordSeed(this.salt, this.offset)), at);
-    hashKeyBytes(keyBytes, this.hashSeed, this.hash);
+    b.writeUInt32LE(0, at + 12);
+    // i64 as two halves: no BigInt per record.
+    b.writeUInt32LE(eventTimeMs >>> 0, at + 16);
+    b.writeInt32LE(Math.floor(eventTimeMs / 4294967296), at + 20);
+    if (values !== null) writeRow(this.options.layout, values, b, valueAt, this.chunkFloats);
+    b.writeUInt32LE(crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset)), at);
+    hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
     this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
     this.eventTimes.push(eventTimeMs);
     this.tombstones.push(values === null ? 1 : 0);
@@ -194,7 +211,10 @@ export class SegmentEncoder {
       this.sink.append(bytes);
       this.used = 0;
     }
-    if (next > this.chunk.length) this.chunk = Buffer.alloc(next);
+    if (next > this.chunk.length) {
+      this.chunk = Buffer.alloc(next + 7);
+      this.chunkFloats = new Float32Array(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length >> 2);
+    }
   }
 }
 

@@ -24,8 +24,9 @@ export class IndexEntries {
     this.count++;
   }
 
-  entry(i: number): Uint32Array {
-    return this.words.subarray(i * 4, i * 4 + 4);
+  /** The entries' words: 4 per entry, valid for the first `count` entries. */
+  get raw(): Uint32Array {
+    return this.words;
   }
 }
 
@@ -55,8 +56,12 @@ export function buildIndex(
   const mask = slotCount - 1;
   let maxProbe = 0;
   let liveCount = 0;
+  const words = entries.raw;
   for (let i = 0; i < entries.count; i++) {
-    const [lo, hi, offset, length] = entries.entry(i) as unknown as [number, number, number, number];
+    const lo = words[i * 4]!;
+    const hi = words[i * 4 + 1]!;
+    const offset = words[i * 4 + 2]!;
+    const length = words[i * 4 + 3]!;
     let s = lo & mask;
     let probe = 1;
     for (; ; s = (s + 1) & mask, probe++) {
