@@ -66,7 +66,10 @@ export function registerServeCommand(
         logger: logger.child({ worker: inWorker ? cluster.worker?.id : 0 }),
         tls: o.tlsCert && o.tlsKey ? { certPath: o.tlsCert, keyPath: o.tlsKey } : null,
       });
-      if (inWorker) AggregatorRegistry.setRegistries([server.metrics.registry]);
+      if (inWorker) {
+        new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
+        AggregatorRegistry.setRegistries([server.metrics.registry]);
+      }
       await server.start();
       const ingest = inWorker ? null : await startIngest(c, logger, server);
       if (!inWorker && !c.json)
@@ -77,6 +80,8 @@ export function registerServeCommand(
       logger.info({}, "shutting down");
       await ingest?.stop();
       await server.stop();
+      // A worker's IPC channel to the primary would keep it alive: leave the cluster.
+      cluster.worker?.disconnect();
     });
 }
 
@@ -92,6 +97,7 @@ async function runPrimary(
 ): Promise<void> {
   for (let i = 0; i < workers; i++) cluster.fork();
   let stopping = false;
+  const signalled = untilSignal(() => (stopping = true));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
@@ -112,18 +118,25 @@ async function runPrimary(
   const ingest = await startIngest(c, logger, null);
   if (!c.json)
     process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
-  await untilSignal();
-  stopping = true;
+  await signalled;
   await ingest?.stop();
-  for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+  const exits = Object.values(cluster.workers ?? {}).map(
+    (w) =>
+      new Promise((resolve) =>
+        w?.isDead() ? resolve(null) : (w?.once("exit", resolve), w?.process.kill("SIGTERM")),
+      ),
+  );
+  await Promise.all(exits);
   metrics?.close();
 }
 
-function untilSignal(): Promise<void> {
+/** Resolves on SIGINT or SIGTERM; `onSignal` runs at once, in the signal handler. */
+function untilSignal(onSignal?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       process.off("SIGINT", done);
       process.off("SIGTERM", done);
+      onSignal?.();
       resolve();
     };
     process.on("SIGINT", done);

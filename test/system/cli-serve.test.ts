@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { resolve } from "node:path";
+import { createServer } from "node:net";
+
+const run = promisify(execFile);
+const CLI = resolve("dist/cli/main.js");
+const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("sample/strata.tables.json")];
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+describe("strata serve", () => {
+  it("serves the bundled sample with 2 workers: get --server, summed metrics, clean exit on SIGTERM", async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const server = spawn(
+      "node",
+      [
+        CLI,
+        ...SAMPLE,
+        "serve",
+        "--port",
+        String(port),
+        "--metrics-port",
+        String(metricsPort),
+        "--workers",
+        "2",
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    server.stdout.on("data", (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((r) => server.on("exit", (code) => r(code)));
+    try {
+      const deadline = Date.now() + 20_000;
+      let got: { rows: Array<{ key: string; status: string; features: Record<string, unknown> }> } | null =
+        null;
+      while (!got && Date.now() < deadline) {
+        try {
+          const r = await run("node", [
+            CLI,
+            ...SAMPLE,
+            "get",
+            "users",
+            "user:1",
+            "user:0",
+            "--server",
+            `127.0.0.1:${port}`,
+            "--json",
+          ]);
+          got = JSON.parse(r.stdout);
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      expect(out).toContain("2 workers serving");
+      expect(got!.rows[0]).toMatchObject({
+        key: "user:1",
+        status: "FOUND",
+        features: { age: 45, country: "DE" },
+      });
+      expect(got!.rows[1]).toMatchObject({ key: "user:0", status: "NOT_FOUND" });
+      const local = JSON.parse(
+        (await run("node", [CLI, ...SAMPLE, "get", "users", "user:1", "--json"])).stdout,
+      );
+      expect(local.rows[0].features).toEqual(got!.rows[0]!.features);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/strata_rows_total\{table="users",status="found"\} [1-9]/);
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("exits with the documented codes", async () => {
+    const code = (args: string[]) =>
+      run("node", [CLI, ...SAMPLE, ...args]).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
+    expect(await code(["versions", "nope"])).toBe(4);
+    expect(await code(["get", "users", "x", "--version", "999"])).toBe(4);
+    expect(await code(["bogus"])).toBe(2);
+    expect(await code(["get", "users", "user:1", "--server", "127.0.0.1:1"])).toBe(8);
+    expect(await code(["--config", "/nonexistent.json", "tables"])).toBe(3);
+  });
+});
