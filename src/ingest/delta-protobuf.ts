@@ -7,17 +7,30 @@
  * rounds, and refuses a finite number beyond its range); int64 takes `int64_value`; bool, string,
  * bytes and float32[N] take theirs; any feature takes `null_value`.
  */
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import protobuf from "protobufjs";
 import type { FeatureValue } from "../format/schema.js";
 import { InvalidDeltaError } from "./errors.js";
 import type { DeltaSchema } from "./feature-coercion.js";
 import type { DeltaBody } from "./delta-body.js";
 
-/** proto/ at the repository root: two levels above src/ingest/ and above dist/ingest/ alike. */
-const PROTO_ROOT = fileURLToPath(new URL("../../proto/", import.meta.url));
 const DELTA_PROTO = "strata/v1/delta.proto";
+
+/**
+ * proto/ at the package root: two levels above src/ingest/ and dist/ingest/, but looked for
+ * upwards so that a build elsewhere under the package (a test build) finds it too.
+ */
+function protoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 6; up++) {
+    const candidate = join(dir, "proto");
+    if (existsSync(join(candidate, DELTA_PROTO))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(`Cannot find proto/${DELTA_PROTO} above ${fileURLToPath(import.meta.url)}`);
+}
 
 const OP_UPSERT = 1;
 const OP_DELETE = 2;
@@ -49,8 +62,9 @@ let featureDelta: protobuf.Type | null = null;
 /** The FeatureDelta type, loaded on first use. */
 export function featureDeltaType(): protobuf.Type {
   if (featureDelta) return featureDelta;
+  const dir = protoRoot();
   const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => join(PROTO_ROOT, target);
+  root.resolvePath = (_origin, target) => join(dir, target);
   root.loadSync(DELTA_PROTO, { keepCase: true });
   featureDelta = root.lookupType("strata.v1.FeatureDelta");
   return featureDelta;

@@ -13,7 +13,7 @@ import { errorMessage } from "../shared/errors.js";
 import { Backoff } from "./backoff.js";
 import type { DeltaBatch, DeltaProducer, DeltaSource, DeltaSubscription } from "./delta-source.js";
 import type { IngestStatus } from "./ingest-status.js";
-import { childLogger, type Logger } from "./logger.js";
+import type { Logger } from "../shared/logger.js";
 import type { PublishOutcome, TableIngestor } from "./table-ingestor.js";
 
 export interface IngestLoopOptions {
@@ -49,7 +49,7 @@ export class TableIngestLoop {
     private readonly options: IngestLoopOptions,
     logger: Logger,
   ) {
-    this.log = childLogger(logger, { table: ingestor.table, topic: ingestor.topic });
+    this.log = logger.child({ table: ingestor.table, topic: ingestor.topic });
     this.sourceBackoff = new Backoff(options.retryInitialMs ?? 500, options.retryMaxMs ?? 10_000);
     this.publishBackoff = new Backoff(options.retryInitialMs ?? 500, options.retryMaxMs ?? 10_000);
   }

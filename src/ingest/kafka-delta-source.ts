@@ -37,7 +37,7 @@ import type {
   PartitionWatermarks,
   SubscribeOptions,
 } from "./delta-source.js";
-import { childLogger, silentLogger, type Logger } from "./logger.js";
+import { silentLogger, type Logger } from "../shared/logger.js";
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
@@ -61,7 +61,7 @@ const FETCH_MAX_BYTES_PER_PARTITION = 16 << 20;
 const FETCH_MAX_WAIT_MS = 100;
 
 export function createKafka(options: KafkaClientOptions): Kafka {
-  const log = childLogger(options.logger ?? silentLogger, { component: "kafkajs" });
+  const log = (options.logger ?? silentLogger).child({ component: "kafkajs" });
   return new Kafka({
     clientId: options.clientId ?? "strata",
     brokers: [...options.brokers],
@@ -89,7 +89,7 @@ export class KafkaDeltaSource implements DeltaSource {
 
   constructor(options: KafkaClientOptions) {
     this.kafka = createKafka(options);
-    this.log = childLogger(options.logger ?? silentLogger, { component: "kafka-source" });
+    this.log = (options.logger ?? silentLogger).child({ component: "kafka-source" });
   }
 
   async subscribe(options: SubscribeOptions): Promise<DeltaSubscription> {

@@ -12,7 +12,7 @@ import type { DeltaProducer, DeltaSource } from "./delta-source.js";
 import { TableIngestLoop } from "./ingest-loop.js";
 import type { IngestStatus } from "./ingest-status.js";
 import { KafkaDeltaProducer, KafkaDeltaSource } from "./kafka-delta-source.js";
-import { childLogger, silentLogger, type Logger } from "./logger.js";
+import { silentLogger, type Logger } from "../shared/logger.js";
 import { TableIngestor } from "./table-ingestor.js";
 import { WriterLock } from "./writer-lock.js";
 
@@ -49,7 +49,7 @@ export interface Ingest {
  */
 export async function startIngest(options: StartIngestOptions): Promise<Ingest> {
   const { config } = options;
-  const logger = childLogger(options.logger ?? silentLogger, { component: "ingest" });
+  const logger = (options.logger ?? silentLogger).child({ component: "ingest" });
   if (!options.source && config.kafkaBrokers.length === 0) {
     throw new ConfigError("Cannot start ingest: no Kafka brokers are configured (set STRATA_KAFKA_BROKERS)");
   }

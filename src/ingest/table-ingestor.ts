@@ -25,7 +25,7 @@ import { deadLetterOf, type DeadLetter } from "./dead-letters.js";
 import { InvalidDeltaError, type DeltaProblem } from "./errors.js";
 import type { DeltaLimits } from "./feature-coercion.js";
 import type { IngestCounters, IngestState, IngestStatus, PartitionStatus } from "./ingest-status.js";
-import { childLogger, type Logger } from "./logger.js";
+import type { Logger } from "../shared/logger.js";
 import { PendingMerge } from "./pending-merge.js";
 
 export interface TableIngestorOptions {
@@ -115,7 +115,7 @@ export class TableIngestor {
   ) {
     this.table = schema.name;
     this.topic = schema.topic;
-    this.log = childLogger(logger, { table: schema.name, topic: schema.topic });
+    this.log = logger.child({ table: schema.name, topic: schema.topic });
     this.writer = new VersionWriter(store, schema);
     this.decoder = new DeltaDecoder(schema, options.limits);
     this.pending = new PendingMerge(schema.features.length);

@@ -9,7 +9,7 @@ import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import type { TableSchema } from "../../../src/format/schema.js";
 import { TableIngestor, type TableIngestorOptions } from "../../../src/ingest/table-ingestor.js";
 import type { DeltaBatch, DeltaMessage } from "../../../src/ingest/delta-source.js";
-import { silentLogger } from "../../../src/ingest/logger.js";
+import { silentLogger } from "../../../src/shared/logger.js";
 import { DEAD_LETTER_HEADERS } from "../../../src/ingest/dead-letters.js";
 
 const schema: TableSchema = {
