@@ -58,7 +58,11 @@ export function deadLetterOf(
     offset: source.offset,
     problem,
     // Copies: the source buffers are views of a whole fetch response, which must not stay alive.
-    message: { key: source.key && Buffer.from(source.key), value: source.value && Buffer.from(source.value), headers },
+    message: {
+      key: source.key && Buffer.from(source.key),
+      value: source.value && Buffer.from(source.value),
+      headers,
+    },
   };
 }
 

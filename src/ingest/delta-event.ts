@@ -51,7 +51,11 @@ export type DeltaEvent = UpsertDelta | DeleteDelta;
 
 export type DeltaEncoding = "json" | "protobuf";
 
-const PROTOBUF_TYPES = new Set(["application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf"]);
+const PROTOBUF_TYPES = new Set([
+  "application/x-protobuf",
+  "application/protobuf",
+  "application/vnd.google.protobuf",
+]);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export class DeltaDecoder {
@@ -79,7 +83,9 @@ export class DeltaDecoder {
       );
     }
     const body: DeltaBody =
-      encodingOf(input.headers) === "protobuf" ? parseProtobufDelta(this.schema, value) : parseJsonDelta(this.schema, value);
+      encodingOf(input.headers) === "protobuf"
+        ? parseProtobufDelta(this.schema, value)
+        : parseJsonDelta(this.schema, value);
     if (body.table !== undefined && body.table !== this.schema.table) {
       throw new InvalidDeltaError(
         "wrong_table",
@@ -89,7 +95,13 @@ export class DeltaDecoder {
     const key = checkKey(resolveKey(messageKey, body.key));
     const eventTimeMs = body.eventTimeMs ?? fallbackTime(input.timestampMs);
     if (body.op === "delete") return { op: "delete", key, eventTimeMs };
-    return { op: "upsert", key, features: body.features!, complete: body.carried === this.schema.featureCount, eventTimeMs };
+    return {
+      op: "upsert",
+      key,
+      features: body.features!,
+      complete: body.carried === this.schema.featureCount,
+      eventTimeMs,
+    };
   }
 }
 
@@ -133,7 +145,10 @@ function resolveKey(messageKey: string | undefined, bodyKey: string | undefined)
   }
   const key = bodyKey ?? messageKey;
   if (key === undefined) {
-    throw new InvalidDeltaError("missing_key", `The delta has no key: set "key" in the value or the Kafka message key`);
+    throw new InvalidDeltaError(
+      "missing_key",
+      `The delta has no key: set "key" in the value or the Kafka message key`,
+    );
   }
   return key;
 }

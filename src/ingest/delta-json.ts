@@ -48,7 +48,10 @@ export function parseJsonDelta(schema: DeltaSchema, value: Buffer): DeltaBody {
     throw new InvalidDeltaError("wrong_table", `"table" must be a string, got ${describe(table)}`);
   }
   const eventTime = obj.event_time_ms;
-  if (eventTime !== undefined && (typeof eventTime !== "number" || !Number.isSafeInteger(eventTime) || eventTime < 0)) {
+  if (
+    eventTime !== undefined &&
+    (typeof eventTime !== "number" || !Number.isSafeInteger(eventTime) || eventTime < 0)
+  ) {
     throw new InvalidDeltaError(
       "bad_event_time",
       `"event_time_ms" must be a non-negative integer of milliseconds since the epoch, got ${describe(eventTime)}`,
@@ -60,7 +63,10 @@ export function parseJsonDelta(schema: DeltaSchema, value: Buffer): DeltaBody {
     return { op, key, features: null, carried: 0, eventTimeMs: eventTime, table };
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new InvalidDeltaError("wrong_type", `An upsert needs "features", an object of feature values by name, got ${describe(raw)}`);
+    throw new InvalidDeltaError(
+      "wrong_type",
+      `An upsert needs "features", an object of feature values by name, got ${describe(raw)}`,
+    );
   }
   const features = new Array<FeatureValue | undefined>(schema.featureCount).fill(undefined);
   let carried = 0;

@@ -75,10 +75,14 @@ export function parseProtobufDelta(schema: DeltaSchema, value: Buffer): DeltaBod
   try {
     msg = featureDeltaType().decode(value) as unknown as ProtoDelta;
   } catch (err) {
-    throw new InvalidDeltaError("bad_protobuf", `Value is not a strata.v1.FeatureDelta: ${(err as Error).message}`);
+    throw new InvalidDeltaError(
+      "bad_protobuf",
+      `Value is not a strata.v1.FeatureDelta: ${(err as Error).message}`,
+    );
   }
   const op = msg.op === OP_UPSERT ? "upsert" : msg.op === OP_DELETE ? "delete" : null;
-  if (op === null) throw new InvalidDeltaError("bad_op", `"op" must be OP_UPSERT or OP_DELETE, got ${msg.op}`);
+  if (op === null)
+    throw new InvalidDeltaError("bad_op", `"op" must be OP_UPSERT or OP_DELETE, got ${msg.op}`);
   const key = msg.key === "" ? undefined : msg.key;
   const table = msg.table === "" ? undefined : msg.table;
   let eventTimeMs: number | undefined;
@@ -86,7 +90,10 @@ export function parseProtobufDelta(schema: DeltaSchema, value: Buffer): DeltaBod
   if (Object.prototype.hasOwnProperty.call(msg, "event_time_ms") && msg.event_time_ms != null) {
     const t = toBigInt(msg.event_time_ms);
     if (t < 0n || t > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new InvalidDeltaError("bad_event_time", `"event_time_ms" must be a non-negative number of milliseconds, got ${t}`);
+      throw new InvalidDeltaError(
+        "bad_event_time",
+        `"event_time_ms" must be a non-negative number of milliseconds, got ${t}`,
+      );
     }
     eventTimeMs = Number(t);
   }
@@ -106,7 +113,8 @@ export function parseProtobufDelta(schema: DeltaSchema, value: Buffer): DeltaBod
 function fromProto(schema: DeltaSchema, index: number, v: ProtoValue): FeatureValue {
   const kind = schema.kinds[index]!;
   const set = setField(v);
-  if (set === null) throw schema.wrongType(index, "the FeatureValue holds no value (set null_value for null)");
+  if (set === null)
+    throw schema.wrongType(index, "the FeatureValue holds no value (set null_value for null)");
   if (set === "null_value") return null;
   const expect = (...fields: string[]): never => {
     throw schema.wrongType(index, `expected ${fields.join(" or ")}, got ${set}`);
@@ -127,7 +135,8 @@ function fromProto(schema: DeltaSchema, index: number, v: ProtoValue): FeatureVa
     case "string": {
       if (set !== "string_value") return expect("string_value");
       const s = v.string_value ?? "";
-      if (s.length * 3 > schema.limits.maxValueBytes) schema.checkSize(index, Buffer.byteLength(s, "utf8"), "a string");
+      if (s.length * 3 > schema.limits.maxValueBytes)
+        schema.checkSize(index, Buffer.byteLength(s, "utf8"), "a string");
       return s;
     }
     case "bytes": {
@@ -140,7 +149,8 @@ function fromProto(schema: DeltaSchema, index: number, v: ProtoValue): FeatureVa
     case "float32_vector": {
       if (set !== "float32_vector_value") return expect("float32_vector_value");
       const values = v.float32_vector_value?.values ?? [];
-      if (values.length !== kind.length) throw schema.wrongType(index, `expected ${kind.length} values, got ${values.length}`);
+      if (values.length !== kind.length)
+        throw schema.wrongType(index, `expected ${kind.length} values, got ${values.length}`);
       return Float32Array.from(values);
     }
   }

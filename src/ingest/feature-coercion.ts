@@ -61,7 +61,11 @@ export class DeltaSchema {
   /** Refuses a value: "Feature "age" (int64): <problem>". */
   wrongType(index: number, problem: string): InvalidDeltaError {
     const name = this.names[index]!;
-    return new InvalidDeltaError("wrong_type", `Feature ${JSON.stringify(name)} (${this.types[index]}): ${problem}`, name);
+    return new InvalidDeltaError(
+      "wrong_type",
+      `Feature ${JSON.stringify(name)} (${this.types[index]}): ${problem}`,
+      name,
+    );
   }
 
   checkSize(index: number, bytes: number, what: string): void {
@@ -84,36 +88,47 @@ export class DeltaSchema {
       case "float32":
       case "float64": {
         const n = jsonFloat(raw);
-        if (n === undefined) throw this.wrongType(index, `expected a number (or "NaN", "Infinity", "-Infinity"), got ${describe(raw)}`);
+        if (n === undefined)
+          throw this.wrongType(
+            index,
+            `expected a number (or "NaN", "Infinity", "-Infinity"), got ${describe(raw)}`,
+          );
         return kind.type === "float32" ? this.toFloat32(index, n) : n;
       }
       case "int64":
         return this.jsonInt64(index, raw);
       case "bool":
-        if (typeof raw !== "boolean") throw this.wrongType(index, `expected true or false, got ${describe(raw)}`);
+        if (typeof raw !== "boolean")
+          throw this.wrongType(index, `expected true or false, got ${describe(raw)}`);
         return raw;
       case "string":
         if (typeof raw !== "string") throw this.wrongType(index, `expected a string, got ${describe(raw)}`);
         // Cheap bound first: a UTF-8 string is at most 3 bytes per UTF-16 unit.
-        if (raw.length * 3 > this.limits.maxValueBytes) this.checkSize(index, Buffer.byteLength(raw, "utf8"), "a string");
+        if (raw.length * 3 > this.limits.maxValueBytes)
+          this.checkSize(index, Buffer.byteLength(raw, "utf8"), "a string");
         return raw;
       case "bytes": {
         if (typeof raw !== "string" || !isBase64(raw)) {
-          throw this.wrongType(index, `expected a base64 string (RFC 4648, with padding), got ${describe(raw)}`);
+          throw this.wrongType(
+            index,
+            `expected a base64 string (RFC 4648, with padding), got ${describe(raw)}`,
+          );
         }
         const bytes = Buffer.from(raw, "base64");
         this.checkSize(index, bytes.length, "a value");
         return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
       }
       case "float32_vector": {
-        if (!Array.isArray(raw)) throw this.wrongType(index, `expected an array of ${kind.length} numbers, got ${describe(raw)}`);
+        if (!Array.isArray(raw))
+          throw this.wrongType(index, `expected an array of ${kind.length} numbers, got ${describe(raw)}`);
         if (raw.length !== kind.length) {
           throw this.wrongType(index, `expected an array of ${kind.length} numbers, got ${raw.length}`);
         }
         const out = new Float32Array(kind.length);
         for (let i = 0; i < raw.length; i++) {
           const n = jsonFloat(raw[i]);
-          if (n === undefined) throw this.wrongType(index, `element ${i} is ${describe(raw[i])}, not a number`);
+          if (n === undefined)
+            throw this.wrongType(index, `element ${i} is ${describe(raw[i])}, not a number`);
           out[i] = this.toFloat32(index, n, i);
         }
         return out;
@@ -141,7 +156,10 @@ export class DeltaSchema {
     if (typeof raw === "number") {
       if (Number.isSafeInteger(raw)) return BigInt(raw);
       if (Number.isInteger(raw)) {
-        throw this.wrongType(index, `${raw} is beyond ±2^53 − 1, where JSON numbers lose digits: send it as a decimal string`);
+        throw this.wrongType(
+          index,
+          `${raw} is beyond ±2^53 − 1, where JSON numbers lose digits: send it as a decimal string`,
+        );
       }
       throw this.wrongType(index, `expected an integer, got ${raw}`);
     }

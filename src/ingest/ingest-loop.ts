@@ -86,7 +86,10 @@ export class TableIngestLoop {
         this.afterPublish(outcome);
         if (outcome.kind === "published") await withTimeout(this.commitProgress(), 3_000);
       } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, "Final publish skipped: the merge will be replayed from Kafka");
+        this.log.warn(
+          { err: errorMessage(err) },
+          "Final publish skipped: the merge will be replayed from Kafka",
+        );
       }
     }
     this.ingestor.setLoopState("stopped");
@@ -121,7 +124,10 @@ export class TableIngestLoop {
         this.ingestor.noteSourceFailure(err);
         this.ingestor.setLoopState("retrying");
         const delayMs = this.sourceBackoff.next();
-        this.log.warn({ err: errorMessage(err), retryInMs: delayMs }, "Kafka source failed: subscribing again after a backoff");
+        this.log.warn(
+          { err: errorMessage(err), retryInMs: delayMs },
+          "Kafka source failed: subscribing again after a backoff",
+        );
         await this.sleep(delayMs);
       } finally {
         this.subscription = null;
@@ -188,7 +194,10 @@ export class TableIngestLoop {
     await this.sendDeadLetters();
     const outcome = this.ingestor.publish();
     this.afterPublish(outcome);
-    if (outcome.kind === "published") void this.commitProgress().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, "Commit to the consumer group failed"));
+    if (outcome.kind === "published")
+      void this.commitProgress().catch((err: unknown) =>
+        this.log.debug({ err: errorMessage(err) }, "Commit to the consumer group failed"),
+      );
   }
 
   private afterPublish(outcome: PublishOutcome): void {
@@ -264,7 +273,11 @@ export class TableIngestLoop {
   }
 
   private commitProgress(): Promise<void> {
-    return this.source.commitProgress(this.options.groupId, this.ingestor.topic, new Map(this.ingestor.publishedPositions()));
+    return this.source.commitProgress(
+      this.options.groupId,
+      this.ingestor.topic,
+      new Map(this.ingestor.publishedPositions()),
+    );
   }
 
   private async refreshWatermarks(): Promise<void> {

@@ -149,7 +149,9 @@ export class KafkaDeltaSource implements DeltaSource {
         if (stopped) return;
         stopped = true;
         this.subscriptions.delete(subscription);
-        await consumer.disconnect().catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, "Disconnect failed"));
+        await consumer
+          .disconnect()
+          .catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, "Disconnect failed"));
         settle.resolve();
       },
     };
@@ -164,7 +166,9 @@ export class KafkaDeltaSource implements DeltaSource {
       return offsets.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: BigInt(o.high) }));
     } catch (err) {
       await this.dropAdmin();
-      throw new UnavailableError(`Cannot read the offsets of topic "${topic}": ${errorMessage(err)}`, { cause: err });
+      throw new UnavailableError(`Cannot read the offsets of topic "${topic}": ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -231,7 +235,11 @@ class ProgressCommitter {
       try {
         const consumer = await this.joined();
         await consumer.commitOffsets(
-          [...offsets].map(([partition, offset]) => ({ topic: this.topic, partition, offset: offset.toString() })),
+          [...offsets].map(([partition, offset]) => ({
+            topic: this.topic,
+            partition,
+            offset: offset.toString(),
+          })),
         );
       } catch (err) {
         await this.close();
@@ -242,7 +250,12 @@ class ProgressCommitter {
 
   private joined(): Promise<Consumer> {
     this.consumer ??= (async () => {
-      const consumer = this.kafka.consumer({ groupId: this.groupId, retry: RETRY, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+      const consumer = this.kafka.consumer({
+        groupId: this.groupId,
+        retry: RETRY,
+        sessionTimeout: 10_000,
+        heartbeatInterval: 1_000,
+      });
       const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
       await consumer.connect();
       await consumer.subscribe({ topic: this.topic });
@@ -276,7 +289,11 @@ export class KafkaDeltaProducer implements DeltaProducer {
       await producer.send({
         topic,
         acks: -1,
-        messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers ? { ...m.headers } : undefined })),
+        messages: messages.map((m) => ({
+          key: m.key,
+          value: m.value,
+          headers: m.headers ? { ...m.headers } : undefined,
+        })),
       });
     } catch (err) {
       await this.close();
@@ -312,7 +329,9 @@ function toDeltaMessage(m: KafkaMessage): DeltaMessage {
 
 const NO_HEADERS: Readonly<Record<string, Buffer | string | undefined>> = Object.freeze({});
 
-function firstHeaderValues(headers: IHeaders | undefined): Readonly<Record<string, Buffer | string | undefined>> {
+function firstHeaderValues(
+  headers: IHeaders | undefined,
+): Readonly<Record<string, Buffer | string | undefined>> {
   if (!headers) return NO_HEADERS;
   let out: Record<string, Buffer | string | undefined> | null = null;
   for (const name in headers) {

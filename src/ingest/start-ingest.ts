@@ -64,13 +64,19 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
   for (const s of schemas) {
     const other = byTopic.get(s.topic);
     if (other) {
-      throw new ConfigError(`Cannot ingest tables "${other}" and "${s.name}" from one topic "${s.topic}": give each table its own topic`);
+      throw new ConfigError(
+        `Cannot ingest tables "${other}" and "${s.name}" from one topic "${s.topic}": give each table its own topic`,
+      );
     }
     byTopic.set(s.topic, s.name);
   }
 
-  const source = options.source ?? new KafkaDeltaSource({ brokers: config.kafkaBrokers, clientId: "strata-ingest", logger });
-  const producer = options.producer ?? new KafkaDeltaProducer({ brokers: config.kafkaBrokers, clientId: "strata-ingest-dlq", logger });
+  const source =
+    options.source ??
+    new KafkaDeltaSource({ brokers: config.kafkaBrokers, clientId: "strata-ingest", logger });
+  const producer =
+    options.producer ??
+    new KafkaDeltaProducer({ brokers: config.kafkaBrokers, clientId: "strata-ingest-dlq", logger });
   const locks: WriterLock[] = [];
   const loops = new Map<string, TableIngestLoop>();
   try {
@@ -91,7 +97,10 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
           compactMaxDeltas: config.ingestCompactMaxDeltas,
           compactDeltaRatio: config.ingestCompactDeltaRatio,
           keepVersions: config.keepVersions,
-          limits: { maxMessageBytes: config.ingestMaxMessageBytes, maxValueBytes: config.ingestMaxValueBytes },
+          limits: {
+            maxMessageBytes: config.ingestMaxMessageBytes,
+            maxValueBytes: config.ingestMaxValueBytes,
+          },
           deadLetterTopic,
           groupId,
         },

@@ -190,11 +190,18 @@ export class TableIngestor {
         const invalid =
           err instanceof InvalidDeltaError
             ? err
-            : new InvalidDeltaError("internal_error", `The decoder failed unexpectedly: ${errorMessage(err)}`);
-        if (!(err instanceof InvalidDeltaError)) this.log.error({ partition, offset: String(message.offset), err }, "Decoder bug");
-        this.outbox.push(deadLetterOf(this.table, this.topic, partition, message, invalid.problem, invalid.message));
+            : new InvalidDeltaError(
+                "internal_error",
+                `The decoder failed unexpectedly: ${errorMessage(err)}`,
+              );
+        if (!(err instanceof InvalidDeltaError))
+          this.log.error({ partition, offset: String(message.offset), err }, "Decoder bug");
+        this.outbox.push(
+          deadLetterOf(this.table, this.topic, partition, message, invalid.problem, invalid.message),
+        );
         this.counters.deadLetters++;
-        this.counters.deadLettersByProblem[invalid.problem] = (this.counters.deadLettersByProblem[invalid.problem] ?? 0) + 1;
+        this.counters.deadLettersByProblem[invalid.problem] =
+          (this.counters.deadLettersByProblem[invalid.problem] ?? 0) + 1;
       }
       position = message.offset + 1n;
     }
@@ -237,7 +244,10 @@ export class TableIngestor {
   /** True when a publish is due: something changed and it is old or big enough. */
   publishDue(): boolean {
     if (!this.dirty || this.mode !== "consuming") return false;
-    return this.pending.size >= this.options.publishMaxRows || this.now() - (this.dirtySinceMs ?? 0) >= this.options.publishIntervalMs;
+    return (
+      this.pending.size >= this.options.publishMaxRows ||
+      this.now() - (this.dirtySinceMs ?? 0) >= this.options.publishIntervalMs
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -281,7 +291,10 @@ export class TableIngestor {
       return { kind: "pinned" };
     }
     if (this.store.currentVersion() !== this.basis) {
-      this.log.info({ from: this.basis, to: this.store.currentVersion() }, "Current version moved: replaying from its offsets");
+      this.log.info(
+        { from: this.basis, to: this.store.currentVersion() },
+        "Current version moved: replaying from its offsets",
+      );
       this.reload();
       return { kind: "moved" };
     }
@@ -309,13 +322,18 @@ export class TableIngestor {
     if (deltas.length === 0) return null;
     const baseRecords = manifest.segments.filter((s) => s.kind === "base").reduce((n, s) => n + s.records, 0);
     const deltaRecords = deltas.reduce((n, s) => n + s.records, 0);
-    const due = deltas.length >= this.options.compactMaxDeltas || deltaRecords > baseRecords * this.options.compactDeltaRatio;
+    const due =
+      deltas.length >= this.options.compactMaxDeltas ||
+      deltaRecords > baseRecords * this.options.compactDeltaRatio;
     if (!due) return null;
     try {
       const compacted = this.writer.compact();
       this.adopt(compacted);
       this.counters.compactions++;
-      this.log.debug({ version: compacted.version, deltas: deltas.length, deltaRecords, baseRecords }, "Compacted");
+      this.log.debug(
+        { version: compacted.version, deltas: deltas.length, deltaRecords, baseRecords },
+        "Compacted",
+      );
       return compacted;
     } catch (err) {
       // The delta version stands; compaction is tried again after the next publish.
@@ -338,7 +356,10 @@ export class TableIngestor {
   /** Makes a version this ingestor just published the one it builds on. */
   private adopt(manifest: Manifest): void {
     this.basis = manifest.version;
-    this.snapshot = openSnapshot(this.store, this.cache, manifest.version, { verify: false, schema: this.schema });
+    this.snapshot = openSnapshot(this.store, this.cache, manifest.version, {
+      verify: false,
+      schema: this.schema,
+    });
     this.published = offsetsOf(manifest, this.topic);
     this.pending.clear();
     this.dirty = false;
@@ -389,7 +410,10 @@ export class TableIngestor {
   }
 
   private enterPinned(): void {
-    this.log.info({ version: this.store.currentVersion(), droppedRows: this.pending.size }, "Table pinned: ingest paused");
+    this.log.info(
+      { version: this.store.currentVersion(), droppedRows: this.pending.size },
+      "Table pinned: ingest paused",
+    );
     this.mode = "pinned";
     this.loopState = "pinned";
     this.pending.clear();
@@ -504,7 +528,8 @@ function offsetsOf(manifest: Manifest, topic: string): Map<number, bigint> {
 function maxEventTime(manifest: Manifest): number | null {
   let max: number | null = null;
   for (const s of manifest.segments) {
-    if (s.records + s.tombstones > 0 && (max === null || s.max_event_time_ms > max)) max = s.max_event_time_ms;
+    if (s.records + s.tombstones > 0 && (max === null || s.max_event_time_ms > max))
+      max = s.max_event_time_ms;
   }
   return max;
 }

@@ -90,7 +90,12 @@ function readHolder(path: string): LockContent | null {
   try {
     const c = JSON.parse(readFileSync(path, "utf8")) as Partial<LockContent>;
     if (typeof c.pid !== "number" || !Number.isInteger(c.pid) || c.pid <= 0) return null;
-    return { pid: c.pid, start: typeof c.start === "string" ? c.start : null, host: String(c.host ?? "?"), acquired_at_ms: Number(c.acquired_at_ms ?? 0) };
+    return {
+      pid: c.pid,
+      start: typeof c.start === "string" ? c.start : null,
+      host: String(c.host ?? "?"),
+      acquired_at_ms: Number(c.acquired_at_ms ?? 0),
+    };
   } catch {
     return null;
   }

@@ -36,7 +36,16 @@ export class FakeKafka {
   }
 
   /** Appends a message; returns its offset. */
-  produce(topic: string, partition: number, message: { key?: string | null; value: string | Buffer | null; headers?: Record<string, string>; timestampMs?: number }): bigint {
+  produce(
+    topic: string,
+    partition: number,
+    message: {
+      key?: string | null;
+      value: string | Buffer | null;
+      headers?: Record<string, string>;
+      timestampMs?: number;
+    },
+  ): bigint {
     const log = this.partitions(topic)[partition]!;
     const offset = BigInt(log.length);
     log.push({
@@ -109,7 +118,12 @@ export class FakeDeltaSource implements DeltaSource {
           const messages = slice.filter((m) => m !== null);
           next[p] = BigInt(from + slice.length);
           if (messages.length === 0) continue;
-          const batch: DeltaBatch = { topic: options.topic, partition: p, highWatermark: BigInt(log.length), messages };
+          const batch: DeltaBatch = {
+            topic: options.topic,
+            partition: p,
+            highWatermark: BigInt(log.length),
+            messages,
+          };
           try {
             await options.onBatch(batch);
             delivered = true;
@@ -127,7 +141,9 @@ export class FakeDeltaSource implements DeltaSource {
 
   async watermarks(topic: string): Promise<PartitionWatermarks[]> {
     if (this.kafka.down) throw new Error("broker down");
-    return this.kafka.partitions(topic).map((log, partition) => ({ partition, low: 0n, high: BigInt(log.length) }));
+    return this.kafka
+      .partitions(topic)
+      .map((log, partition) => ({ partition, low: 0n, high: BigInt(log.length) }));
   }
 
   async commitProgress(groupId: string, topic: string, offsets: ReadonlyMap<number, bigint>): Promise<void> {

@@ -18,7 +18,12 @@ import { kafkaBrokers } from "./services.js";
 export const uniqueName = (prefix: string): string => `${prefix}-${Date.now()}-${randomUUID().slice(0, 8)}`;
 
 export async function connectAdmin(brokers = kafkaBrokers()): Promise<Admin> {
-  const kafka = new Kafka({ clientId: "strata-it-admin", brokers, logLevel: logLevel.NOTHING, retry: { retries: 5 } });
+  const kafka = new Kafka({
+    clientId: "strata-it-admin",
+    brokers,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 5 },
+  });
   const admin = kafka.admin();
   await admin.connect();
   return admin;
@@ -39,9 +44,27 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Record<st
  * Sends `lines` ("key<TAB>value") with kcat, one message per line, keys placed on partitions like
  * the Java client and kafkajs place them (murmur2).
  */
-export async function kcatProduce(topic: string, lines: readonly string[], file: string, brokers = kafkaBrokers()): Promise<void> {
+export async function kcatProduce(
+  topic: string,
+  lines: readonly string[],
+  file: string,
+  brokers = kafkaBrokers(),
+): Promise<void> {
   writeFileSync(file, lines.map((l) => l + "\n").join(""));
-  const args = ["-P", "-b", brokers.join(","), "-t", topic, "-K\t", "-X", "partitioner=murmur2_random", "-X", "message.timeout.ms=30000", "-l", file];
+  const args = [
+    "-P",
+    "-b",
+    brokers.join(","),
+    "-t",
+    topic,
+    "-K\t",
+    "-X",
+    "partitioner=murmur2_random",
+    "-X",
+    "message.timeout.ms=30000",
+    "-l",
+    file,
+  ];
   await new Promise<void>((resolve, reject) => {
     const child = spawn("kcat", args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -79,7 +102,9 @@ export async function until(
 export function testLogger(name: string): Logger {
   const verbose = process.env.STRATA_IT_LOG === "debug";
   const write = (level: string) => (obj: object, msg?: string) =>
-    process.stderr.write(`[${name}] ${level} ${msg ?? ""} ${JSON.stringify(obj, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`);
+    process.stderr.write(
+      `[${name}] ${level} ${msg ?? ""} ${JSON.stringify(obj, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`,
+    );
   const quiet = (): void => undefined;
   const logger: Logger = {
     debug: verbose ? write("debug") : quiet,
@@ -116,7 +141,10 @@ export function expectOffsetsOnlyIncrease(store: TableStore): number {
     const offsets = manifest.kafka?.offsets ?? {};
     for (const [p, last] of seen) {
       expect(offsets[p], `v${v} (${manifest.reason}) lost partition ${p}`).toBeDefined();
-      expect(BigInt(offsets[p]!) >= last, `v${v} (${manifest.reason}) partition ${p}: ${offsets[p]} < ${last}`).toBe(true);
+      expect(
+        BigInt(offsets[p]!) >= last,
+        `v${v} (${manifest.reason}) partition ${p}: ${offsets[p]} < ${last}`,
+      ).toBe(true);
     }
     for (const [p, o] of Object.entries(offsets)) seen.set(p, BigInt(o));
   }
@@ -137,7 +165,11 @@ export class DeltaModel {
   readonly rows = new Map<string, ModelRow | null>();
 
   apply(key: string, json: string): void {
-    const event = JSON.parse(json) as { op: string; features?: Record<string, JsonValue>; event_time_ms?: number };
+    const event = JSON.parse(json) as {
+      op: string;
+      features?: Record<string, JsonValue>;
+      event_time_ms?: number;
+    };
     if (event.op === "delete") {
       this.rows.set(key, null);
       return;
@@ -157,13 +189,17 @@ export class DeltaModel {
 
 /** The table's current version holds exactly the model: every key, value and event time, and no other row. */
 export function expectStoreMatchesModel(store: TableStore, schema: TableSchema, model: DeltaModel): void {
-  const snapshot = openSnapshot(store, new MappedSegmentCache(), store.requireCurrentVersion(), { verify: true, schema });
+  const snapshot = openSnapshot(store, new MappedSegmentCache(), store.requireCurrentVersion(), {
+    verify: true,
+    schema,
+  });
   const kinds = featureKinds(schema);
   let mismatches = 0;
   for (const [key, want] of model.rows) {
     const got = snapshot.get(key);
     if (want === null) {
-      if (got.status !== "absent" && mismatches++ < 5) expect.fail(`${key}: expected absent, got ${got.status}`);
+      if (got.status !== "absent" && mismatches++ < 5)
+        expect.fail(`${key}: expected absent, got ${got.status}`);
       continue;
     }
     if (got.status !== "found") {
@@ -215,7 +251,12 @@ export function prng(seed: number): () => number {
  * nulls) and deletes, event times increasing from `firstEventTimeMs`. Values are exact in their
  * types (float32 elements are multiples of 1/4), so JSON comparison is exact.
  */
-export function generateDeltas(count: number, keys: number, seed: number, firstEventTimeMs = 1_700_000_000_000): string[] {
+export function generateDeltas(
+  count: number,
+  keys: number,
+  seed: number,
+  firstEventTimeMs = 1_700_000_000_000,
+): string[] {
   const random = prng(seed);
   const int = (n: number) => Math.floor(random() * n);
   const value = (name: string): JsonValue => {
@@ -241,7 +282,10 @@ export function generateDeltas(count: number, keys: number, seed: number, firstE
     let event: unknown;
     if (dice < 0.15) event = { op: "delete", key, event_time_ms: eventTime };
     else {
-      const names = dice < 0.7 ? TEST_FEATURES.map((f) => f.name) : TEST_FEATURES.map((f) => f.name).filter(() => random() < 0.4);
+      const names =
+        dice < 0.7
+          ? TEST_FEATURES.map((f) => f.name)
+          : TEST_FEATURES.map((f) => f.name).filter(() => random() < 0.4);
       if (names.length === 0) names.push("age");
       const features: Record<string, JsonValue> = {};
       for (const n of names) features[n] = value(n);

@@ -34,13 +34,29 @@ const PARTITIONS = 3;
 /** Bad lines ("key<TAB>value") and the problem each must be refused for. */
 const BAD: [string, DeltaProblem, RegExp][] = [
   ['user:1\t{"op":"upsert","key":"user:1","features":{"age":1}', "bad_json", /not valid JSON/],
-  ['user:2\t{"op":"upsert","key":"user:2","features":{"agee":1}}', "unknown_feature", /Unknown feature "agee"/],
-  ['user:3\t{"op":"upsert","key":"user:3","features":{"age":1.5}}', "wrong_type", /Feature "age" \(int64\): expected an integer, got 1.5/],
-  ['user:4\t{"op":"upsert","key":"user:4","features":{"emb":[1,2]}}', "wrong_type", /expected an array of 4 numbers, got 2/],
+  [
+    'user:2\t{"op":"upsert","key":"user:2","features":{"agee":1}}',
+    "unknown_feature",
+    /Unknown feature "agee"/,
+  ],
+  [
+    'user:3\t{"op":"upsert","key":"user:3","features":{"age":1.5}}',
+    "wrong_type",
+    /Feature "age" \(int64\): expected an integer, got 1.5/,
+  ],
+  [
+    'user:4\t{"op":"upsert","key":"user:4","features":{"emb":[1,2]}}',
+    "wrong_type",
+    /expected an array of 4 numbers, got 2/,
+  ],
   ['\t{"op":"upsert","features":{"age":1}}', "missing_key", /has no key/],
   ['user:5\t{"op":"delete","key":"user:6"}', "key_mismatch", /differs from the Kafka message key "user:5"/],
   ['user:7\t{"op":"merge","key":"user:7"}', "bad_op", /"op" must be "upsert" or "delete", got "merge"/],
-  [`user:8\t{"op":"upsert","key":"user:8","features":{"city":"${"x".repeat(5000)}"}}`, "oversize", /over the limit of 4096/],
+  [
+    `user:8\t{"op":"upsert","key":"user:8","features":{"city":"${"x".repeat(5000)}"}}`,
+    "oversize",
+    /over the limit of 4096/,
+  ],
   ['user:9\t{"op":"upsert","key":"user:9","feature":{"age":1}}', "unknown_field", /Unknown field "feature"/],
   ['user:10\t{"op":"delete","key":"user:10","event_time_ms":"yesterday"}', "bad_event_time", /event_time_ms/],
   ['user:11\t{"op":"delete","key":"user:11","table":"orders"}', "wrong_table", /names table "orders"/],
@@ -96,24 +112,39 @@ describe("dead letters of ingest", () => {
       messages: [
         {
           key: "proto:1",
-          value: Buffer.from(FeatureDelta.encode(FeatureDelta.fromObject({ op: 1, features: { age: { int64_value: 42 } }, event_time_ms: 5 })).finish()),
+          value: Buffer.from(
+            FeatureDelta.encode(
+              FeatureDelta.fromObject({ op: 1, features: { age: { int64_value: 42 } }, event_time_ms: 5 }),
+            ).finish(),
+          ),
           headers: { "content-type": "application/x-protobuf" },
         },
-        { key: "proto:2", value: Buffer.from([0x0a, 0xff, 0xff, 0xff]), headers: { "content-type": "application/x-protobuf" } },
+        {
+          key: "proto:2",
+          value: Buffer.from([0x0a, 0xff, 0xff, 0xff]),
+          headers: { "content-type": "application/x-protobuf" },
+        },
         { key: "proto:3", value: "a,b,c", headers: { "content-type": "text/csv" } },
       ],
     });
     await producer.disconnect();
     const end = await endOffsets(admin, topic);
 
-    const tables = parseTablesConfig({ tables: [{ name: "users", key: "user_id", topic, features: TEST_FEATURES.map((f) => ({ ...f })) }] });
+    const tables = parseTablesConfig({
+      tables: [{ name: "users", key: "user_id", topic, features: TEST_FEATURES.map((f) => ({ ...f })) }],
+    });
     const config = loadConfig(
       { dataDir: root, kafkaBrokers: kafkaBrokers().join(",") },
       { STRATA_INGEST_MAX_MESSAGE_BYTES: "4096", STRATA_INGEST_PUBLISH_INTERVAL_MS: "100" },
     );
     ingest = await startIngest({ config, tables, logger: testLogger("dlq") });
     const store = new TableStore(root, "users");
-    await until("every offset published", () => offsetsReached(store, end), 30_000, () => ingest?.status("users"));
+    await until(
+      "every offset published",
+      () => offsetsReached(store, end),
+      30_000,
+      () => ingest?.status("users"),
+    );
 
     // The good events are all there, as if the bad ones had never been sent.
     const model = new DeltaModel();
@@ -123,7 +154,10 @@ describe("dead letters of ingest", () => {
 
     // Every bad one is in the dead-letter topic, once (no crash happened, so no replay), with its reason.
     const expected = BAD.length + 2;
-    const source = await readTopic(topic, Object.values(end).reduce((n, o) => n + Number(o), 0));
+    const source = await readTopic(
+      topic,
+      Object.values(end).reduce((n, o) => n + Number(o), 0),
+    );
     const letters = await readTopic(dlq, expected);
     expect(letters).toHaveLength(expected);
     for (const [line, problem, reason] of BAD) {
@@ -134,7 +168,9 @@ describe("dead letters of ingest", () => {
       expect(letter!.headers["strata-error"]).toMatch(reason);
     }
     expect(letters.find((l) => l.headers["strata-error-kind"] === "bad_protobuf")).toBeDefined();
-    expect(letters.find((l) => l.headers["strata-error-kind"] === "unsupported_content_type")?.value).toBe("a,b,c");
+    expect(letters.find((l) => l.headers["strata-error-kind"] === "unsupported_content_type")?.value).toBe(
+      "a,b,c",
+    );
     for (const l of letters) {
       expect(l.headers["strata-source-topic"]).toBe(topic);
       expect(l.headers["strata-table"]).toBe("users");
@@ -158,7 +194,8 @@ describe("dead letters of ingest", () => {
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+        for (const [k, v] of Object.entries(message.headers ?? {}))
+          headers[k] = String(Array.isArray(v) ? v[0] : v);
         const value = message.value?.toString("utf8") ?? "";
         list.push({ value, headers });
         byPosition.set(`${partition}:${message.offset}`, value);
@@ -168,6 +205,7 @@ describe("dead letters of ingest", () => {
     await new Promise((r) => setTimeout(r, 300)); // anything beyond the expected count would show up
     await consumer.disconnect();
     consumer = null;
-    return Object.assign(list, { get: (k: string) => byPosition.get(k) }) as unknown as Letter[] & Map<string, string>;
+    return Object.assign(list, { get: (k: string) => byPosition.get(k) }) as unknown as Letter[] &
+      Map<string, string>;
   }
 });

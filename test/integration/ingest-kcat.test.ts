@@ -65,12 +65,22 @@ describe("ingest of kcat-produced deltas", () => {
     await kcatProduce(topic, lines.slice(0, half), join(root, "first.tsv"));
     const published: number[] = [];
     const started = performance.now();
-    ingest = await startIngest({ config, tables, logger: testLogger("kcat"), onPublished: (_t, v) => published.push(v) });
+    ingest = await startIngest({
+      config,
+      tables,
+      logger: testLogger("kcat"),
+      onPublished: (_t, v) => published.push(v),
+    });
     await kcatProduce(topic, lines.slice(half), join(root, "second.tsv"));
     const end = await endOffsets(admin, topic);
     expect(Object.values(end).reduce((n, o) => n + Number(o), 0)).toBe(DELTAS);
     const store = new TableStore(root, "users");
-    await until("every offset in a published version", () => offsetsReached(store, end), 60_000, () => ingest?.status("users"));
+    await until(
+      "every offset in a published version",
+      () => offsetsReached(store, end),
+      60_000,
+      () => ingest?.status("users"),
+    );
     const seconds = (performance.now() - started) / 1000;
 
     const model = new DeltaModel();

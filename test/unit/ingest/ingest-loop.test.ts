@@ -16,7 +16,17 @@ const TOPIC = "t.users";
 
 function tables(): TablesConfig {
   return parseTablesConfig({
-    tables: [{ name: "users", key: "user_id", topic: TOPIC, features: [{ name: "age", type: "int64" }, { name: "city", type: "string" }] }],
+    tables: [
+      {
+        name: "users",
+        key: "user_id",
+        topic: TOPIC,
+        features: [
+          { name: "age", type: "int64" },
+          { name: "city", type: "string" },
+        ],
+      },
+    ],
   });
 }
 
@@ -38,7 +48,10 @@ describe("startIngest() with an in-memory Kafka", () => {
   let published: number[];
   beforeEach(() => {
     root = mkdtempSync(join(tmpdir(), "strata-loop-"));
-    config = loadConfig({ dataDir: root, kafkaBrokers: "fake:9092" }, { STRATA_INGEST_PUBLISH_INTERVAL_MS: "30", STRATA_KEEP_VERSIONS: "1000" });
+    config = loadConfig(
+      { dataDir: root, kafkaBrokers: "fake:9092" },
+      { STRATA_INGEST_PUBLISH_INTERVAL_MS: "30", STRATA_KEEP_VERSIONS: "1000" },
+    );
     kafka = new FakeKafka();
     kafka.createTopic(TOPIC, 2);
     source = new FakeDeltaSource(kafka);
@@ -52,12 +65,23 @@ describe("startIngest() with an in-memory Kafka", () => {
   });
 
   const start = async (): Promise<Ingest> => {
-    ingest = await startIngest({ config, tables: tables(), source, producer, tickMs: 10, onPublished: (_t, v) => published.push(v) });
+    ingest = await startIngest({
+      config,
+      tables: tables(),
+      source,
+      producer,
+      tickMs: 10,
+      onPublished: (_t, v) => published.push(v),
+    });
     return ingest;
   };
   const store = () => new TableStore(root, "users");
-  const row = (key: string) => openSnapshot(store(), new MappedSegmentCache(), store().requireCurrentVersion(), { verify: false }).get(key);
-  const up = (key: string, features: Record<string, unknown>) => JSON.stringify({ op: "upsert", key, features });
+  const row = (key: string) =>
+    openSnapshot(store(), new MappedSegmentCache(), store().requireCurrentVersion(), { verify: false }).get(
+      key,
+    );
+  const up = (key: string, features: Record<string, unknown>) =>
+    JSON.stringify({ op: "upsert", key, features });
   const offsetsOfCurrent = () => {
     const v = store().currentVersion();
     return v === null ? undefined : store().readManifest(v).manifest.kafka?.offsets;
@@ -68,7 +92,10 @@ describe("startIngest() with an in-memory Kafka", () => {
     kafka.produce(TOPIC, 0, { key: "a", value: up("a", { age: 1, city: "x" }) });
     kafka.produce(TOPIC, 1, { key: "b", value: up("b", { age: 2 }) });
     kafka.produce(TOPIC, 0, { key: "a", value: up("a", { age: 3 }) });
-    await until("a version with every offset", () => offsetsOfCurrent()?.["0"] === "2" && offsetsOfCurrent()?.["1"] === "1");
+    await until(
+      "a version with every offset",
+      () => offsetsOfCurrent()?.["0"] === "2" && offsetsOfCurrent()?.["1"] === "1",
+    );
     expect(row("a").values).toEqual([3n, "x"]);
     expect(row("b").values).toEqual([2n, null]);
     expect(published.length).toBeGreaterThan(0);
@@ -87,15 +114,21 @@ describe("startIngest() with an in-memory Kafka", () => {
 
   it("subscribes again after a source failure, from its positions, losing and repeating nothing", async () => {
     await start();
-    for (let i = 0; i < 50; i++) kafka.produce(TOPIC, i % 2, { key: `k${i}`, value: up(`k${i}`, { age: i }) });
+    for (let i = 0; i < 50; i++)
+      kafka.produce(TOPIC, i % 2, { key: `k${i}`, value: up(`k${i}`, { age: i }) });
     await until("first version", () => store().currentVersion() !== null);
     kafka.down = true;
     source.failAll();
-    for (let i = 50; i < 100; i++) kafka.produce(TOPIC, i % 2, { key: `k${i % 60}`, value: up(`k${i % 60}`, { age: i }) });
+    for (let i = 50; i < 100; i++)
+      kafka.produce(TOPIC, i % 2, { key: `k${i % 60}`, value: up(`k${i % 60}`, { age: i }) });
     await until("retrying state", () => ingest!.status("users").state === "retrying");
     expect(ingest!.status("users").lastError?.message).toMatch(/broker down/);
     kafka.down = false;
-    await until("all 100 offsets published", () => offsetsOfCurrent()?.["0"] === "50" && offsetsOfCurrent()?.["1"] === "50", 15_000);
+    await until(
+      "all 100 offsets published",
+      () => offsetsOfCurrent()?.["0"] === "50" && offsetsOfCurrent()?.["1"] === "50",
+      15_000,
+    );
     for (let i = 0; i < 60; i++) {
       const want = i < 40 ? i + 60 : i; // k0..k39 were written again by i = 60..99
       expect(row(`k${i}`).values?.[0], `k${i}`).toBe(BigInt(want));
@@ -147,11 +180,16 @@ describe("startIngest() with an in-memory Kafka", () => {
 
   it("refuses a second ingestor on the same data dir and takes over a lock whose holder is dead", async () => {
     await start();
-    await expect(startIngest({ config, tables: tables(), source, producer })).rejects.toBeInstanceOf(TableLockedError);
+    await expect(startIngest({ config, tables: tables(), source, producer })).rejects.toBeInstanceOf(
+      TableLockedError,
+    );
     await ingest!.stop();
     ingest = null;
     // A lock left by a killed process (pid 2^22 + 1 is above Linux's pid_max default: never alive).
-    writeFileSync(join(root, "users", WRITER_LOCK_NAME), JSON.stringify({ pid: 4194305, start: "1", host: "x", acquired_at_ms: 0 }));
+    writeFileSync(
+      join(root, "users", WRITER_LOCK_NAME),
+      JSON.stringify({ pid: 4194305, start: "1", host: "x", acquired_at_ms: 0 }),
+    );
     await start();
     expect(ingest!.tables).toEqual(["users"]);
   });
@@ -163,6 +201,8 @@ describe("startIngest() with an in-memory Kafka", () => {
         { name: "b", key: "k", topic: "same", features: [{ name: "x", type: "bool" }] },
       ],
     });
-    await expect(startIngest({ config, tables: shared, source, producer })).rejects.toThrow(/one topic "same"/);
+    await expect(startIngest({ config, tables: shared, source, producer })).rejects.toThrow(
+      /one topic "same"/,
+    );
   });
 });

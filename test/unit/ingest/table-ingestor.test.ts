@@ -75,7 +75,10 @@ describe("TableIngestor", () => {
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   const read = (key: string) => {
-    const snap = openSnapshot(store, new MappedSegmentCache(), store.requireCurrentVersion(), { verify: true, schema });
+    const snap = openSnapshot(store, new MappedSegmentCache(), store.requireCurrentVersion(), {
+      verify: true,
+      schema,
+    });
     return snap.get(key);
   };
   const published = () => store.readManifest(store.requireCurrentVersion()).manifest;
@@ -98,7 +101,11 @@ describe("TableIngestor", () => {
     expect(m.version).toBe(1);
     expect(m.reason).toBe("ingest");
     expect(m.kafka).toEqual({ topic: "t.users", offsets: { "0": "3", "1": "8" } });
-    expect(read("a")).toEqual({ status: "found", eventTimeMs: 12, values: [1n, "y", new Float32Array([1, 2])] });
+    expect(read("a")).toEqual({
+      status: "found",
+      eventTimeMs: 12,
+      values: [1n, "y", new Float32Array([1, 2])],
+    });
     expect(read("b").status).toBe("absent"); // deleted after its upsert, in another partition's batch
     expect(ingestor.publish().kind).toBe("idle");
   });
@@ -119,7 +126,13 @@ describe("TableIngestor", () => {
 
   it("skips messages below the position (a replay) and takes offset gaps as they come", () => {
     ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1 }), 0n), msg(upsert("a", { age: 2 }), 1n)]));
-    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1 }), 0n), msg(upsert("a", { age: 2 }), 1n), msg(upsert("a", { age: 3 }), 5n)]));
+    ingestor.applyBatch(
+      batch(0, [
+        msg(upsert("a", { age: 1 }), 0n),
+        msg(upsert("a", { age: 2 }), 1n),
+        msg(upsert("a", { age: 3 }), 5n),
+      ]),
+    );
     ingestor.publish();
     expect(read("a").values?.[0]).toBe(3n);
     expect(published().kafka?.offsets).toEqual({ "0": "6" });
@@ -128,7 +141,12 @@ describe("TableIngestor", () => {
 
   it("dead-letters invalid messages with their reason and applies the rest of the batch", () => {
     ingestor.applyBatch(
-      batch(2, [msg(upsert("a", { age: 1 }), 0n), msg("{oops", 1n, "k1"), msg(upsert("b", { age: "x" }), 2n), msg(upsert("c", { age: 3 }), 3n)]),
+      batch(2, [
+        msg(upsert("a", { age: 1 }), 0n),
+        msg("{oops", 1n, "k1"),
+        msg(upsert("b", { age: "x" }), 2n),
+        msg(upsert("c", { age: 3 }), 3n),
+      ]),
     );
     const letters = ingestor.takeDeadLetters();
     expect(letters.map((l) => [l.offset, l.problem])).toEqual([
@@ -187,7 +205,12 @@ describe("TableIngestor", () => {
     expect(ingestor.followTableState()?.kind).toBe("pinned");
     store.resume("latest");
     expect(ingestor.resumeRequest()).toBe("latest");
-    const outcome = ingestor.resumeAt(new Map([[0, 50n], [1, 7n]]));
+    const outcome = ingestor.resumeAt(
+      new Map([
+        [0, 50n],
+        [1, 7n],
+      ]),
+    );
     expect(outcome.kind).toBe("published");
     expect(published().kafka?.offsets).toEqual({ "0": "50", "1": "7" });
     expect(store.readState().resume_from).toBe("version");
@@ -215,7 +238,13 @@ describe("TableIngestor", () => {
   });
 
   it("compacts when the deltas pass the count, keeping the offsets, and applies retention", () => {
-    const small = new TableIngestor(store, schema, { ...options, compactMaxDeltas: 3, keepVersions: 2 }, silentLogger, () => now);
+    const small = new TableIngestor(
+      store,
+      schema,
+      { ...options, compactMaxDeltas: 3, keepVersions: 2 },
+      silentLogger,
+      () => now,
+    );
     small.open();
     let offset = 0n;
     const versions: number[][] = [];
@@ -241,7 +270,9 @@ describe("TableIngestor", () => {
     // Make the snapshot report a corrupt row.
     const anyIngestor = ingestor as unknown as { snapshot: { get: (k: string) => unknown } };
     anyIngestor.snapshot = { get: () => ({ status: "corrupt", eventTimeMs: 0, values: null }) };
-    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 2 }), 1n), msg(upsert("z", { age: 1, city: "c", emb: [0, 0] }), 2n)]));
+    ingestor.applyBatch(
+      batch(0, [msg(upsert("a", { age: 2 }), 1n), msg(upsert("z", { age: 1, city: "c", emb: [0, 0] }), 2n)]),
+    );
     expect(ingestor.takeDeadLetters().map((l) => l.problem)).toEqual(["stored_row_corrupt"]);
     expect(ingestor.status().pendingRows).toBe(1);
   });
