@@ -213,9 +213,8 @@ export function encodeTrailer(segmentUuid: string, bodyCrc: number): Buffer {
   return t;
 }
 
-/** Checks the trailer at the end of `file` and returns the body CRC it records. */
-export function decodeTrailer(file: Buffer, header: SegmentHeader): number {
-  const t = file.subarray(header.fileLength - TRAILER_BYTES, header.fileLength);
+/** Checks the trailer (the last TRAILER_BYTES of the file) and returns the body CRC it records. */
+export function decodeTrailer(t: Buffer, header: SegmentHeader): number {
   if (t.length !== TRAILER_BYTES || !t.subarray(0, 8).equals(TRAILER_MAGIC))
     throw corrupt("trailer missing (file incomplete)");
   if (crc32(t.subarray(0, 28)) !== t.readUInt32LE(28)) throw corrupt("trailer CRC mismatch");

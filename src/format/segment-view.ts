@@ -83,7 +83,7 @@ export class SegmentView {
   ) {
     try {
       this.header = decodeHeader(bytes, bytes.length);
-      this.trailerBodyCrc = decodeTrailer(bytes, this.header);
+      this.trailerBodyCrc = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), this.header);
     } catch (err) {
       if (err instanceof SegmentCorruptError)
         throw new SegmentCorruptError(`${err.message}: "${source}"`, source);

@@ -76,3 +76,20 @@ export class VersionRolledBackError extends StrataError {
     super(`Version ${version} of table "${table}" was rolled back: pass --force to promote it again`);
   }
 }
+
+/**
+ * A publish refused by fencing (docs/fleet.md): its manifest's `writer_epoch` is below the highest
+ * epoch this table has already published or installed, so it comes from a writer that lost its lease.
+ */
+export class WriterFencedError extends StrataError {
+  readonly code = "STRATA_WRITER_FENCED";
+  constructor(
+    readonly table: string,
+    readonly writerEpoch: number,
+    readonly highestEpoch: number,
+  ) {
+    super(
+      `Cannot publish on table "${table}": writer epoch ${writerEpoch} is below epoch ${highestEpoch}, already published (this writer lost its lease)`,
+    );
+  }
+}

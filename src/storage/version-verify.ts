@@ -3,8 +3,7 @@
  * of manifests (each `parent_sha256` equals the SHA-256 of the parent's MANIFEST, as far back as
  * versions are retained). Reports every problem with the file it is in, instead of stopping at one.
  */
-import { MappedSegmentCache } from "./mapped-segment.js";
-import { openSnapshot } from "./version-snapshot.js";
+import { checkSegmentFile } from "./segment-check.js";
 import type { TableStore } from "./table-store.js";
 import { StrataError, errorMessage } from "../shared/errors.js";
 
@@ -23,13 +22,19 @@ export interface VerifyReport {
 
 export function verifyVersions(store: TableStore, versions: readonly number[]): VerifyReport {
   const problems: VerifyProblem[] = [];
-  // A fresh cache: verify reads every byte from disk, whatever a server has mapped.
-  const cache = new MappedSegmentCache();
   const retained = new Set(store.listVersions());
+  // Reads every byte from disk, whatever a server has mapped; a segment shared by several
+  // versions is read once.
+  const checked = new Set<string>();
   for (const version of versions) {
     try {
-      const snapshot = openSnapshot(store, cache, version, { verify: true });
-      const { parent, parent_sha256 } = snapshot.manifest;
+      const { manifest } = store.readManifest(version);
+      for (const entry of manifest.segments) {
+        if (checked.has(entry.uuid)) continue;
+        checkSegmentFile(store.segmentPath(entry.uuid), entry, manifest.schema_hash);
+        checked.add(entry.uuid);
+      }
+      const { parent, parent_sha256 } = manifest;
       if (parent !== null && retained.has(parent)) {
         const parentManifest = store.readManifest(parent);
         if (parentManifest.sha256 !== parent_sha256) {

@@ -1,0 +1,90 @@
+/**
+ * Memory over swaps: a server follows 1,000 publishes of small deltas (each mapping one new
+ * segment and releasing the version before). Old mappings go when their snapshots are collected,
+ * so RSS and mapped memory should stay flat: reported as the growth between swap 100 and 1,000.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { parseTablesConfig } from "../config/tables-config.js";
+import { loadConfig } from "../config/config.js";
+import { TableStore } from "../storage/table-store.js";
+import { VersionWriter } from "../storage/version-writer.js";
+import { StrataServer } from "../serve/strata-server.js";
+import { log, round, type Metric } from "./metric.js";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
+  const swaps = opts.quick ? 300 : 1000;
+  const root = mkdtempSync(join(tmpdir(), "strata-swaps-"));
+  const tables = parseTablesConfig({
+    tables: [{ name: "t", key: "id", features: [{ name: "v", type: "float32[64]" }] }],
+  });
+  const schema = tables.tables[0]!;
+  const store = new TableStore(root, "t");
+  const writer = new VersionWriter(store, schema);
+  const row = (i: number) => ({
+    key: `k${i % 5000}`,
+    eventTimeMs: 1,
+    values: [new Float32Array(64).fill(i)],
+  });
+  await writer.importRows(
+    (async function* () {
+      yield Array.from({ length: 50_000 }, (_, i) => row(i));
+    })(),
+  );
+  const server = new StrataServer({
+    config: loadConfig({ dataDir: root, port: 0, metricsPort: "off" }, {}),
+    tables,
+    backstopIntervalMs: 60_000,
+  });
+  await server.start();
+  const served = server.tables.get("t")!;
+  // Unmapping happens in GC finalizers, which run after the collection: collect, yield, collect.
+  const sample = async (): Promise<{ rss: number; external: number }> => {
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+    const m = process.memoryUsage();
+    return { rss: m.rss / 2 ** 20, external: (m.external + m.arrayBuffers) / 2 ** 20 };
+  };
+  let at100 = await sample();
+  try {
+    for (let s = 1; s <= swaps; s++) {
+      // Compact every 50 publishes, as the ingestor would, so a version has a bounded number of deltas.
+      if (s % 50 === 0) writer.compact();
+      else writer.publishDelta([row(s), row(s + 1)], null, store.requireCurrentVersion());
+      store.gc(3);
+      served.refresh();
+      if (served.servingVersion !== store.currentVersion()) throw new Error(`swap ${s} not taken`);
+      if (s === 100) at100 = await sample();
+    }
+    const end = await sample();
+    log(
+      `swaps: rss ${at100.rss.toFixed(0)} -> ${end.rss.toFixed(0)} MiB, external ${at100.external.toFixed(1)} -> ${end.external.toFixed(1)} MiB`,
+    );
+    return [
+      {
+        name: "swap_rss_growth",
+        value: round(end.rss - at100.rss, 1),
+        unit: "MiB",
+        target: "flat (within noise)",
+        conditions: `RSS after swap ${swaps} minus after swap 100 (forced GC before each sample), 50k rows of float32[64], a 2-row delta per swap, compaction every 50, gc --keep 3; RSS at swap 100: ${at100.rss.toFixed(0)} MiB`,
+      },
+      {
+        name: "swap_mapped_growth",
+        value: round(end.external - at100.external, 1),
+        unit: "MiB",
+        target: "flat",
+        conditions: `external + arrayBuffers memory (includes mapped segments) after swap ${swaps} minus after swap 100`,
+      },
+    ];
+  } finally {
+    await server.stop(100);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
