@@ -21,6 +21,8 @@ export const EXIT = {
   BAD_INPUT: 7,
   /** A server or service could not be reached. */
   UNAVAILABLE: 8,
+  /** A fleet command saved its desired state, but some live nodes did not reach it in time (named). */
+  INCOMPLETE: 9,
 } as const;
 
 const BY_CODE: Record<ErrorCode, number> = {
@@ -43,6 +45,8 @@ const BY_CODE: Record<ErrorCode, number> = {
   STRATA_UNAUTHENTICATED: EXIT.USAGE,
   STRATA_UNAVAILABLE: EXIT.UNAVAILABLE,
   STRATA_DELTA_INVALID: EXIT.BAD_INPUT,
+  STRATA_WRITER_FENCED: EXIT.REFUSED,
+  STRATA_FLEET_INCOMPLETE: EXIT.INCOMPLETE,
   STRATA_INVARIANT: EXIT.INTERNAL,
 };
 

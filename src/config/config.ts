@@ -7,6 +7,8 @@ import { ConfigError } from "../shared/errors.js";
 import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_DATA_DIR,
+  DEFAULT_FLEET_NAME,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_GRPC_PORT,
   DEFAULT_HOST,
   DEFAULT_INGEST_COMPACT_DELTA_RATIO,
@@ -18,9 +20,14 @@ import {
   DEFAULT_INGEST_PUBLISH_INTERVAL_MS,
   DEFAULT_INGEST_PUBLISH_MAX_ROWS,
   DEFAULT_KEEP_VERSIONS,
+  DEFAULT_LEASE_TTL_MS,
   DEFAULT_MAX_KEYS_PER_REQUEST,
   DEFAULT_METRICS_PORT,
+  DEFAULT_NODE_TTL_MS,
 } from "./defaults.js";
+
+/** What a fleet node does (docs/fleet.md): `auto` is writer when Kafka is configured, else replica. */
+export type FleetRole = "auto" | "writer" | "replica";
 
 export interface Config {
   /** Root of the table directories. @default "segments" (env STRATA_DATA_DIR) */
@@ -31,6 +38,20 @@ export interface Config {
   readonly kafkaBrokers: readonly string[];
   /** Redis URL of the fleet control plane; null = single host. (env STRATA_REDIS_URL) */
   readonly redisUrl: string | null;
+  /** Fleet: this node's id in the registry; null = `<hostname>:<port>`. (env STRATA_NODE_ID) */
+  readonly nodeId: string | null;
+  /** Fleet: the fleet's name, prefixing its Redis keys. @default "default" (env STRATA_FLEET_NAME) */
+  readonly fleetName: string;
+  /** Fleet: writer (contends for each table's writer lease), replica, or auto. @default "auto" (env STRATA_FLEET_ROLE) */
+  readonly fleetRole: FleetRole;
+  /** Fleet: the host:port other nodes fetch segments from; null = the listen host and bound port. (env STRATA_ADVERTISE_ADDRESS) */
+  readonly advertiseAddress: string | null;
+  /** Fleet: writer lease time-to-live, ms. @default 10000 (env STRATA_LEASE_TTL_MS) */
+  readonly leaseTtlMs: number;
+  /** Fleet: heartbeat period, ms. @default 1000 (env STRATA_HEARTBEAT_INTERVAL_MS) */
+  readonly heartbeatIntervalMs: number;
+  /** Fleet: a node without a heartbeat for this long leaves the registry, ms. @default 5000 (env STRATA_NODE_TTL_MS) */
+  readonly nodeTtlMs: number;
   /** gRPC listen address. @default "127.0.0.1" (env STRATA_HOST) */
   readonly host: string;
   /** gRPC port. @default 50051 (env STRATA_PORT) */
@@ -90,6 +111,13 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
           .filter(Boolean)
       : [],
     redisUrl: pick(flags.redisUrl, "STRATA_REDIS_URL") ?? null,
+    nodeId: pick(undefined, "STRATA_NODE_ID") ?? null,
+    fleetName: pick(undefined, "STRATA_FLEET_NAME") ?? DEFAULT_FLEET_NAME,
+    fleetRole: (pick(undefined, "STRATA_FLEET_ROLE") ?? "auto") as FleetRole,
+    advertiseAddress: pick(undefined, "STRATA_ADVERTISE_ADDRESS") ?? null,
+    leaseTtlMs: positiveEnv("STRATA_LEASE_TTL_MS", DEFAULT_LEASE_TTL_MS),
+    heartbeatIntervalMs: positiveEnv("STRATA_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS),
+    nodeTtlMs: positiveEnv("STRATA_NODE_TTL_MS", DEFAULT_NODE_TTL_MS),
     host: pick(flags.host, "STRATA_HOST") ?? DEFAULT_HOST,
     port: port(pick(flags.port, "STRATA_PORT"), DEFAULT_GRPC_PORT, "port (STRATA_PORT)"),
     metricsPort:
@@ -144,6 +172,36 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
   for (const b of config.kafkaBrokers) {
     if (!/^[^:\s]+:\d{1,5}$/.test(b))
       throw new ConfigError(`Invalid STRATA_KAFKA_BROKERS entry "${b}": expected host:port`);
+  }
+  if (!["auto", "writer", "replica"].includes(config.fleetRole)) {
+    throw new ConfigError(
+      `Invalid STRATA_FLEET_ROLE "${config.fleetRole}": expected auto, writer or replica`,
+    );
+  }
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.fleetName)) {
+    throw new ConfigError(
+      `Invalid STRATA_FLEET_NAME "${config.fleetName}": expected 1 to 64 of A-Z a-z 0-9 . _ - (it prefixes Redis keys)`,
+    );
+  }
+  if (config.nodeId !== null && !/^[A-Za-z0-9._:@-]{1,128}$/.test(config.nodeId)) {
+    throw new ConfigError(
+      `Invalid STRATA_NODE_ID "${config.nodeId}": expected 1 to 128 of A-Z a-z 0-9 . _ : @ -`,
+    );
+  }
+  if (config.advertiseAddress !== null && !/^[^:\s]+:\d{1,5}$/.test(config.advertiseAddress)) {
+    throw new ConfigError(
+      `Invalid STRATA_ADVERTISE_ADDRESS "${config.advertiseAddress}": expected host:port`,
+    );
+  }
+  if (config.leaseTtlMs < 300) {
+    throw new ConfigError(
+      `Invalid STRATA_LEASE_TTL_MS ${config.leaseTtlMs}: expected at least 300 (the writer renews every third of it)`,
+    );
+  }
+  if (config.nodeTtlMs < 2 * config.heartbeatIntervalMs) {
+    throw new ConfigError(
+      `Invalid STRATA_NODE_TTL_MS ${config.nodeTtlMs}: expected at least twice STRATA_HEARTBEAT_INTERVAL_MS (${config.heartbeatIntervalMs}), or live nodes drop out between heartbeats`,
+    );
   }
   if (config.redisUrl !== null && !/^rediss?:\/\//.test(config.redisUrl)) {
     throw new ConfigError(`Invalid STRATA_REDIS_URL "${config.redisUrl}": expected redis://host:port`);

@@ -22,3 +22,11 @@ export const DEFAULT_INGEST_GROUP_PREFIX = "strata-ingest.";
 export const DEFAULT_INGEST_MAX_MESSAGE_BYTES = 1 << 20;
 /** Ingest: the largest string or bytes feature value accepted in a delta. */
 export const DEFAULT_INGEST_MAX_VALUE_BYTES = 256 << 10;
+/** Fleet: the name of the fleet, which prefixes every Redis key (several fleets can share one Redis). */
+export const DEFAULT_FLEET_NAME = "default";
+/** Fleet: a writer's lease expires this long after its last renewal (a standby takes over then). */
+export const DEFAULT_LEASE_TTL_MS = 10_000;
+/** Fleet: how often a node writes its heartbeat (status, versions served). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+/** Fleet: a node that has not written a heartbeat for this long is gone from the registry. */
+export const DEFAULT_NODE_TTL_MS = 5_000;

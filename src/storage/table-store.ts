@@ -36,6 +36,7 @@ import {
   TablePinnedError,
   VersionNotFoundError,
   VersionRolledBackError,
+  WriterFencedError,
 } from "./errors.js";
 import { InvariantViolationError, errorMessage } from "../shared/errors.js";
 
@@ -47,6 +48,11 @@ export interface TableState {
   rolled_back: number[];
   /** Where ingest resumes after `resume --from latest`: the newest Kafka offsets, not the pinned ones. */
   resume_from: "version" | "latest";
+  /**
+   * The highest `writer_epoch` of any manifest this table has published or installed (fleet
+   * fencing, docs/fleet.md). Kept here because retention deletes old manifests.
+   */
+  max_writer_epoch: number;
   updated_at_ms: number;
 }
 
@@ -163,6 +169,7 @@ export class TableStore {
         pinned_version: typeof s.pinned_version === "number" ? s.pinned_version : null,
         rolled_back: Array.isArray(s.rolled_back) ? s.rolled_back.filter((v) => typeof v === "number") : [],
         resume_from: s.resume_from === "latest" ? "latest" : "version",
+        max_writer_epoch: typeof s.max_writer_epoch === "number" ? s.max_writer_epoch : 0,
         updated_at_ms: typeof s.updated_at_ms === "number" ? s.updated_at_ms : 0,
       };
     } catch {
@@ -171,6 +178,7 @@ export class TableStore {
         pinned_version: null,
         rolled_back: [],
         resume_from: "version",
+        max_writer_epoch: 0,
         updated_at_ms: 0,
       };
     }
@@ -198,19 +206,150 @@ export class TableStore {
           `Cannot publish on table "${this.table}": built on version ${options.expectParent}, but ${parent} is current`,
         );
       }
+      const parentManifest = parent === null ? null : this.readManifest(parent);
+      this.checkFence(draft.writer_epoch, state, parentManifest?.manifest.writer_epoch ?? 0);
       const version = Math.max(0, ...this.listVersions(), ...state.rolled_back) + 1;
       const manifest: Manifest = {
         format: 1,
         table: this.table,
         version,
         parent,
-        parent_sha256: parent === null ? null : this.readManifest(parent).sha256,
+        parent_sha256: parentManifest?.sha256 ?? null,
         created_at_ms: Date.now(),
         ...draft,
       };
       this.writeManifest(manifest);
+      this.raiseFence(manifest.writer_epoch, state);
       this.swapCurrent(version);
       return manifest;
+    });
+  }
+
+  /**
+   * Fencing (docs/fleet.md): every fleet writer stamps its manifests with its lease epoch, which
+   * only grows from one lease holder to the next. A manifest whose epoch is below the highest this
+   * table has seen comes from a writer that lost its lease while it worked (paused, partitioned):
+   * refused here, at the last step before it could become current, whatever the writer believed.
+   * Epoch 0 is not fenced: it marks a publish outside any lease (an import or compaction from the
+   * CLI on one host), serialised by the publish lock like every other.
+   */
+  private checkFence(epoch: number, state: TableState, currentEpoch: number): void {
+    const highest = Math.max(state.max_writer_epoch, currentEpoch);
+    if (epoch > 0 && epoch < highest) throw new WriterFencedError(this.table, epoch, highest);
+  }
+
+  /** Records a new highest epoch durably (only when it grows: one state write per lease change). */
+  private raiseFence(epoch: number, state: TableState): void {
+    if (epoch > state.max_writer_epoch) this.writeState({ ...state, max_writer_epoch: epoch });
+  }
+
+  /**
+   * Installs a version received from the fleet's writer (docs/fleet.md): its MANIFEST bytes as
+   * the writer wrote them, under the writer's version number, so version ids and manifest hashes
+   * are the same on every node. Every segment it lists must already be durable in data/ and
+   * checked by the caller (the publish order of docs/segment-format.md: segments, then the
+   * manifest). Does not move `current` (see `follow`). A version already installed with the same
+   * bytes is a no-op; with other bytes it is refused (see `discardVersion`). The fence is raised
+   * to the manifest's epoch but not checked: an older version from an earlier lease (a rollback
+   * target) is legitimate, and what followers install was announced through the fenced registry.
+   */
+  installManifest(bytes: Buffer): LoadedManifest {
+    const manifest = decodeManifest(bytes, `<manifest of ${this.table} from the fleet>`);
+    if (manifest.table !== this.table) {
+      throw new InvariantViolationError(
+        `Cannot install a manifest of table "${manifest.table}" into table "${this.table}"`,
+      );
+    }
+    const digest = sha256(bytes);
+    return this.withPublishLock(() => {
+      const path = this.manifestPath(manifest.version);
+      if (existsSync(path)) {
+        const existing = this.readManifest(manifest.version);
+        if (existing.sha256 === digest) return existing;
+        throw new InvariantViolationError(
+          `Cannot install version ${manifest.version} of table "${this.table}": another manifest with that number is installed (sha256 ${existing.sha256}, received ${digest})`,
+        );
+      }
+      for (const s of manifest.segments) {
+        if (!existsSync(this.segmentPath(s.uuid))) {
+          throw new InvariantViolationError(
+            `Cannot install version ${manifest.version} of table "${this.table}": segment "${this.segmentPath(s.uuid)}" is missing`,
+          );
+        }
+      }
+      const state = this.readState();
+      const finalDir = join(this.versionsDir, versionDirName(manifest.version));
+      const tmpDir = tempPathFor(finalDir);
+      mkdirSync(tmpDir);
+      writeFileDurably(join(tmpDir, "MANIFEST"), bytes);
+      renameSync(tmpDir, finalDir);
+      fsyncDir(this.versionsDir);
+      this.raiseFence(manifest.writer_epoch, state);
+      return { manifest, sha256: digest, path };
+    });
+  }
+
+  /**
+   * Fleet followers (docs/fleet.md): makes the retained `version` current and sets the pin the
+   * fleet's desired state names, in one step under the publish lock. `rolledBack` is merged into
+   * the local rolled-back marks (so no later publish here reuses those numbers), minus `version`
+   * itself. `verify` runs before `current` moves to another version. Leaving a pin sets
+   * `resume_from` as asked, for the ingestor.
+   */
+  follow(
+    version: number,
+    options: {
+      pinned: boolean;
+      rolledBack: readonly number[];
+      resumeFrom: "version" | "latest";
+      verify: (version: number) => void;
+    },
+  ): { from: number | null; to: number; changed: boolean } {
+    return this.withPublishLock(() => {
+      if (!this.listVersions().includes(version)) throw new VersionNotFoundError(this.table, version);
+      const current = this.currentVersion();
+      const state = this.readState();
+      const rolledBack = [...new Set([...state.rolled_back, ...options.rolledBack])]
+        .filter((v) => v !== version)
+        .sort((a, b) => a - b);
+      const next: TableState = {
+        ...state,
+        pinned: options.pinned,
+        pinned_version: options.pinned ? version : null,
+        rolled_back: rolledBack,
+        resume_from: state.pinned && !options.pinned ? options.resumeFrom : state.resume_from,
+      };
+      const stateChanged =
+        next.pinned !== state.pinned ||
+        next.pinned_version !== state.pinned_version ||
+        next.resume_from !== state.resume_from ||
+        next.rolled_back.join(",") !== state.rolled_back.join(",");
+      if (current !== version) options.verify(version);
+      if (stateChanged) this.writeState(next);
+      if (current !== version) this.swapCurrent(version);
+      return { from: current, to: version, changed: stateChanged || current !== version };
+    });
+  }
+
+  /**
+   * Deletes one retained version that is not current (its MANIFEST first, then its directory),
+   * leaving segment files to gc. For a fleet follower that holds a version its writer never
+   * announced (a deposed writer's last publish), before it installs the fleet's version of that
+   * number.
+   */
+  discardVersion(version: number): void {
+    this.withPublishLock(() => {
+      if (this.currentVersion() === version) {
+        throw new InvariantViolationError(
+          `Cannot discard version ${version} of table "${this.table}": it is current`,
+        );
+      }
+      const dir = join(this.versionsDir, versionDirName(version));
+      if (!existsSync(dir)) return;
+      rmSync(join(dir, "MANIFEST"), { force: true });
+      fsyncDir(dir);
+      rmSync(dir, { recursive: true, force: true });
+      fsyncDir(this.versionsDir);
     });
   }
 
