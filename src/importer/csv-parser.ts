@@ -36,6 +36,7 @@ export const FIELD_ESCAPED = 2;
 export const DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024;
 /** At most this many characters of a bad record are passed to `onError`. */
 export const MAX_RAW_CHARS = 4096;
+const MAX_RAW_BYTES = MAX_RAW_CHARS * 4;
 
 const MODE_FIELD_START = 0;
 const MODE_UNQUOTED = 1;
@@ -46,6 +47,7 @@ const MODE_SKIP_LINE = 4;
 const EMPTY = Buffer.alloc(0);
 /** Fields shorter than this are sliced from a decoded buffer (V8 copies substrings below 13). */
 const SHORT_FIELD = 13;
+const TEXT_WINDOW = 64 * 1024;
 
 /** Node's native decoders, without `Buffer#toString`'s argument handling (~2x cheaper). */
 interface SliceableBuffer extends Buffer {
@@ -83,32 +85,46 @@ export class CsvRecord {
   /** The record's bytes in `buf`, without its line terminator. */
   start = 0;
   end = 0;
-  private text: string | null = null;
   private textOf: Buffer | null = null;
+  private window: string | null = null;
+  private windowStart = 0;
+  private windowEnd = 0;
 
   /** The value of field `i`, decoded from UTF-8 (doubled quotes undone). */
   field(i: number): string {
-    const s = this.starts[i]!;
-    const e = this.ends[i]!;
-    let str: string;
-    if (e - s < SHORT_FIELD) {
-      if (this.textOf !== this.buf) this.prepareText();
-      str = this.text !== null ? this.text.slice(s, e) : utf8Slice(this.buf, s, e);
-    } else {
-      str = utf8Slice(this.buf, s, e);
-    }
+    const str = this.text(this.starts[i]!, this.ends[i]!);
     return (this.flags[i]! & FIELD_ESCAPED) !== 0 ? str.replaceAll('""', '"') : str;
   }
 
+  /** `buf[start..end)` decoded from UTF-8 (the bytes must be valid: the parser checked them). */
+  text(start: number, end: number): string {
+    if (end - start < SHORT_FIELD) {
+      if (this.textOf !== this.buf || start < this.windowStart || end > this.windowEnd) this.decodeWindow(start);
+      if (this.window !== null) return this.window.slice(start - this.windowStart, end - this.windowStart);
+    }
+    return utf8Slice(this.buf, start, end);
+  }
+
+  /** @internal */
+  forgetText(): void {
+    this.textOf = null;
+    this.window = null;
+    this.windowStart = this.windowEnd = 0;
+  }
+
   /**
-   * A native decode costs ~80 ns whatever the length; slicing a JS string ~15 ns. So an ASCII
-   * buffer is decoded once, and short fields are sliced from it: below 13 characters V8 copies a
-   * substring (no reference to the big string is kept), longer ones are decoded natively so that
-   * a kept key never pins a whole chunk.
+   * A native decode costs ~80 ns whatever the length; slicing a JS string ~15 ns. So ASCII text
+   * is decoded a window at a time (64 KiB: larger strings become slow external strings), and
+   * short fields are sliced from it: below 13 characters V8 copies a substring (no reference to
+   * the window is kept); longer ones are decoded natively, so a kept key never pins a window.
    */
-  private prepareText(): void {
+  private decodeWindow(start: number): void {
+    const end = Math.min(this.buf.length, start + TEXT_WINDOW);
     this.textOf = this.buf;
-    this.text = isAscii(this.buf) ? latin1Slice(this.buf, 0, this.buf.length) : null;
+    this.windowStart = start;
+    this.windowEnd = end;
+    const bytes = this.buf.subarray(start, end);
+    this.window = isAscii(bytes) ? latin1Slice(bytes, 0, bytes.length) : null;
   }
 
   isQuoted(i: number): boolean {
@@ -174,12 +190,22 @@ export interface CsvParserOptions {
   onError?: (err: ImportRowError, raw: string) => void;
   /** Bound on one record's bytes; a longer one is an error (usually an unclosed quote). */
   maxRecordBytes?: number;
+  /**
+   * Optional fast path, offered every record that starts in bytes known to be valid UTF-8: it may
+   * consume the record at `record.buf[start..)` itself, straight from the bytes, when it is one
+   * complete physical line (no line feed inside quotes) ending before `limit`, returning the
+   * offset just past its line end; or return -1 to let the parser tokenise it and call
+   * `onRecord`. It must only take records that it handles exactly as tokenising them would
+   * (and decline anything doubtful, errors included). `record.line` is the record's line.
+   */
+  tryRecord?: (record: CsvRecord, start: number, limit: number) => number;
 }
 
 export class CsvParser {
   private readonly onRecord: (record: CsvRecord) => void;
   private readonly onError: ((err: ImportRowError, raw: string) => void) | undefined;
   private readonly maxRecordBytes: number;
+  private readonly tryRecord: ((record: CsvRecord, start: number, limit: number) => number) | undefined;
   private readonly rec = new CsvRecord();
   private names: readonly string[] | null = null;
 
@@ -206,6 +232,8 @@ export class CsvParser {
   /** Records starting before this offset get their fields validated one by one. */
   private utf8SlowUntil = 0;
 
+  /** A malformed record's error, reported once its line has been skipped. */
+  private pending: ImportRowError | null = null;
   private bomPending: Buffer | null = EMPTY;
   private ended = false;
 
@@ -213,6 +241,7 @@ export class CsvParser {
     this.onRecord = options.onRecord;
     this.onError = options.onError;
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    this.tryRecord = options.tryRecord;
   }
 
   /** Column names, once the header is known, so that errors can name the column. */
@@ -331,12 +360,24 @@ export class CsvParser {
     const buf = this.buf;
     const len = this.len;
     const rec = this.rec;
+    const tryRecord = this.tryRecord;
+    rec.buf = buf;
+    rec.forgetText(); // a caller may refill the same Buffer object between pushes
     let p = this.pos;
     let mode = this.mode;
 
     while (true) {
       if (mode === MODE_FIELD_START) {
         if (p >= len) break;
+        if (tryRecord !== undefined && rec.count === 0 && p >= this.utf8SlowUntil) {
+          rec.line = this.recLine;
+          const next = tryRecord(rec, p, len);
+          if (next >= 0) {
+            p = next;
+            this.nextRecord(p);
+            continue;
+          }
+        }
         if (buf[p] === QUOTE) {
           p++;
           this.fieldStart = p;
@@ -390,14 +431,13 @@ export class CsvParser {
             mode = MODE_FIELD_START;
             continue;
           }
-          p = this.fail("a carriage return outside quotes must be followed by a line feed", p);
+          this.fail("a carriage return outside quotes must be followed by a line feed");
           mode = MODE_SKIP_LINE;
           continue;
         }
         // c === QUOTE
-        p = this.fail(
+        this.fail(
           "a quote inside an unquoted field (quote the whole field and double the quotes in it)",
-          p,
         );
         mode = MODE_SKIP_LINE;
         continue;
@@ -482,21 +522,25 @@ export class CsvParser {
           mode = MODE_FIELD_START;
           continue;
         }
-        p = this.fail(
+        this.fail(
           `unexpected ${describeByte(buf, p)} after the closing quote (expected a comma or a line end)`,
-          p,
         );
         mode = MODE_SKIP_LINE;
         continue;
       }
 
-      // MODE_SKIP_LINE: drop the rest of a bad record's line.
+      // MODE_SKIP_LINE: drop the rest of a bad record's line, then report it with its text.
       const nl = buf.indexOf(LF, p);
       if (nl < 0) {
         p = len;
-        this.recStart = len;
+        // Keep the record's start for the report, but not more than the report can show.
+        if (this.pending === null || len - this.recStart > MAX_RAW_BYTES) {
+          this.reportPending(len);
+          this.recStart = len;
+        }
         break;
       }
+      this.reportPending(nl);
       p = nl + 1;
       this.nextRecord(p);
       mode = MODE_FIELD_START;
@@ -514,16 +558,17 @@ export class CsvParser {
         this.nextRecord(len);
       } else if (mode === MODE_QUOTED) {
         this.line = this.quoteLine;
-        this.fail(`unterminated quoted field (opened on line ${this.quoteLine})`, this.fieldStart - 1);
-        this.recStart = len;
+        this.fail(`unterminated quoted field (opened on line ${this.quoteLine})`);
       }
+      this.reportPending(len);
+      this.recStart = len;
       mode = MODE_FIELD_START;
       p = len;
     } else if (mode !== MODE_SKIP_LINE && len - this.recStart > this.maxRecordBytes) {
-      this.fail(`record is longer than ${this.maxRecordBytes} bytes (an unclosed quote?)`, len);
+      this.fail(`record is longer than ${this.maxRecordBytes} bytes (an unclosed quote?)`);
+      this.reportPending(len);
       mode = MODE_SKIP_LINE;
       p = len;
-      this.recStart = len;
     }
     this.pos = p;
     this.mode = mode;
@@ -562,10 +607,10 @@ export class CsvParser {
   }
 
   /**
-   * Reports a malformed record at byte `at` of the current field; returns where to resume
-   * (skipping to the next line feed). Throws when there is no `onError`.
+   * A malformed record: throws without `onError`; else keeps the error until the rest of the
+   * record's line has been skipped (MODE_SKIP_LINE), so that the report carries its text.
    */
-  private fail(reason: string, at: number): number {
+  private fail(reason: string): void {
     const column = this.rec.count + 1;
     const err = new ImportRowError(reason, {
       line: this.line,
@@ -573,11 +618,18 @@ export class CsvParser {
       field: this.names?.[column - 1] ?? null,
     });
     if (this.onError === undefined) throw err;
-    let lineEnd = this.buf.indexOf(LF, Math.max(at, this.recStart));
-    if (lineEnd < 0) lineEnd = this.len;
     this.rec.count = 0;
-    this.onError(err, rawText(this.buf, this.recStart, lineEnd));
-    return at;
+    this.pending = err;
+  }
+
+  /** Reports the pending error with the record's text up to `end`, and forgets the record. */
+  private reportPending(end: number): void {
+    const err = this.pending;
+    if (err === null) return;
+    this.pending = null;
+    const raw = rawText(this.buf, this.recStart, end);
+    this.recStart = end;
+    this.onError!(err, raw);
   }
 }
 

@@ -97,25 +97,46 @@ function eventTimeName(schema: TableSchema, options: RowCoercionOptions): string
 
 const COL_KEY = -1;
 const COL_EVENT_TIME = -2;
+/** Column kind of the key (a string that must be non-empty and short). */
+const K_KEY = 7;
+/** Column kind of the event time. */
+const K_EVENT_TIME = 8;
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
 
 /** Maps the columns of one CSV file (its header) onto a schema. */
 export class CsvRowCoercer {
   readonly columnNames: readonly string[];
+  /** Where the last {@link tryLine} ended (just past the line end). */
+  fastNext = 0;
   private readonly schema: CompiledSchema;
   private readonly keyColumn: number;
   private readonly eventTimeColumn: number;
   /** Per feature, its column or -1. */
   private readonly featureColumns: Int32Array;
+  /** Per column: COL_KEY, COL_EVENT_TIME or the feature index. */
+  private readonly roles: Int32Array;
+  /** Per column: K_* of its feature, or K_KEY / K_EVENT_TIME. */
+  private readonly columnKinds: Uint8Array;
+  private readonly columnLengths: Int32Array;
+  /** All-null values, copied for each row. */
+  private readonly nulls: FeatureValue[];
   private readonly defaultEventTimeMs: number;
 
   constructor(schema: TableSchema, header: readonly string[], options: RowCoercionOptions, headerLine = 1) {
     this.schema = compile(schema);
     this.defaultEventTimeMs = options.defaultEventTimeMs;
     this.columnNames = header.slice();
+    this.nulls = this.schema.names.map(() => null);
     const etName = eventTimeName(schema, options);
     const featureIndex = new Map(this.schema.names.map((n, i) => [n, i]));
     this.featureColumns = new Int32Array(this.schema.names.length).fill(-1);
-    const roles: number[] = [];
+    this.roles = new Int32Array(header.length);
+    this.columnKinds = new Uint8Array(header.length);
+    this.columnLengths = new Int32Array(header.length);
     const seen = new Map<string, number>();
     let keyColumn = -1;
     let eventTimeColumn = -1;
@@ -131,10 +152,12 @@ export class CsvRowCoercer {
       seen.set(name, j);
       if (name === schema.key) {
         keyColumn = j;
-        roles.push(COL_KEY);
+        this.roles[j] = COL_KEY;
+        this.columnKinds[j] = K_KEY;
       } else if (name === etName) {
         eventTimeColumn = j;
-        roles.push(COL_EVENT_TIME);
+        this.roles[j] = COL_EVENT_TIME;
+        this.columnKinds[j] = K_EVENT_TIME;
       } else {
         const f = featureIndex.get(name);
         if (f === undefined) {
@@ -146,7 +169,9 @@ export class CsvRowCoercer {
           );
         }
         this.featureColumns[f] = j;
-        roles.push(f);
+        this.roles[j] = f;
+        this.columnKinds[j] = this.schema.kinds[f]!;
+        this.columnLengths[j] = this.schema.lengths[f]!;
       }
     });
     if (keyColumn < 0) {
@@ -159,7 +184,7 @@ export class CsvRowCoercer {
     this.eventTimeColumn = eventTimeColumn;
   }
 
-  /** Types one record. Throws {@link ImportRowError}. */
+  /** Types one tokenised record. Throws {@link ImportRowError}. */
   coerce(rec: CsvRecord): ImportRow {
     const ncols = this.columnNames.length;
     if (rec.count !== ncols) {
@@ -171,10 +196,10 @@ export class CsvRowCoercer {
     const key = this.key(rec);
     const { kinds, lengths } = this.schema;
     const columns = this.featureColumns;
-    const values: FeatureValue[] = [];
+    const values = this.nulls.slice();
     for (let f = 0; f < kinds.length; f++) {
       const j = columns[f]!;
-      values.push(j < 0 ? null : this.value(rec, j, kinds[f]!, lengths[f]!, f));
+      if (j >= 0) values[f] = this.value(rec, j, kinds[f]!, lengths[f]!, f);
     }
     let eventTimeMs = this.defaultEventTimeMs;
     const et = this.eventTimeColumn;
@@ -182,13 +207,128 @@ export class CsvRowCoercer {
       const s = rec.starts[et]!;
       const e = rec.ends[et]!;
       if (s !== e) {
-        const v = parseUintBytes(rec.buf, s, e);
-        if (v === undefined) {
+        if (scanEventTime(rec.buf, s, e) !== e) {
           throw this.error(rec, et, `${quoteCell(rec, et)} is not an event time (integer milliseconds >= 0)`);
         }
-        eventTimeMs = v;
+        eventTimeMs = OUT[0]!;
       }
     }
+    return { key, values, eventTimeMs };
+  }
+
+  /**
+   * The fast path ({@link CsvParserOptions.tryRecord}): types the record at `rec.buf[start..)`
+   * straight from its bytes, without tokenising it first, when it is one plain line before
+   * `limit` that holds a valid row; quoted fields are taken only for vectors, strings and keys,
+   * and without doubled quotes or line breaks inside. Returns the row (and sets
+   * {@link fastNext}), or null for anything else (an error included): the caller then tokenises
+   * the record and calls {@link coerce}, which gives the same row or the error.
+   */
+  tryLine(rec: CsvRecord, start: number, limit: number): ImportRow | null {
+    const b = rec.buf;
+    const ncols = this.roles.length;
+    const roles = this.roles;
+    const kinds = this.columnKinds;
+    const values = this.nulls.slice();
+    let key: string | null = null;
+    let eventTimeMs = this.defaultEventTimeMs;
+    let p = start;
+    for (let j = 0; j < ncols; j++) {
+      if (p >= limit) return null;
+      const c = b[p]!;
+      const kind = kinds[j]!;
+      let end = p;
+      let value: FeatureValue = null;
+      if (c === COMMA || c === LF || c === CR) {
+        if (kind === K_KEY) return null;
+      } else {
+        switch (kind) {
+          case K_FLOAT32:
+          case K_FLOAT64: {
+            end = scanNumber(b, p, limit);
+            if (end < 0) return null;
+            const v = OUT[0]!;
+            if (kind === K_FLOAT32) {
+              const r = Math.fround(v);
+              if (r - r !== 0 && v - v === 0) return null;
+              value = r;
+            } else {
+              value = v;
+            }
+            break;
+          }
+          case K_INT64:
+            end = scanInt64(b, p, limit);
+            if (end < 0) return null;
+            value = intOut;
+            break;
+          case K_VECTOR: {
+            if (c !== QUOTE) return null;
+            end = scanVector(b, p + 1, limit, this.columnLengths[j]!, false);
+            if (end < 0 || end >= limit || b[end] !== QUOTE) return null;
+            end++;
+            value = vectorOut;
+            break;
+          }
+          case K_STRING:
+          case K_KEY: {
+            let s = p;
+            if (c === QUOTE) {
+              s = p + 1;
+              end = s;
+              while (end < limit) {
+                const d = b[end]!;
+                if (d === QUOTE || d === LF) break;
+                end++;
+              }
+              // A doubled quote or a line break inside: let the tokeniser handle it.
+              if (end + 1 >= limit || b[end] !== QUOTE || b[end + 1] === QUOTE) return null;
+            } else {
+              end = scanPlain(b, p, limit);
+            }
+            if (kind === K_KEY && (end === s || end - s > MAX_KEY_BYTES)) return null;
+            value = rec.text(s, end);
+            if (c === QUOTE) end++;
+            break;
+          }
+          case K_BOOL: {
+            end = scanPlain(b, p, limit);
+            const v = parseBoolBytes(b, p, end);
+            if (v === undefined) return null;
+            value = v;
+            break;
+          }
+          case K_BYTES: {
+            if (c === QUOTE) return null;
+            end = scanPlain(b, p, limit);
+            if (!isBase64Bytes(b, p, end)) return null;
+            value = decodeBase64(b, p, end);
+            break;
+          }
+          default: // K_EVENT_TIME
+            end = scanEventTime(b, p, limit);
+            if (end < 0) return null;
+            eventTimeMs = OUT[0]!;
+        }
+      }
+      if (end >= limit) return null;
+      const d = b[end];
+      if (j < ncols - 1) {
+        if (d !== COMMA) return null;
+        p = end + 1;
+      } else if (d === LF) {
+        p = end + 1;
+      } else if (d === CR && end + 1 < limit && b[end + 1] === LF) {
+        p = end + 2;
+      } else {
+        return null;
+      }
+      const role = roles[j]!;
+      if (role >= 0) values[role] = value;
+      else if (role === COL_KEY) key = value as string;
+    }
+    if (key === null) return null;
+    this.fastNext = p;
     return { key, values, eventTimeMs };
   }
 
@@ -200,8 +340,9 @@ export class CsvRowCoercer {
     const escaped = (rec.flags[j]! & FIELD_ESCAPED) !== 0;
     if (!escaped && e - s > MAX_KEY_BYTES) throw this.error(rec, j, keyTooLong(e - s));
     const key = rec.field(j);
-    if (escaped && Buffer.byteLength(key) > MAX_KEY_BYTES)
+    if (escaped && Buffer.byteLength(key) > MAX_KEY_BYTES) {
       throw this.error(rec, j, keyTooLong(Buffer.byteLength(key)));
+    }
     return key;
   }
 
@@ -219,43 +360,44 @@ export class CsvRowCoercer {
       case K_FLOAT32:
       case K_FLOAT64: {
         const end = scanNumber(b, s, e);
+        const type = this.schema.types[f]!;
         if (end !== e) {
-          const type = this.schema.types[f]!;
-          const why =
-            end < 0 && numberFailure === "range" ? `is out of the ${type} range` : `is not a ${type}`;
+          const why = end < 0 && numberFailure === "range" ? `is out of the ${type} range` : `is not a ${type}`;
           throw this.error(rec, j, `${quoteCell(rec, j)} ${why}`);
         }
         const v = OUT[0]!;
         if (kind === K_FLOAT64) return v;
         const r = Math.fround(v);
-        if (r - r !== 0 && v - v === 0) {
-          throw this.error(rec, j, `${quoteCell(rec, j)} is out of the ${this.schema.types[f]} range`);
-        }
+        if (r - r !== 0 && v - v === 0) throw this.error(rec, j, `${quoteCell(rec, j)} is out of the ${type} range`);
         return r;
       }
       case K_INT64: {
-        const v = parseInt64Bytes(b, s, e);
-        if (v === undefined) throw this.error(rec, j, `${quoteCell(rec, j)} ${reason}`);
-        return v;
+        const end = scanInt64(b, s, e);
+        if (end !== e) {
+          const why = end < 0 && numberFailure === "range" ? "is out of the int64 range" : "is not an int64";
+          throw this.error(rec, j, `${quoteCell(rec, j)} ${why}`);
+        }
+        return intOut;
       }
       case K_BOOL: {
         const v = parseBoolBytes(b, s, e);
-        if (v === undefined)
+        if (v === undefined) {
           throw this.error(rec, j, `${quoteCell(rec, j)} is not a bool (true, false, 1 or 0)`);
+        }
         return v;
       }
       case K_STRING:
         return rec.field(j);
-      case K_BYTES: {
+      case K_BYTES:
         if (!isBase64Bytes(b, s, e)) throw this.error(rec, j, `${quoteCell(rec, j)} is not valid base64`);
-        return Buffer.from(b.toString("latin1", s, e), "base64");
-      }
+        return decodeBase64(b, s, e);
       default: {
-        const v = parseVectorBytes(b, s, e, length);
-        if (v === undefined) {
+        const end = scanVector(b, s, e, length, true);
+        if (end !== e) {
+          if (end >= 0) reason = "text after the closing bracket";
           throw this.error(rec, j, `${quoteCell(rec, j)} is not a ${this.schema.types[f]}: ${reason}`);
         }
-        return v;
+        return vectorOut;
       }
     }
   }
@@ -263,6 +405,20 @@ export class CsvRowCoercer {
   private error(rec: CsvRecord, j: number, reason: string): ImportRowError {
     return new ImportRowError(reason, { line: rec.line, column: j + 1, field: this.columnNames[j] ?? null });
   }
+}
+
+/** The end of an unquoted field: the first comma, CR, LF or quote (or `limit`). */
+function scanPlain(b: Buffer, p: number, limit: number): number {
+  while (p < limit) {
+    const c = b[p]!;
+    if (c <= COMMA && (c === COMMA || c === LF || c === CR || c === QUOTE)) break;
+    p++;
+  }
+  return p;
+}
+
+function decodeBase64(b: Buffer, s: number, e: number): Uint8Array {
+  return Buffer.from(b.toString("latin1", s, e), "base64");
 }
 
 /** Types the objects of one JSONL file. */
@@ -588,42 +744,67 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_TEXT = /^-?[0-9]+$/;
 const INT64_MAX = 2n ** 63n - 1n;
 
-/** An optional minus and decimal digits, within the signed 64-bit range. */
-export function parseInt64Bytes(b: Buffer, s: number, e: number): bigint | undefined {
+/** `scanInt64` leaves its value here. */
+let intOut = 0n;
+
+/**
+ * Scans an optional minus and decimal digits at `b[s..e)`, up to the first non-digit. Returns
+ * where it ended, the value in `intOut`; or -1 (with `numberFailure`) when there are no digits or
+ * the value is outside the signed 64-bit range.
+ */
+function scanInt64(b: Buffer, s: number, e: number): number {
   let p = s;
   if (p < e && b[p] === 0x2d) p++;
-  if (p >= e) {
-    reason = "is not an int64";
-    return undefined;
-  }
+  const ds = p;
   let v = 0;
-  for (let q = p; q < e; q++) {
-    const d = b[q]! - 0x30;
-    if (d < 0 || d > 9) {
-      reason = "is not an int64";
-      return undefined;
-    }
+  while (p < e) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) break;
     v = v * 10 + d;
+    p++;
   }
-  if (e - p <= 15) return BigInt(b[s] === 0x2d ? -v : v);
-  const big = BigInt(b.toString("latin1", s, e));
+  const n = p - ds;
+  if (n === 0) {
+    numberFailure = "syntax";
+    return -1;
+  }
+  if (n <= 9) {
+    // An int32 converts about 4x faster than a double.
+    const small = v | 0;
+    intOut = BigInt(ds > s ? -small : small);
+    return p;
+  }
+  if (n <= 15) {
+    intOut = BigInt(ds > s ? -v : v);
+    return p;
+  }
+  const big = BigInt(b.toString("latin1", s, p));
   if (big < INT64_MIN || big > INT64_MAX) {
-    reason = "is out of the int64 range";
-    return undefined;
+    numberFailure = "range";
+    return -1;
   }
-  return big;
+  intOut = big;
+  return p;
 }
 
-/** Non-negative decimal digits up to 2^53 - 1. */
-function parseUintBytes(b: Buffer, s: number, e: number): number | undefined {
-  if (e - s > 16) return undefined;
+/** A whole field as an int64; undefined when it is not one. */
+export function parseInt64Bytes(b: Buffer, s: number, e: number): bigint | undefined {
+  return scanInt64(b, s, e) === e ? intOut : undefined;
+}
+
+/** Non-negative decimal digits up to 2^53 - 1, value in `OUT[0]`; -1 when there are none. */
+function scanEventTime(b: Buffer, s: number, e: number): number {
+  let p = s;
   let v = 0;
-  for (let p = s; p < e; p++) {
+  while (p < e) {
     const d = b[p]! - 0x30;
-    if (d < 0 || d > 9) return undefined;
+    if (d < 0 || d > 9) break;
     v = v * 10 + d;
+    p++;
   }
-  return Number.isSafeInteger(v) ? v : undefined;
+  if (p === s || p - s > 16 || !Number.isSafeInteger(v)) return -1;
+  OUT[0] = v;
+  return p;
 }
 
 /** true / false in any case, 1 / 0. */
@@ -672,50 +853,53 @@ function isBase64String(v: string): boolean {
   return true;
 }
 
-function isJsonWhitespace(c: number): boolean {
-  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
-}
 
-/** A JSON array of exactly `n` numbers (or NaN / Infinity / -Infinity) → Float32Array. */
-export function parseVectorBytes(b: Buffer, s: number, e: number, n: number): Float32Array | undefined {
+/** `scanVector` leaves its value here. */
+let vectorOut = new Float32Array(0);
+
+/**
+ * Scans a JSON array of exactly `n` numbers (`NaN`, `Infinity`, `-Infinity` allowed) at
+ * `b[s..e)`, with JSON whitespace around the tokens (with `multiline` false, only spaces and
+ * tabs). Returns the offset after the closing bracket and any whitespace, the value in
+ * `vectorOut`; or -1 with `reason`.
+ */
+function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boolean): number {
   let p = s;
-  while (p < e && isJsonWhitespace(b[p]!)) p++;
+  while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
   if (p >= e || b[p] !== 0x5b) {
     reason = `expected a JSON array of ${n} numbers such as [0.1,0.2]`;
-    return undefined;
+    return -1;
   }
   p++;
   const out = new Float32Array(n);
   let k = 0;
-  while (p < e && isJsonWhitespace(b[p]!)) p++;
+  while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
   if (p < e && b[p] === 0x5d) {
     p++;
   } else {
     while (true) {
-      while (p < e && isJsonWhitespace(b[p]!)) p++;
+      while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
       const t = scanNumber(b, p, e);
       if (t < 0) {
         reason =
-          numberFailure === "range"
-            ? `element ${k + 1} is out of the float32 range`
-            : `element ${k + 1} is not a number`;
-        return undefined;
+          numberFailure === "range" ? `element ${k + 1} is out of the float32 range` : `element ${k + 1} is not a number`;
+        return -1;
       }
       const v = OUT[0]!;
       const r = Math.fround(v);
       if (r - r !== 0 && v - v === 0) {
         reason = `element ${k + 1} is out of the float32 range`;
-        return undefined;
+        return -1;
       }
       if (k < n) out[k] = r;
       k++;
       p = t;
-      while (p < e && isJsonWhitespace(b[p]!)) p++;
+      while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
       if (p >= e) {
         reason = "the array is not closed";
-        return undefined;
+        return -1;
       }
-      const c = b[p];
+      const c = b[p]!;
       if (c === 0x2c) {
         p++;
         continue;
@@ -724,20 +908,29 @@ export function parseVectorBytes(b: Buffer, s: number, e: number, n: number): Fl
         p++;
         break;
       }
-      reason = `unexpected ${JSON.stringify(String.fromCharCode(c!))} after element ${k}`;
-      return undefined;
+      reason = `unexpected ${JSON.stringify(String.fromCharCode(c))} after element ${k}`;
+      return -1;
     }
   }
-  while (p < e && isJsonWhitespace(b[p]!)) p++;
-  if (p !== e) {
-    reason = "text after the closing bracket";
-    return undefined;
-  }
+  while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
   if (k !== n) {
     reason = `has ${k} element${k === 1 ? "" : "s"}, expected ${n}`;
-    return undefined;
+    return -1;
   }
-  return out;
+  vectorOut = out;
+  return p;
+}
+
+/** A whole field as a float32[n]; undefined (and `reason`) when it is not one. */
+export function parseVectorBytes(b: Buffer, s: number, e: number, n: number): Float32Array | undefined {
+  const end = scanVector(b, s, e, n, true);
+  if (end === e) return vectorOut;
+  if (end >= 0) reason = "text after the closing bracket";
+  return undefined;
+}
+
+function isWs(c: number, multiline: boolean): boolean {
+  return c === 0x20 || c === 0x09 || (multiline && (c === 0x0a || c === 0x0d));
 }
 
 function jsonFloat(v: unknown): number | undefined {
