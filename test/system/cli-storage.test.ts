@@ -114,6 +114,33 @@ describe("strata CLI over a data dir", () => {
     expect(JSON.parse(lines[N]!)).toMatchObject({ key: "missing", status: "NOT_FOUND" });
   }, 300_000);
 
+  it("refuses an import with a bad row, naming line, column and reason, unless --skip-bad-rows", async () => {
+    const csv = join(dir, "bad.csv");
+    writeFileSync(
+      csv,
+      'id,f32,f64,i64,b,s,v\nk1,1,2,3,true,x,"[1,2,3]"\nk2,1,2,abc,true,y,"[1,2,3]"\nk3,1,2,3,true,z,"[1,2]"\n',
+    );
+    const store = new TableStore(join(dir, "data"), "t");
+    const before = store.currentVersion();
+    const refused = await strata("import", "t", csv);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(/line 3, column 4 \("i64"\)/);
+    expect(store.currentVersion()).toBe(before);
+    const rejects = join(dir, "rejects.jsonl");
+    const skipped = await strata("import", "t", csv, "--skip-bad-rows", rejects, "--json");
+    expect(skipped.code).toBe(0);
+    expect(JSON.parse(skipped.stdout)).toMatchObject({ records: 1, rejected_rows: 2 });
+    const lines = readFileSync(rejects, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { line: number; reason: string });
+    expect(lines.map((l) => l.line)).toEqual([3, 4]);
+    expect(lines[1]!.reason).toMatch(/float32\[3\]|3 numbers|length/);
+    // Back to the 1 M-row version for the tests that follow.
+    await strata("rollback", "t", "--to", String(before));
+    await strata("resume", "t");
+  });
+
   it("verify catches a flipped byte in header, index, data, trailer and manifest, naming the file", async () => {
     const store = new TableStore(join(dir, "data"), "t");
     const seg = store.segmentPath(store.readManifest(1).manifest.segments[0]!.uuid);
