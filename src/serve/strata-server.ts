@@ -17,6 +17,7 @@ import { ServedTable, type VersionEvent } from "./served-table.js";
 import { createFeatureService, type FeatureServiceOptions } from "./feature-service.js";
 import { ServerMetrics } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
+import { addSegmentFetchService } from "./segment-fetch-service.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { UnavailableError, errorMessage } from "../shared/errors.js";
 
@@ -82,6 +83,7 @@ export class StrataServer {
         ...(this.options.freshness ? { freshness: this.options.freshness } : {}),
       }),
     );
+    addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });
     this.health.addToServer(this.grpc);
     new ReflectionService(pkg).addToServer(this.grpc);
 
