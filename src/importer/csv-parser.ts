@@ -99,7 +99,8 @@ export class CsvRecord {
   /** `buf[start..end)` decoded from UTF-8 (the bytes must be valid: the parser checked them). */
   text(start: number, end: number): string {
     if (end - start < SHORT_FIELD) {
-      if (this.textOf !== this.buf || start < this.windowStart || end > this.windowEnd) this.decodeWindow(start);
+      if (this.textOf !== this.buf || start < this.windowStart || end > this.windowEnd)
+        this.decodeWindow(start);
       if (this.window !== null) return this.window.slice(start - this.windowStart, end - this.windowStart);
     }
     return utf8Slice(this.buf, start, end);
@@ -436,9 +437,7 @@ export class CsvParser {
           continue;
         }
         // c === QUOTE
-        this.fail(
-          "a quote inside an unquoted field (quote the whole field and double the quotes in it)",
-        );
+        this.fail("a quote inside an unquoted field (quote the whole field and double the quotes in it)");
         mode = MODE_SKIP_LINE;
         continue;
       }

@@ -362,19 +362,21 @@ export class CsvRowCoercer {
         const end = scanNumber(b, s, e);
         const type = this.schema.types[f]!;
         if (end !== e) {
-          const why = end < 0 && numberFailure === "range" ? `is out of the ${type} range` : `is not a ${type}`;
+          const why =
+            end < 0 && numberFailure === "range" ? `is out of the ${type} range` : `is not a ${type}`;
           throw this.error(rec, j, `${quoteCell(rec, j)} ${why}`);
         }
         const v = OUT[0]!;
         if (kind === K_FLOAT64) return v;
         const r = Math.fround(v);
-        if (r - r !== 0 && v - v === 0) throw this.error(rec, j, `${quoteCell(rec, j)} is out of the ${type} range`);
+        if (r - r !== 0 && v - v === 0)
+          throw this.error(rec, j, `${quoteCell(rec, j)} is out of the ${type} range`);
         return r;
       }
       case K_INT64: {
         const end = scanInt64(b, s, e);
         if (end !== e) {
-          const why = end < 0 && numberFailure === "range" ? "is out of the int64 range" : "is not an int64";
+          const why = isIntegerText(b, s, e) ? "is out of the int64 range" : "is not an int64";
           throw this.error(rec, j, `${quoteCell(rec, j)} ${why}`);
         }
         return intOut;
@@ -495,7 +497,7 @@ export class JsonRowCoercer {
 
   private value(v: unknown, kind: number, length: number, f: number, line: number): FeatureValue {
     const type = this.schema.types[f]!;
-    const fail = (why = `is not a ${type}`): ImportRowError =>
+    const fail = (why = `is not ${type === "int64" ? "an" : "a"} ${type}`): ImportRowError =>
       new ImportRowError(`${describeJson(v)} ${why}`, { line, field: this.schema.names[f]! });
     switch (kind) {
       case K_FLOAT32:
@@ -787,6 +789,14 @@ function scanInt64(b: Buffer, s: number, e: number): number {
   return p;
 }
 
+/** An optional minus and digits, nothing else. */
+function isIntegerText(b: Buffer, s: number, e: number): boolean {
+  if (s < e && b[s] === 0x2d) s++;
+  if (s >= e) return false;
+  for (let p = s; p < e; p++) if (b[p]! < 0x30 || b[p]! > 0x39) return false;
+  return true;
+}
+
 /** A whole field as an int64; undefined when it is not one. */
 export function parseInt64Bytes(b: Buffer, s: number, e: number): bigint | undefined {
   return scanInt64(b, s, e) === e ? intOut : undefined;
@@ -853,7 +863,6 @@ function isBase64String(v: string): boolean {
   return true;
 }
 
-
 /** `scanVector` leaves its value here. */
 let vectorOut = new Float32Array(0);
 
@@ -882,7 +891,9 @@ function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boole
       const t = scanNumber(b, p, e);
       if (t < 0) {
         reason =
-          numberFailure === "range" ? `element ${k + 1} is out of the float32 range` : `element ${k + 1} is not a number`;
+          numberFailure === "range"
+            ? `element ${k + 1} is out of the float32 range`
+            : `element ${k + 1} is not a number`;
         return -1;
       }
       const v = OUT[0]!;

@@ -19,7 +19,12 @@ function snapshot(r: CsvRecord): Rec {
 }
 
 /** Parses `input` pushed in chunks of the given sizes (cycled), collecting errors when asked. */
-function parse(input: Buffer | string, sizes: number[] = [1 << 20], collect = false, maxRecordBytes?: number): Parsed {
+function parse(
+  input: Buffer | string,
+  sizes: number[] = [1 << 20],
+  collect = false,
+  maxRecordBytes?: number,
+): Parsed {
   const buf = typeof input === "string" ? Buffer.from(input, "utf8") : input;
   const records: Rec[] = [];
   const errors: Parsed["errors"] = [];
@@ -55,35 +60,95 @@ function parseError(input: Buffer | string, sizes?: number[]): ImportRowError {
 
 /** Tricky inputs, each checked under every chunk size from 1 to its length. */
 const CASES: { name: string; input: string; fields: string[][]; lines: number[] }[] = [
-  { name: "plain LF", input: "a,b,c\n1,2,3\n", fields: [["a", "b", "c"], ["1", "2", "3"]], lines: [1, 2] },
-  { name: "CRLF", input: "a,b\r\n1,2\r\n", fields: [["a", "b"], ["1", "2"]], lines: [1, 2] },
-  { name: "no final newline", input: "a,b\n1,2", fields: [["a", "b"], ["1", "2"]], lines: [1, 2] },
-  { name: "final CR only", input: "a,b\r\n1,2\r", fields: [["a", "b"], ["1", "2"]], lines: [1, 2] },
+  {
+    name: "plain LF",
+    input: "a,b,c\n1,2,3\n",
+    fields: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+    ],
+    lines: [1, 2],
+  },
+  {
+    name: "CRLF",
+    input: "a,b\r\n1,2\r\n",
+    fields: [
+      ["a", "b"],
+      ["1", "2"],
+    ],
+    lines: [1, 2],
+  },
+  {
+    name: "no final newline",
+    input: "a,b\n1,2",
+    fields: [
+      ["a", "b"],
+      ["1", "2"],
+    ],
+    lines: [1, 2],
+  },
+  {
+    name: "final CR only",
+    input: "a,b\r\n1,2\r",
+    fields: [
+      ["a", "b"],
+      ["1", "2"],
+    ],
+    lines: [1, 2],
+  },
   {
     name: "quoted commas and doubled quotes",
     input: 'k,v\n"a,b","say ""hi"""\n',
-    fields: [["k", "v"], ["a,b", 'say "hi"']],
+    fields: [
+      ["k", "v"],
+      ["a,b", 'say "hi"'],
+    ],
     lines: [1, 2],
   },
   {
     name: "newlines inside quotes",
     input: 'k,v\n"x","line1\nline2\r\nline3"\nnext,1\n',
-    fields: [["k", "v"], ["x", "line1\nline2\r\nline3"], ["next", "1"]],
+    fields: [
+      ["k", "v"],
+      ["x", "line1\nline2\r\nline3"],
+      ["next", "1"],
+    ],
     lines: [1, 2, 5],
   },
-  { name: "empty fields", input: ",\n,,\na,\n", fields: [["", ""], ["", "", ""], ["a", ""]], lines: [1, 2, 3] },
+  {
+    name: "empty fields",
+    input: ",\n,,\na,\n",
+    fields: [
+      ["", ""],
+      ["", "", ""],
+      ["a", ""],
+    ],
+    lines: [1, 2, 3],
+  },
   { name: "quoted empty", input: '"",x\n', fields: [["", "x"]], lines: [1] },
   { name: "only quotes", input: '""""\n', fields: [['"']], lines: [1] },
   { name: "quoted at end of input", input: 'a,"b"', fields: [["a", "b"]], lines: [1] },
   { name: "quoted then CRLF", input: '"a"\r\n"b"\r\n', fields: [["a"], ["b"]], lines: [1, 2] },
   { name: "trailing comma at end of input", input: "a,", fields: [["a", ""]], lines: [1] },
   { name: "blank lines", input: "a\n\nb\n", fields: [["a"], [""], ["b"]], lines: [1, 2, 3] },
-  { name: "BOM", input: "\uFEFFid,x\n1,2\n", fields: [["id", "x"], ["1", "2"]], lines: [1, 2] },
+  {
+    name: "BOM",
+    input: "\uFEFFid,x\n1,2\n",
+    fields: [
+      ["id", "x"],
+      ["1", "2"],
+    ],
+    lines: [1, 2],
+  },
   { name: "BOM only once", input: "\uFEFF\uFEFFa\n", fields: [["\uFEFFa"]], lines: [1] },
   {
     name: "UTF-8 multibyte",
-    input: "clé,naïve\n日本語,\"😀,🎉\"\nshort ü,a long value with ümlauts in it\n",
-    fields: [["clé", "naïve"], ["日本語", "😀,🎉"], ["short ü", "a long value with ümlauts in it"]],
+    input: 'clé,naïve\n日本語,"😀,🎉"\nshort ü,a long value with ümlauts in it\n',
+    fields: [
+      ["clé", "naïve"],
+      ["日本語", "😀,🎉"],
+      ["short ü", "a long value with ümlauts in it"],
+    ],
     lines: [1, 2, 3],
   },
   { name: "single field", input: "x", fields: [["x"]], lines: [1] },
@@ -174,8 +239,7 @@ describe("CsvParser: RFC 4180", () => {
         fc.boolean(),
         fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 10 }),
         (rows, eol, finalEol, sizes) => {
-          const input =
-            rows.map((r) => r.map(quoteAlways).join(",")).join(eol) + (finalEol ? eol : "");
+          const input = rows.map((r) => r.map(quoteAlways).join(",")).join(eol) + (finalEol ? eol : "");
           const p = parse(input, sizes);
           expect(fieldsOf(p)).toEqual(rows);
           // Physical lines: each record starts one line after the previous one's last line.
@@ -245,7 +309,11 @@ describe("CsvParser: errors", () => {
   });
 
   it("rejects invalid UTF-8 with line and column, however it is split", () => {
-    const input = Buffer.concat([Buffer.from("a,b\nok,fine\nx,"), Buffer.from([0xc3, 0x28]), Buffer.from("\ny,z\n")]);
+    const input = Buffer.concat([
+      Buffer.from("a,b\nok,fine\nx,"),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from("\ny,z\n"),
+    ]);
     for (let size = 1; size <= input.length; size++) {
       const err = parseError(input, [size]);
       expect([err.line, err.column, err.reason]).toEqual([3, 2, "invalid UTF-8"]);
