@@ -21,7 +21,18 @@
  * integer number up to 2^53 or a decimal string; bool as true/false; string; bytes as a base64
  * string; vectors as arrays; null (or a missing field) is null.
  *
- * Keys: a non-empty string of at most {@link MAX_KEY_BYTES} UTF-8 bytes, valid UTF-8.
+ * Keys: a non-empty string of at most {@link MAX_KEY_BYTES} UTF-8 bytes, valid UTF-8. A JSONL key
+ * must be a JSON string (a number is refused rather than guessed at).
+ *
+ * Speed: CSV is typed in one of two ways that give the same rows and errors (tests compare them).
+ * {@link CsvRowCoercer.tryLine} types a plain line straight from its bytes in one pass (a number
+ * is parsed where it lies, and where it stops is its field's end); anything unusual (a doubled
+ * quote, a line break inside quotes, a record cut by the chunk's end, any error) is declined and
+ * goes the general way: the parser tokenises the record, then {@link CsvRowCoercer.coerce} types
+ * its fields.
+ * Numbers never go through a string: decimal digits are accumulated and, for at most 15 digits
+ * and a power of ten up to 10^22, one correctly rounded division or multiplication gives the
+ * double (Clinger's fast path); longer forms go to `Number` once their grammar is checked.
  */
 import type { FeatureValue, TableSchema } from "../format/schema.js";
 import { featureKinds } from "../format/schema.js";
