@@ -7,6 +7,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { status } from "@grpc/grpc-js";
 import type { EncodeCounters } from "./response-encoder.js";
 
+/** What the server reads of an ingestor's status (src/ingest/ingest-status.ts has the rest). */
+export interface IngestFreshness {
+  readonly kafkaLag: number | null;
+  readonly eventTimeLagMs: number | null;
+  readonly lastPublishMs: number | null;
+  readonly counters: { readonly deadLetters: number };
+}
+
 const grpcStatusName = (code: number): string => status[code] ?? String(code);
 
 export class ServerMetrics {
@@ -29,6 +37,24 @@ export class ServerMetrics {
     name: "strata_rows_total",
     help: "Rows served since start, by table and row status (a counter, exported at scrape time)",
     labelNames: ["table", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly ingestKafkaLag = new Gauge({
+    name: "strata_ingest_kafka_lag_messages",
+    help: "Messages in Kafka not yet in a published version, by table (when this process ingests)",
+    labelNames: ["table"] as const,
+    registers: [this.registry],
+  });
+  readonly ingestEventTimeLag = new Gauge({
+    name: "strata_ingest_event_time_lag_seconds",
+    help: "Now minus the newest event time in the version ingest builds on, by table",
+    labelNames: ["table"] as const,
+    registers: [this.registry],
+  });
+  readonly ingestDeadLetters = new Gauge({
+    name: "strata_ingest_dead_letters_total",
+    help: "Delta events sent to the dead-letter topic since start, by table (a counter)",
+    labelNames: ["table"] as const,
     registers: [this.registry],
   });
   private readonly requestChildren = new Map<string, { inc(): void }>();
@@ -65,6 +91,26 @@ export class ServerMetrics {
         }
       };
     }
+  }
+
+  /** Exports ingest freshness of `tables`, read from `status` at scrape time. */
+  exportIngest(tables: readonly string[], status: (table: string) => IngestFreshness | null): void {
+    const read = (set: (table: string, s: IngestFreshness) => void) => () => {
+      for (const t of tables) {
+        const s = status(t);
+        if (s) set(t, s);
+      }
+    };
+    type Collectable = { collect: () => void };
+    (this.ingestKafkaLag as unknown as Collectable).collect = read((t, s) => {
+      if (s.kafkaLag !== null) this.ingestKafkaLag.set({ table: t }, s.kafkaLag);
+    });
+    (this.ingestEventTimeLag as unknown as Collectable).collect = read((t, s) => {
+      if (s.eventTimeLagMs !== null) this.ingestEventTimeLag.set({ table: t }, s.eventTimeLagMs / 1000);
+    });
+    (this.ingestDeadLetters as unknown as Collectable).collect = read((t, s) =>
+      this.ingestDeadLetters.set({ table: t }, s.counters.deadLetters),
+    );
   }
 
   /** One request or stream message answered: label children are cached, the hot path only adds. */

@@ -14,8 +14,8 @@ import type { Config } from "../config/config.js";
 import type { TablesConfig } from "../config/tables-config.js";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { ServedTable, type VersionEvent } from "./served-table.js";
-import { createFeatureService, type FeatureServiceOptions } from "./feature-service.js";
-import { ServerMetrics } from "./metrics.js";
+import { createFeatureService } from "./feature-service.js";
+import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
@@ -31,7 +31,6 @@ export interface StrataServerOptions {
   maxResponseBytes?: number;
   /** TLS: PEM file paths; plaintext when absent. */
   tls?: { certPath: string; keyPath: string } | null;
-  freshness?: FeatureServiceOptions["freshness"];
 }
 
 export const DEFAULT_BACKSTOP_INTERVAL_MS = 1000;
@@ -51,6 +50,8 @@ export class StrataServer {
   private metricsServer: HttpServer | null = null;
   port = 0;
   metricsPort = 0;
+  /** Ingest freshness per table, when this process also ingests (see attachIngest). */
+  private ingestStatus: ((table: string) => IngestFreshness | null) | null = null;
 
   constructor(private readonly options: StrataServerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -80,7 +81,10 @@ export class StrataServer {
         maxKeysPerRequest: this.options.config.maxKeysPerRequest,
         maxResponseBytes: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
         authToken: this.options.config.authToken,
-        ...(this.options.freshness ? { freshness: this.options.freshness } : {}),
+        freshness: (table) => {
+          const s = this.ingestStatus?.(table) ?? null;
+          return s ? { kafkaLag: s.kafkaLag ?? -1, lastPublishMs: s.lastPublishMs ?? 0 } : null;
+        },
       }),
     );
     addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });
@@ -124,6 +128,15 @@ export class StrataServer {
       { port: this.port, metricsPort: this.metricsPort, tables: [...this.tables.keys()] },
       "serving",
     );
+  }
+
+  /**
+   * Shows an ingestor's freshness in DescribeTable and /metrics. Called by `strata serve` when it
+   * runs the ingestor in the same process.
+   */
+  attachIngest(status: (table: string) => IngestFreshness | null): void {
+    this.ingestStatus = status;
+    this.metrics.exportIngest([...this.tables.keys()], status);
   }
 
   /** Re-reads `current` of every table now (what the watchers and the backstop do). */
