@@ -16,7 +16,7 @@ const SUITES: Record<string, (opts: { quick: boolean }) => Promise<Metric[]>> = 
   storage: benchStorage,
   serve: async (opts) => (await import("./serve-bench.js")).benchServe(opts),
   swaps: async (opts) => (await import("./swap-bench.js")).benchSwaps(opts),
-  ingest: async (opts) => (await import("./ingest-bench-entry.js")).benchIngestSuite(opts),
+  ingest: async (opts) => (await import("./ingest-bench.js")).benchIngest(opts),
 };
 
 async function main(): Promise<void> {
