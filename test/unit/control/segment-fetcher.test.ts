@@ -6,7 +6,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { Server, ServerCredentials, type ServerWritableStream, type ServiceDefinition } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import {
   SEGMENT_FETCH_SERVICE,
   createSegmentFetchService,
@@ -45,7 +51,7 @@ async function* rows(n: number): AsyncGenerator<RowChange[]> {
 
 const sha = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-async function listen(service: object): Promise<{ server: Server; address: string }> {
+async function listen(service: UntypedServiceImplementation): Promise<{ server: Server; address: string }> {
   const server = new Server();
   server.addService(loadFleetProto()[SEGMENT_FETCH_SERVICE] as ServiceDefinition, service);
   const port = await new Promise<number>((resolve, reject) =>
@@ -124,7 +130,7 @@ describe("SegmentFetcher", () => {
         const size = String(bytes.length);
         const first = Buffer.from(bytes.subarray(0, 1 << 20));
         const crc = crc32(first);
-        if (mode === "flip") first[100] ^= 1;
+        if (mode === "flip") first.writeUInt8(first.readUInt8(100) ^ 1, 100);
         call.write({ offset: "0", data: first, crc32: crc, size });
         call.end();
       },
