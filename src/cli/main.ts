@@ -11,6 +11,7 @@ import { registerGetCommand } from "./commands/get.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerProduceCommand } from "./commands/produce.js";
 import { registerIngestCommand } from "./commands/ingest.js";
+import { registerFleetCommand } from "./commands/fleet.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerServeCommand(program, ctx, startIngestIfConfigured);
   registerProduceCommand(program, ctx);
   registerIngestCommand(program, ctx);
+  registerFleetCommand(program, ctx);
   return program;
 }
 

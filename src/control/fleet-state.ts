@@ -141,14 +141,21 @@ export function planResume(
   };
 }
 
-/** Live nodes that hold `table` and do not serve `target` (the CLI waits for none). */
+/**
+ * Live nodes that hold `table` and do not serve `target` yet, or have not applied desired-state
+ * `generation` yet (the CLI waits for none).
+ */
 export function stragglers(
   nodes: readonly NodeStatus[],
   table: string,
   target: number,
+  generation = 0,
 ): { node: string; serving: number | null; error: string | null }[] {
   return nodes
-    .filter((n) => n.tables[table] !== undefined && n.tables[table].serving !== target)
+    .filter((n) => {
+      const t = n.tables[table];
+      return t !== undefined && (t.serving !== target || t.applied_generation < generation);
+    })
     .map((n) => ({
       node: n.node,
       serving: n.tables[table]?.serving ?? null,

@@ -19,6 +19,7 @@ import { errorMessage } from "../shared/errors.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import type { CoordinationStore, FleetEvent, NodeStatus, Subscription } from "./coordination-store.js";
 import { FleetTable, type ServingView, type StartTableIngest } from "./fleet-table.js";
+import { ingestUnderLease } from "./fleet-ingest.js";
 import { leaseTiming } from "./lease.js";
 import { RedisCoordinationStore } from "./redis-coordination-store.js";
 import { SegmentFetcher } from "./segment-fetcher.js";
@@ -30,7 +31,10 @@ export interface JoinFleetOptions {
   /** The local server (null in a cluster primary, whose workers serve). */
   readonly server: StrataServer | null;
   readonly logger?: Logger;
-  /** Starts ingest of a table when this node takes its lease; null = no ingest (import-only writer). */
+  /**
+   * Starts ingest of a table when this node takes its lease; null = no ingest (an import-only
+   * writer). @default Kafka ingest when STRATA_KAFKA_BROKERS is set (fleet-ingest.ts)
+   */
   readonly startIngest?: StartTableIngest | null;
   /** Replaces the Redis store (tests). */
   readonly store?: CoordinationStore;
@@ -108,6 +112,10 @@ class Node implements FleetNode {
           refresh: (t) => void server.tables.get(t)?.refresh(),
         }
       : null;
+    const startIngest =
+      o.startIngest === undefined
+        ? ingestUnderLease({ config, tables: o.tables, logger: o.logger ?? silentLogger, server })
+        : o.startIngest;
     for (const schema of o.tables.tables) {
       const tableStore = new TableStore(config.dataDir, schema.name);
       tableStore.ensureLayout();
@@ -136,7 +144,7 @@ class Node implements FleetNode {
           serving,
           self: { node: this.nodeId, address: this.address },
           lease,
-          startIngest: o.startIngest ?? null,
+          startIngest: this.role === "writer" ? startIngest : null,
           keepVersions: config.keepVersions,
           fetcherFor: (address) => this.fetcherFor(address),
           peers: () => this.peers(),

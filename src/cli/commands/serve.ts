@@ -10,6 +10,7 @@ import { AggregatorRegistry } from "prom-client";
 import { createServer } from "node:http";
 import type { CliContext } from "../context.js";
 import { StrataServer } from "../../serve/strata-server.js";
+import { joinFleet } from "../../control/join-fleet.js";
 import type { Logger } from "../../shared/logger.js";
 
 interface ServeOptions {
@@ -71,13 +72,16 @@ export function registerServeCommand(
         AggregatorRegistry.setRegistries([server.metrics.registry]);
       }
       await server.start();
-      const ingest = inWorker ? null : await startIngest(c, logger, server);
+      // With STRATA_REDIS_URL the node joins the fleet, which runs ingest under the writer lease.
+      const fleet = inWorker ? null : await joinFleet({ config: c.config, tables: c.tables, server, logger });
+      const ingest = inWorker || fleet ? null : await startIngest(c, logger, server);
       if (!inWorker && !c.json)
         process.stdout.write(
           `strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`,
         );
       await untilSignal();
       logger.info({}, "shutting down");
+      await fleet?.stop();
       await ingest?.stop();
       await server.stop();
       // A worker's IPC channel to the primary would keep it alive: leave the cluster.
@@ -115,10 +119,12 @@ async function runPrimary(
             (err: unknown) => res.writeHead(500).end(String(err)),
           );
         }).listen(c.config.metricsPort, c.config.host);
-  const ingest = await startIngest(c, logger, null);
+  const fleet = await joinFleet({ config: c.config, tables: c.tables, server: null, logger });
+  const ingest = fleet ? null : await startIngest(c, logger, null);
   if (!c.json)
     process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
   await signalled;
+  await fleet?.stop();
   await ingest?.stop();
   const exits = Object.values(cluster.workers ?? {}).map(
     (w) =>

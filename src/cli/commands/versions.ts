@@ -6,6 +6,15 @@ import { verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { SegmentCorruptError } from "../../format/errors.js";
 import type { Manifest } from "../../storage/manifest.js";
+import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
+
+/** `--fleet` of rollback, pin, unpin and resume: apply through the fleet's Redis (fleet.ts). */
+interface FleetOptions {
+  fleet?: boolean;
+  timeout?: string;
+}
+const FLEET_FLAG = "apply to every node of the fleet through Redis (STRATA_REDIS_URL), and wait for them";
+const TIMEOUT_FLAG = "with --fleet: how long to wait for every live node, ms (default 15000)";
 
 type Ctx = (cmd: Command) => CliContext;
 
@@ -116,10 +125,20 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .description("make an earlier retained version current (default: the previous one) and pin the table")
     .option("--to <version>", "the version to roll back to")
     .option("--force", "allow a version that was rolled back before")
-    .action((table: string, o: { to?: string; force?: boolean }, cmd: Command) => {
+    .option("--fleet", FLEET_FLAG)
+    .option("--timeout <ms>", TIMEOUT_FLAG)
+    .action(async (table: string, o: { to?: string; force?: boolean } & FleetOptions, cmd: Command) => {
       const c = ctx(cmd);
-      const store = c.store(table);
       const to = parseVersionArg(o.to);
+      if (o.fleet) {
+        const action = {
+          kind: "rollback" as const,
+          ...(to === undefined ? {} : { to }),
+          force: o.force === true,
+        };
+        return runFleetVersionCommand(c, table, action, parseTimeout(o.timeout));
+      }
+      const store = c.store(table);
       const result = store.rollback({
         ...(to === undefined ? {} : { to }),
         force: o.force === true,
@@ -141,8 +160,11 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
   program
     .command("pin <table>")
     .description("keep the current version: ingest publishes nothing until resume")
-    .action((table: string, _o, cmd: Command) => {
+    .option("--fleet", FLEET_FLAG)
+    .option("--timeout <ms>", TIMEOUT_FLAG)
+    .action(async (table: string, o: FleetOptions, cmd: Command) => {
       const c = ctx(cmd);
+      if (o.fleet) return runFleetVersionCommand(c, table, { kind: "pin" }, parseTimeout(o.timeout));
       const version = c.store(table).pin();
       c.print({ table, pinned: true, version }, `${table}: pinned at v${version}`);
     });
@@ -156,10 +178,15 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
           : "same as resume: clear the pin",
       )
       .option("--from <where>", "version (replay from the current version's offsets) or latest", "version")
-      .action((table: string, o: { from: string }, cmd: Command) => {
+      .option("--fleet", FLEET_FLAG)
+      .option("--timeout <ms>", TIMEOUT_FLAG)
+      .action(async (table: string, o: { from: string } & FleetOptions, cmd: Command) => {
         const c = ctx(cmd);
         if (o.from !== "version" && o.from !== "latest")
           throw new RangeError(`--from must be "version" or "latest" (got "${o.from}")`);
+        if (o.fleet) {
+          return runFleetVersionCommand(c, table, { kind: "resume", from: o.from }, parseTimeout(o.timeout));
+        }
         c.store(table).resume(o.from);
         c.print({ table, pinned: false, resume_from: o.from }, `${table}: resumed (from ${o.from})`);
       });
