@@ -70,7 +70,7 @@ export interface Config {
   readonly ingestPublishMaxRows: number;
   /** Ingest compacts when the current version has this many delta segments... @default 16 (env STRATA_INGEST_COMPACT_MAX_DELTAS) */
   readonly ingestCompactMaxDeltas: number;
-  /** ...or when its delta records pass this fraction of its base records. @default 0.5 (env STRATA_INGEST_COMPACT_DELTA_RATIO) */
+  /** ...or when its delta records pass this fraction of its base records. @default 1 (env STRATA_INGEST_COMPACT_DELTA_RATIO) */
   readonly ingestCompactDeltaRatio: number;
   /** A table's dead-letter topic is its topic plus this suffix. @default ".dlq" (env STRATA_INGEST_DEAD_LETTER_SUFFIX) */
   readonly ingestDeadLetterSuffix: string;

@@ -12,8 +12,8 @@ export const DEFAULT_INGEST_PUBLISH_INTERVAL_MS = 200;
 export const DEFAULT_INGEST_PUBLISH_MAX_ROWS = 50_000;
 /** Ingest: compact when the current version has this many delta segments... */
 export const DEFAULT_INGEST_COMPACT_MAX_DELTAS = 16;
-/** Ingest: ...or when its delta records pass this fraction of its base records. */
-export const DEFAULT_INGEST_COMPACT_DELTA_RATIO = 0.5;
+/** Ingest: ...or when its delta records pass this fraction of its base records (1: a compaction rewrites at most twice what was ingested since the last one). */
+export const DEFAULT_INGEST_COMPACT_DELTA_RATIO = 1;
 /** Ingest: the dead-letter topic of a table is its topic plus this suffix. */
 export const DEFAULT_INGEST_DEAD_LETTER_SUFFIX = ".dlq";
 /** Ingest: the consumer group (for lag tools) of a table is this prefix plus its name. */

@@ -55,8 +55,8 @@ const RETRY: RetryOptions = {
   restartOnFailure: async () => false,
 };
 
-const FETCH_MAX_BYTES = 64 << 20;
-const FETCH_MAX_BYTES_PER_PARTITION = 16 << 20;
+const FETCH_MAX_BYTES = 16 << 20;
+const FETCH_MAX_BYTES_PER_PARTITION = 2 << 20;
 /** How long a fetch waits for data: bounds the delay a quiet topic adds to freshness. */
 const FETCH_MAX_WAIT_MS = 100;
 
@@ -211,7 +211,9 @@ export class KafkaDeltaSource implements DeltaSource {
  * replace the offsets it sends next.
  */
 class ProgressCommitter {
-  private consumer: Promise<Consumer> | null = null;
+  private consumer: Consumer | null = null;
+  /** Settles once `consumer` is a member of the group (possibly after a dead predecessor's session expires). */
+  private joined: Promise<void> | null = null;
   private next: ReadonlyMap<number, bigint> | null = null;
   private running: Promise<void> | null = null;
 
@@ -233,7 +235,7 @@ class ProgressCommitter {
       this.next = null;
       if (offsets.size === 0) continue;
       try {
-        const consumer = await this.joined();
+        const consumer = await this.member();
         await consumer.commitOffsets(
           [...offsets].map(([partition, offset]) => ({
             topic: this.topic,
@@ -248,29 +250,40 @@ class ProgressCommitter {
     }
   }
 
-  private joined(): Promise<Consumer> {
-    this.consumer ??= (async () => {
+  private async member(): Promise<Consumer> {
+    if (!this.consumer) {
       const consumer = this.kafka.consumer({
         groupId: this.groupId,
         retry: RETRY,
         sessionTimeout: 10_000,
         heartbeatInterval: 1_000,
+        // With every partition paused, each fetch round is a sleep of this long, and a disconnect
+        // waits for it (kafkajs's default of 5 s would make every stop take 5 s).
+        maxWaitTimeInMs: 200,
       });
-      const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.topic });
-      void consumer.run({ autoCommit: false, eachBatch: async () => undefined }).catch(() => undefined);
-      consumer.pause([{ topic: this.topic }]); // a member for commits only: it never fetches
-      await joined;
-      return consumer;
-    })();
-    return this.consumer;
+      this.consumer = consumer;
+      this.joined = (async () => {
+        const joined = new Promise<void>((resolve) =>
+          consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
+        );
+        await consumer.connect();
+        await consumer.subscribe({ topic: this.topic });
+        void consumer.run({ autoCommit: false, eachBatch: async () => undefined }).catch(() => undefined);
+        consumer.pause([{ topic: this.topic }]); // a member for commits only: it never fetches
+        await joined;
+      })();
+    }
+    const consumer = this.consumer;
+    await this.joined;
+    return consumer;
   }
 
+  /** Leaves the group at once, even while the join is still waiting. */
   async close(): Promise<void> {
     const consumer = this.consumer;
     this.consumer = null;
-    if (consumer) await consumer.then((c) => c.disconnect()).catch(() => undefined);
+    this.joined = null;
+    if (consumer) await consumer.disconnect().catch(() => undefined);
   }
 }
 

@@ -16,6 +16,9 @@ import { silentLogger, type Logger } from "../shared/logger.js";
 import { TableIngestor } from "./table-ingestor.js";
 import { WriterLock } from "./writer-lock.js";
 
+const CLOSE_TIMEOUT_MS = 3_000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
 export interface StartIngestOptions {
   readonly config: Config;
   readonly tables: TablesConfig;
@@ -134,11 +137,21 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
     },
     stop(): Promise<void> {
       stopped ??= (async () => {
+        const started = Date.now();
         await Promise.allSettled([...loops.values()].map((l) => l.stop()));
         for (const lock of locks) lock.release();
-        if (!options.source) await source.close();
-        if (!options.producer) await producer.close();
-        logger.info({}, "Ingest stopped");
+        const closing = Promise.allSettled([
+          options.source ? null : source.close(),
+          options.producer ? null : producer.close(),
+        ]);
+        // A client still waiting on the broker (a group join, a retry) must not hold the stop up.
+        const closed = await Promise.race([
+          closing.then(() => true),
+          sleep(CLOSE_TIMEOUT_MS).then(() => false),
+        ]);
+        if (!closed)
+          logger.warn({ ms: CLOSE_TIMEOUT_MS }, "Kafka clients did not close in time: leaving them");
+        logger.info({ ms: Date.now() - started }, "Ingest stopped");
       })();
       return stopped;
     },
