@@ -102,7 +102,8 @@ export class FleetTable {
     this.name = o.schema.name;
     this.log = o.logger.child({ table: this.name });
     this.now = o.now ?? Date.now;
-    o.lease?.on("acquired", () => {
+    o.lease?.on("acquired", (epoch) => {
+      this.observeEpoch(epoch);
       this.writerSinceMs = this.now();
       this.desiredSeeded = false;
       this.announced.clear();
@@ -112,6 +113,18 @@ export class FleetTable {
       this.writerSinceMs = null;
       void this.stopIngest().finally(() => this.schedule());
     });
+  }
+
+  /**
+   * A lease epoch seen in the fleet (ours or another node's): kept on disk, so the fence holds
+   * here and the next lease this node takes is above it even if Redis lost its counter.
+   */
+  observeEpoch(epoch: number): void {
+    try {
+      this.o.store.noteWriterEpoch(epoch);
+    } catch (err) {
+      this.log.warn({ epoch, err: errorMessage(err) }, "Cannot record the writer epoch");
+    }
   }
 
   /** Forgets what the control plane was known to hold (after a reconnection: it may be empty). */

@@ -227,6 +227,7 @@ class Node implements FleetNode {
 
   private onEvent(e: FleetEvent): void {
     if (this.stopped) return;
+    if (e.type === "lease") this.tables.get(e.table)?.observeEpoch(e.epoch);
     if (e.type === "announced" || e.type === "desired" || e.type === "lease")
       this.tables.get(e.table)?.schedule();
   }

@@ -244,6 +244,16 @@ export class TableStore {
   }
 
   /**
+   * Records a writer epoch seen in the fleet (a lease this node took, or one another node took),
+   * so no publish here goes out under a lower one, and a new lease is never granted at or below
+   * it even if the control plane lost its counter.
+   */
+  noteWriterEpoch(epoch: number): void {
+    if (epoch <= this.readState().max_writer_epoch) return;
+    this.withPublishLock(() => this.raiseFence(epoch, this.readState()));
+  }
+
+  /**
    * Installs a version received from the fleet's writer (docs/fleet.md): its MANIFEST bytes as
    * the writer wrote them, under the writer's version number, so version ids and manifest hashes
    * are the same on every node. Every segment it lists must already be durable in data/ and

@@ -65,6 +65,14 @@ describe("TableStore fleet fencing and installs", () => {
     expect(() => writer.publishDelta([row("k", 4)], null, 3, 6)).toThrow(WriterFencedError);
   });
 
+  it("noteWriterEpoch() raises the fence from a lease seen in the fleet, never lowers it", () => {
+    store.noteWriterEpoch(4);
+    store.noteWriterEpoch(2);
+    expect(store.readState().max_writer_epoch).toBe(4);
+    expect(() => writer.publishDelta([row("k", 2)], null, 1, 3)).toThrow(WriterFencedError);
+    expect(writer.publishDelta([row("k", 2)], null, 1, 4).version).toBe(2);
+  });
+
   it("installManifest() installs the writer's exact bytes under its number, without moving current", () => {
     writer.publishDelta([row("k", 2)], null, 1, 5);
     const follower = new TableStore(join(root, "b"), "users");
