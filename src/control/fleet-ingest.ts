@@ -27,6 +27,8 @@ export function ingestUnderLease(o: {
       tables: o.tables,
       logger: o.logger,
       only: [table],
+      writerEpoch: fence.writerEpoch,
+      beforePublish: fence.beforePublish,
       onPublished: () => {
         o.server?.refreshAll(); // serve it at once, then announce it
         fence.onPublished();

@@ -33,6 +33,9 @@ export interface StartIngestOptions {
   readonly producer?: DeltaProducer;
   /** Timer period of each table's loop, ms. @default 50 */
   readonly tickMs?: number;
+  /** Fleet fencing, handed to each table's ingestor (TableIngestorOptions; set by src/control). */
+  readonly writerEpoch?: number;
+  readonly beforePublish?: () => void;
 }
 
 export interface Ingest {
@@ -106,6 +109,8 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
           },
           deadLetterTopic,
           groupId,
+          ...(options.writerEpoch === undefined ? {} : { writerEpoch: options.writerEpoch }),
+          ...(options.beforePublish ? { beforePublish: options.beforePublish } : {}),
         },
         logger,
       );

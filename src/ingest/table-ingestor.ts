@@ -42,6 +42,13 @@ export interface TableIngestorOptions {
   readonly limits: DeltaLimits;
   readonly deadLetterTopic: string;
   readonly groupId: string;
+  /**
+   * Fleet fencing (docs/fleet.md; set by src/control when this process holds the table's writer
+   * lease): the lease epoch stamped into every manifest published here (0 on one host)...
+   */
+  readonly writerEpoch?: number;
+  /** ...and a gate run before each publish and compaction, which throws once the lease is lost. */
+  readonly beforePublish?: () => void;
 }
 
 /** What a call to {@link TableIngestor.publish} did. */
@@ -265,7 +272,13 @@ export class TableIngestor {
     if (moved) return moved;
     let manifest: Manifest;
     try {
-      manifest = this.writer.publishDelta(this.pending.changes(), this.kafkaPosition(), this.basis);
+      this.options.beforePublish?.(); // fleet: refused once the writer lease is lost (the merge is kept)
+      manifest = this.writer.publishDelta(
+        this.pending.changes(),
+        this.kafkaPosition(),
+        this.basis,
+        this.options.writerEpoch ?? 0,
+      );
     } catch (err) {
       return this.publishFailed(err);
     }
@@ -327,6 +340,7 @@ export class TableIngestor {
       deltaRecords > baseRecords * this.options.compactDeltaRatio;
     if (!due) return null;
     try {
+      this.options.beforePublish?.(); // fleet: a compaction is a publish too
       const compacted = this.writer.compact();
       this.adopt(compacted);
       this.counters.compactions++;
