@@ -21,19 +21,19 @@ export function assertBuilt(): void {
   }
 }
 
-export const TABLES = {
+export const tablesConfig = (topic = "strata.deltas.users") => ({
   tables: [
     {
       name: "users",
       key: "user_id",
-      topic: "strata.deltas.users",
+      topic,
       features: [
         { name: "age", type: "int64" },
         { name: "city", type: "string" },
       ],
     },
   ],
-};
+});
 
 export interface NodeProcess {
   readonly name: string;
@@ -64,9 +64,10 @@ export class FleetHarness {
   constructor(
     readonly redisUrl: string,
     readonly baseEnv: Record<string, string> = {},
+    topic?: string,
   ) {
     assertBuilt();
-    writeFileSync(this.configPath, JSON.stringify(TABLES));
+    writeFileSync(this.configPath, JSON.stringify(tablesConfig(topic)));
   }
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
