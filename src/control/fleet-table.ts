@@ -233,6 +233,7 @@ export class FleetTable {
     }
     this.appliedGeneration = desired.generation;
     if (this.o.lease?.held) {
+      this.reserveAnnouncedNumbers(announced);
       await this.startIngest();
       await this.forgetOld(announced, desired);
     }
@@ -436,6 +437,17 @@ export class FleetTable {
       this.announced.add(version);
       this.log.info({ version, epoch }, "Announced");
     }
+  }
+
+  /**
+   * Version numbers are the fleet's: the writer's next publish must number above every announced
+   * version, also those it does not hold (abandoned, or rolled back before it took over). Only
+   * numbers above its newest local version matter, so the local marks stay few.
+   */
+  private reserveAnnouncedNumbers(announced: readonly number[]): void {
+    const newest = Math.max(0, ...this.o.store.listVersions());
+    const above = announced.filter((v) => v > newest);
+    if (above.length > 0) this.o.store.markRolledBack(above);
   }
 
   /** Keeps the registry bounded: drops old announcements this writer does not retain. */

@@ -342,6 +342,23 @@ export class TableStore {
   }
 
   /**
+   * Marks version numbers rolled back without moving `current`: for a fleet writer, numbers the
+   * fleet has used for versions this data dir does not hold, so no publish here reuses them
+   * (a publish is numbered above every retained and rolled-back version).
+   */
+  markRolledBack(versions: readonly number[]): void {
+    const state = this.readState();
+    if (versions.every((v) => state.rolled_back.includes(v))) return;
+    this.withPublishLock(() => {
+      const s = this.readState();
+      this.writeState({
+        ...s,
+        rolled_back: [...new Set([...s.rolled_back, ...versions])].sort((a, b) => a - b),
+      });
+    });
+  }
+
+  /**
    * Deletes one retained version that is not current (its MANIFEST first, then its directory),
    * leaving segment files to gc. For a fleet follower that holds a version its writer never
    * announced (a deposed writer's last publish), before it installs the fleet's version of that

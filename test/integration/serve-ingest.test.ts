@@ -65,7 +65,9 @@ describe("serve + ingest", () => {
         "off",
       ],
       {
-        env: { ...process.env, STRATA_KAFKA_BROKERS: kafkaBrokers().join(",") },
+        // One host: the global setup exports the test Redis to children, which would make this
+        // server join a fleet (docs/fleet.md); "" is unset.
+        env: { ...process.env, STRATA_KAFKA_BROKERS: kafkaBrokers().join(","), STRATA_REDIS_URL: "" },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

@@ -164,6 +164,52 @@ describe("joinFleet() with an in-memory control plane", () => {
     expect((await coord.getAnnouncement("users", 2))?.node).toBe("w2");
   });
 
+  it("a new writer abandons versions no live node holds, and numbers its own above them", async () => {
+    // A writer that is gone announced v1..v3 from an address where nobody answers.
+    const ghost = new TableStore(join(root, "ghost"), "users");
+    const ghostWriter = new VersionWriter(ghost, schema);
+    const epoch = (await coord.acquireLease(
+      "users",
+      { holder: "g/1", node: "ghost", address: "127.0.0.1:1" },
+      1,
+      0,
+    ))!;
+    for (let v = 1; v <= 3; v++) {
+      await ghostWriter.importRows(once(rows(5, v)));
+      const loaded = ghost.readManifest(v);
+      await coord.announceVersion({
+        table: "users",
+        version: v,
+        manifest: readFileSync(loaded.path, "utf8"),
+        sha256: loaded.sha256,
+        segments: [],
+        node: "ghost",
+        address: "127.0.0.1:1",
+        epoch,
+        announced_at_ms: 0,
+      });
+    }
+    await coord.setDesired("users", {
+      mode: "follow",
+      version: null,
+      rolled_back: [],
+      resume_from: "version",
+      by: "t",
+    });
+    await new Promise((r) => setTimeout(r, 10)); // the ghost's lease lapses
+    const w = await startNode("w", "writer");
+    const r = await startNode("r", "replica");
+    await until(
+      "the writer gave the unreachable versions up",
+      () => w.store.readState().rolled_back.join() === "1,2,3",
+      5000,
+    );
+    expect((await coord.getDesired("users"))!.rolled_back).toEqual([1, 2, 3]);
+    const m = await new VersionWriter(w.store, schema).importRows(once(rows(5, 40)));
+    expect(m.version).toBe(4);
+    await until("the replica on the new writer's v4", () => serving(r) === 4);
+  });
+
   it("keeps serving while the control plane is away, and rebuilds it after it comes back empty", async () => {
     const w = await startNode("w", "writer");
     const r = await startNode("r", "replica");

@@ -134,6 +134,13 @@ describe("TableStore fleet fencing and installs", () => {
     );
   });
 
+  it("markRolledBack() reserves numbers without moving current; the next publish numbers above", () => {
+    store.markRolledBack([7, 5]);
+    expect(store.readState().rolled_back).toEqual([5, 7]);
+    expect(store.currentVersion()).toBe(1);
+    expect(writer.publishDelta([row("k", 2)], null, 1).version).toBe(8);
+  });
+
   it("discardVersion() removes a version that is not current", () => {
     writer.publishDelta([row("k", 2)], null, 1);
     expect(() => store.discardVersion(2)).toThrow(/it is current/);
