@@ -57,8 +57,11 @@ describe("WriterLease", () => {
     a.start();
     await until(() => a.held);
     store.setConnected(false);
+    // The gate closes at the deadline itself (the clock is read on every check)...
     await until(() => !a.held, 1000);
     expect(() => a.check()).toThrow(/not renewed before its deadline/);
+    // ...and the "lost" event (which stops ingest) follows when the lease timer runs.
+    await until(() => lost.length > 0, 500);
     expect(lost).toEqual([expect.stringMatching(/not renewed before its deadline/)]);
     // Redis back: it takes the lease again, with a new epoch.
     store.setConnected(true);
