@@ -330,7 +330,9 @@ function spawnReady(
   args: string[],
   readyText: string,
 ): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // One host: the servers join no fleet and run no ingest, whatever the shell exports.
+  const env = { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" };
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env });
   const ready = new Promise<void>((res, rej) => {
     let out = "";
     const onData = (d: Buffer): void => {

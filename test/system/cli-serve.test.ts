@@ -33,9 +33,7 @@ describe("strata serve", () => {
         "--workers",
         "2",
       ],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+      { stdio: ["ignore", "pipe", "pipe"], env: ENV },
     );
     let out = "";
     server.stdout.on("data", (d: Buffer) => (out += d));
