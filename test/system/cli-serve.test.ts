@@ -6,6 +6,8 @@ import { createServer } from "node:net";
 
 const run = promisify(execFile);
 const CLI = resolve("dist/cli/main.js");
+// A single host: not the fleet or broker an integration run in the same vitest process exports.
+const ENV = { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" };
 const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("sample/strata.tables.json")];
 
 function freePort(): Promise<number> {
