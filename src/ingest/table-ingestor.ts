@@ -335,9 +335,13 @@ export class TableIngestor {
     if (deltas.length === 0) return null;
     const baseRecords = manifest.segments.filter((s) => s.kind === "base").reduce((n, s) => n + s.records, 0);
     const deltaRecords = deltas.reduce((n, s) => n + s.records, 0);
+    // While a backlog is being caught up, only the count rule applies: on a stream that updates
+    // the same keys over and over, every delta is as big as the base, and the ratio rule would
+    // rewrite the whole table after nearly every publish (compaction runs on this thread, so it
+    // slows the catch-up down). The count rule still bounds the deltas a lookup probes.
     const due =
       deltas.length >= this.options.compactMaxDeltas ||
-      deltaRecords > baseRecords * this.options.compactDeltaRatio;
+      (deltaRecords > baseRecords * this.options.compactDeltaRatio && !this.catchingUp());
     if (!due) return null;
     try {
       this.options.beforePublish?.(); // fleet: a compaction is a publish too
@@ -356,6 +360,16 @@ export class TableIngestor {
       if (this.store.currentVersion() !== this.basis) this.reload();
       return null;
     }
+  }
+
+  /** True when Kafka holds more unread messages than one publish's worth (known from the watermarks). */
+  private catchingUp(): boolean {
+    let unread = 0n;
+    for (const [partition, high] of this.highWatermarks) {
+      const next = this.positions.get(partition) ?? 0n;
+      if (high > next) unread += high - next;
+    }
+    return unread > BigInt(this.options.publishMaxRows);
   }
 
   private applyRetention(): void {

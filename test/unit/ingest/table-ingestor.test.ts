@@ -264,6 +264,40 @@ describe("TableIngestor", () => {
     expect(read("k3").values?.[0]).toBe(3n);
   });
 
+  it("compacts by the ratio rule once caught up, not while a backlog remains", () => {
+    const ratio = new TableIngestor(
+      store,
+      schema,
+      { ...options, compactMaxDeltas: 100, compactDeltaRatio: 1, publishMaxRows: 10 },
+      silentLogger,
+      () => now,
+    );
+    ratio.open();
+    ratio.applyBatch(batch(0, [msg(upsert("a", { age: 1 }), 0n), msg(upsert("b", { age: 1 }), 1n)]));
+    ratio.publish(); // base of 2 rows
+    // A delta as big as the base, with 1000 more messages waiting in the partition: no compaction.
+    ratio.applyBatch(
+      batch(
+        0,
+        [
+          msg(upsert("c", { age: 1 }), 2n),
+          msg(upsert("d", { age: 1 }), 3n),
+          msg(upsert("e", { age: 1 }), 4n),
+        ],
+        1005n,
+      ),
+    );
+    const behind = ratio.publish();
+    expect(behind.kind === "published" && behind.versions.map((m) => m.reason)).toEqual(["ingest"]);
+    // Caught up: the ratio rule applies again.
+    ratio.applyBatch(batch(0, [msg(upsert("f", { age: 1 }), 5n)], 6n));
+    const caughtUp = ratio.publish();
+    expect(caughtUp.kind === "published" && caughtUp.versions.map((m) => m.reason)).toEqual([
+      "ingest",
+      "compact",
+    ]);
+  });
+
   it("dead-letters a partial upsert onto a stored row that fails its CRC check", () => {
     ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1, city: "x" }), 0n)]));
     ingestor.publish();
