@@ -2,7 +2,7 @@
 // not kafkajs) — upserts, partial upserts and deletes — all become visible in published versions,
 // and the final state equals a model computed independently from the same lines.
 //
-// STRATA_IT_INGEST_DELTAS sets the number of deltas (default 20000; the figure is 100000).
+// STRATA_IT_INGEST_DELTAS sets the number of deltas (default 100000, the figure).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ import {
   until,
 } from "../helpers/ingest-kafka.js";
 
-const DELTAS = Number(process.env.STRATA_IT_INGEST_DELTAS ?? 20_000);
+const DELTAS = Number(process.env.STRATA_IT_INGEST_DELTAS ?? 100_000);
 const KEYS = Math.max(100, Math.round(DELTAS / 10));
 const PARTITIONS = 3;
 
