@@ -8,15 +8,28 @@ import { cpus, totalmem, platform, release } from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
 import { benchStorage } from "./storage-bench.js";
 import { log, type Metric } from "./metric.js";
 import { renderReport } from "./report.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const SUITES: Record<string, (opts: { quick: boolean }) => Promise<Metric[]>> = {
   storage: benchStorage,
   serve: async (opts) => (await import("./serve-bench.js")).benchServe(opts),
   swaps: async (opts) => (await import("./swap-bench.js")).benchSwaps(opts),
-  ingest: async (opts) => (await import("./ingest-bench.js")).benchIngest(opts),
+  ingest: async (opts) => {
+    // The ingest suite reads STRATA_KAFKA_BROKERS: bring up the project's broker when it is unset.
+    if (!process.env.STRATA_KAFKA_BROKERS) {
+      const out = execFileSync("bash", [join(ROOT, "scripts/services.sh"), "up", "kafka"], {
+        encoding: "utf8",
+      });
+      const brokers = /KAFKA_BROKERS=(\S+)/.exec(out)?.[1];
+      if (brokers) process.env.STRATA_KAFKA_BROKERS = brokers;
+    }
+    return (await import("./ingest-bench.js")).benchIngest(opts);
+  },
 };
 
 async function main(): Promise<void> {
@@ -46,7 +59,7 @@ async function main(): Promise<void> {
       log(`suite ${name} failed: ${String(err)}`);
     }
   }
-  const outDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bench", "results");
+  const outDir = join(ROOT, "bench", "results");
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "latest.json"), JSON.stringify({ machine, metrics, failures }, null, 2) + "\n");
   writeFileSync(join(outDir, "latest.md"), renderReport(machine, metrics, failures));

@@ -1,3 +1,19 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/**
+ * Collects garbage and lets the finalizers run (mmap-io unmaps in a finalizer), so an unmap of
+ * an earlier iteration's mapping does not land in the next one's timing.
+ */
+export async function settle(): Promise<void> {
+  gc();
+  await new Promise((r) => setTimeout(r, 20));
+  gc();
+}
+
 /** One measured figure of `npm run bench` (DESIGN §9). */
 export interface Metric {
   name: string;

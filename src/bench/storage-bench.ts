@@ -15,7 +15,7 @@ import { newRowLocation, openSnapshot, type VersionSnapshot } from "../storage/v
 import { LookupKey } from "../format/segment-view.js";
 import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
 import { readImportRows } from "../importer/import-reader.js";
-import { log, median, round, shuffle, type Metric } from "./metric.js";
+import { log, median, round, settle, shuffle, type Metric } from "./metric.js";
 
 const VALUE_FLOATS = 32; // 128 B of feature values per row
 
@@ -240,6 +240,7 @@ async function benchOpenTime(root: string, opts: { quick: boolean }): Promise<Me
     const m = store.readManifest(1).manifest;
     const times: number[] = [];
     for (let r = 0; r < 7; r++) {
+      await settle();
       const t0 = performance.now();
       const snap = openSnapshot(store, new MappedSegmentCache(), 1, { verify: false });
       for (const seg of snap.segments) seg.warmIndex();

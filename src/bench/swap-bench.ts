@@ -6,17 +6,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { parseTablesConfig } from "../config/tables-config.js";
 import { loadConfig } from "../config/config.js";
 import { TableStore } from "../storage/table-store.js";
 import { VersionWriter } from "../storage/version-writer.js";
 import { StrataServer } from "../serve/strata-server.js";
-import { log, round, type Metric } from "./metric.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
+import { log, round, settle, type Metric } from "./metric.js";
 
 export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
   const swaps = opts.quick ? 300 : 1000;
@@ -46,9 +41,7 @@ export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
   const served = server.tables.get("t")!;
   // Unmapping happens in GC finalizers, which run after the collection: collect, yield, collect.
   const sample = async (): Promise<{ rss: number; external: number }> => {
-    gc();
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
+    await settle();
     const m = process.memoryUsage();
     return { rss: m.rss / 2 ** 20, external: (m.external + m.arrayBuffers) / 2 ** 20 };
   };
