@@ -52,6 +52,9 @@ describe("hot swap", () => {
     for (let op = 0; op < 100; op++) {
       const current = h.store.requireCurrentVersion();
       if (op % 4 === 3 && current > 1) {
+        // The server must have seen `current`, or the rollback would land on what it serves and
+        // be invisible to it (correct, but then there is no rollback to observe).
+        await until(() => h.server.tables.get("users")!.servingVersion === current);
         const { to } = h.store.rollback({ verify: () => {} });
         h.store.resume();
         // Let the server see this rollback before the next publish (else it may skip over it).
