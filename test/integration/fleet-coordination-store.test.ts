@@ -1,12 +1,12 @@
 // The CoordinationStore behaviour suite against a real Redis (scripts/services.sh), each test on
 // a fresh fleet namespace; plus what only the Redis adapter does: fail fast when Redis is away.
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { RedisCoordinationStore, redactUrl } from "../../src/control/redis-coordination-store.js";
 import { UnavailableError } from "../../src/shared/errors.js";
 import { coordinationStoreSuite } from "../helpers/coordination-suite.js";
 import { redisUrl } from "../helpers/services.js";
+import { freePort } from "../helpers/free-port.js";
 
 coordinationStoreSuite("RedisCoordinationStore", async () => {
   const store = await RedisCoordinationStore.connect({
@@ -15,14 +15,6 @@ coordinationStoreSuite("RedisCoordinationStore", async () => {
   });
   return { store, close: () => store.close() };
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("RedisCoordinationStore", () => {
   it("connect() fails at once with UnavailableError naming the URL when Redis is not there", async () => {

@@ -5,20 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { FleetHarness, servedVersion, until, type NodeProcess } from "../helpers/fleet-processes.js";
+import { freePort } from "../helpers/free-port.js";
 
 const SCRIPT = resolve("scripts/services.sh");
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe("fleet through a Redis outage (writer + 2 replicas, private Redis)", () => {
   let stateDir: string;

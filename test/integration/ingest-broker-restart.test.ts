@@ -6,7 +6,6 @@
 // shared broker of the other integration tests is never stopped.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,20 +33,11 @@ import {
   uniqueName,
   until,
 } from "../helpers/ingest-kafka.js";
+import { freePort } from "../helpers/free-port.js";
 
 const script = fileURLToPath(new URL("../../scripts/services.sh", import.meta.url));
 
 /** A TCP port nothing listens on now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function services(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -8,22 +8,13 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createServer } from "node:net";
 import { kafkaBrokers } from "../helpers/services.js";
 import { createStrataClient, type StrataClient } from "../../src/client/index.js";
+import { freePort } from "../helpers/free-port.js";
 
 const CLI = resolve("dist/cli/main.js");
 const N = Number(process.env.STRATA_E2E_DELTAS ?? 100_000);
 const KEYS = 2_000;
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 describe("serve + ingest", () => {
   let dir: string;

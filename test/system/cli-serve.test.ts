@@ -2,22 +2,13 @@ import { describe, expect, it } from "vitest";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { resolve } from "node:path";
-import { createServer } from "node:net";
+import { freePort } from "../helpers/free-port.js";
 
 const run = promisify(execFile);
 const CLI = resolve("dist/cli/main.js");
 // A single host: not the fleet or broker an integration run in the same vitest process exports.
 const ENV = { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" };
 const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("sample/strata.tables.json")];
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 describe("strata serve", () => {
   it("serves the bundled sample with 2 workers: get --server, summed metrics, clean exit on SIGTERM", async () => {
