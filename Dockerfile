@@ -2,7 +2,7 @@
 #   docker build -t strata . && docker run -p 50051:50051 -v strata-data:/data strata
 FROM node:20-bookworm-slim
 
-# Toolchain for the native addons (@riaskov/mmap-io, lmdb) built by node-gyp during `npm ci`.
+# Toolchain for the native addons (Strata's native/, lmdb) built by node-gyp during `npm ci`.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*

@@ -5,7 +5,7 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 /**
- * Collects garbage and lets the finalizers run (mmap-io unmaps in a finalizer), so an unmap of
+ * Collects garbage and lets the finalizers run (a mapping is unmapped when its buffer is collected), so an unmap of
  * an earlier iteration's mapping does not land in the next one's timing.
  */
 export async function settle(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Segment file grammar, format version 1. All integers little-endian; offsets are absolute file
- * offsets; every segment is smaller than 2 GiB (mmap-io takes 32-bit sizes), so u32 offsets fit.
+ * offsets; every segment is smaller than 2 GiB, so u32 offsets fit and lookups pass them as int32.
  *
  *   segment  := header data index trailer
  *   header   := 4096 bytes (one page), fields below, zero filled, CRC-32 of [0, 4092) at 4092
@@ -54,7 +54,7 @@ export const SLOT_BYTES = 16;
 export const RECORD_HEADER_BYTES = 24;
 export const MAX_KEY_BYTES = 1024;
 export const MAX_TABLE_NAME_BYTES = 63;
-/** mmap-io maps with 32-bit sizes: stay well under 2 GiB per file. */
+/** Offsets travel as int32 through the native lookup (storage/native.ts): stay under 2 GiB per file. */
 export const MAX_SEGMENT_BYTES = 2 ** 31 - PAGE_BYTES;
 export const MAX_LOAD_FACTOR = 0.7;
 export const FLAG_TOMBSTONE = 1;

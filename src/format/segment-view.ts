@@ -69,18 +69,24 @@ const u32 = (b: Uint8Array, o: number): number =>
 const align8 = (n: number): number => (n + 7) & ~7;
 
 export class SegmentView {
+  /** The whole file, 4-byte aligned (the index is read through a Uint32Array). */
+  readonly bytes: Buffer;
   readonly header: SegmentHeader;
+  /** Seeds every record's CRC (segment-layout.ts recordSeed). */
+  readonly salt: number;
+  /** End of the data section: no record reaches past it. */
+  readonly dataEnd: number;
   private readonly slots: Uint32Array;
   private readonly mask: number;
-  private readonly salt: number;
-  private readonly dataEnd: number;
   private readonly trailerBodyCrc: number;
 
   /** @param bytes the whole file; `source` names it in errors. */
   constructor(
-    readonly bytes: Buffer,
+    bytes: Buffer,
     readonly source = "<memory>",
   ) {
+    // A mapping is page aligned; a pooled Buffer may not be, so copy that one.
+    this.bytes = bytes.byteOffset % 4 === 0 ? bytes : Buffer.from(bytes);
     try {
       this.header = decodeHeader(bytes, bytes.length);
       this.trailerBodyCrc = decodeTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), this.header);
@@ -90,9 +96,8 @@ export class SegmentView {
       throw err;
     }
     const h = this.header;
-    // Uint32Array needs 4-byte alignment: a mapping is page aligned, a pooled Buffer may not be.
-    const indexBytes = bytes.byteOffset % 4 === 0 ? bytes : Buffer.from(bytes);
-    this.slots = new Uint32Array(indexBytes.buffer, indexBytes.byteOffset + h.indexOffset, h.slotCount * 4);
+    const b = this.bytes;
+    this.slots = new Uint32Array(b.buffer, b.byteOffset + h.indexOffset, h.slotCount * 4);
     this.mask = h.slotCount - 1;
     this.salt = saltOf(h.segmentUuid);
     this.dataEnd = h.dataOffset + h.dataLength;
@@ -118,14 +123,6 @@ export class SegmentView {
     let sum = 0;
     for (let w = 0; w < this.slots.length; w += 1024) sum ^= this.slots[w]!;
     return sum;
-  }
-
-  /**
-   * Reads the key's home slot and returns it: called for a whole batch before `find`, so the
-   * index cache misses of many keys overlap instead of coming one after another.
-   */
-  touch(key: LookupKey): number {
-    return this.slots[(key.hashFor(this.header.hashSeed).lo & this.mask) * 4 + 3]!;
   }
 
   /**

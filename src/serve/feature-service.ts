@@ -14,6 +14,7 @@ import {
 } from "@grpc/grpc-js";
 import { ResponseEncoder, type Encoding } from "./response-encoder.js";
 import type { GetFeaturesRequest } from "./request-decoder.js";
+import { keyLength } from "../format/key-batch.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
 import { RequestError, RequestTooLargeError, UnauthenticatedError } from "./errors.js";
 import { toGrpcStatus, toServiceError } from "./status-mapping.js";
@@ -63,13 +64,15 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
   const answer = (req: GetFeaturesRequest): Buffer => {
     if (req.invalid) throw new RequestError(req.invalid);
     const table = tableOf(req.table);
-    if (req.keys.length === 0) throw new RequestError("Request has no keys");
-    if (req.keys.length > o.maxKeysPerRequest) {
+    const keys = req.keys;
+    if (keys.count === 0) throw new RequestError("Request has no keys");
+    if (keys.count > o.maxKeysPerRequest) {
       throw new RequestTooLargeError(
-        `Request has ${req.keys.length} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`,
+        `Request has ${keys.count} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`,
       );
     }
-    for (const key of req.keys) if (key.length === 0) throw new RequestError("Request has an empty key");
+    for (let i = 0; i < keys.count; i++)
+      if (keyLength(keys, i) === 0) throw new RequestError("Request has an empty key");
     const snapshot = table.snapshotFor(req.version);
     const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
     const counters = table.rowCounts;
@@ -79,7 +82,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       plan,
       req.requestIdLo,
       req.requestIdHi,
-      req.keys,
+      keys,
       table.schema.maxAgeMs,
       Date.now(),
       counters,

@@ -7,10 +7,12 @@
  *   GetFeaturesRequest := 1 table | 2 keys* | 3 features* | 4 request_id (u64) | 5 version (u64) | 6 encoding
  */
 import { isUtf8 } from "node:buffer";
+import type { KeyBatch } from "../format/key-batch.js";
 
 export interface GetFeaturesRequest {
   table: string;
-  keys: string[];
+  /** Byte ranges in the request itself: no string per key. */
+  keys: KeyBatch;
   features: string[];
   /** request_id as two u32 halves, echoed exactly. */
   requestIdLo: number;
@@ -26,7 +28,7 @@ class Malformed extends Error {}
 export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
   const req: GetFeaturesRequest = {
     table: "",
-    keys: [],
+    keys: { bytes: buf, bounds: new Uint32Array(64), count: 0 },
     features: [],
     requestIdLo: 0,
     requestIdHi: 0,
@@ -53,7 +55,8 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
     lo >>>= 0;
     hi >>>= 0;
   };
-  const readString = (what: string): string => {
+  /** Reads a length-delimited UTF-8 field and returns its start (it ends at `pos`). */
+  const readUtf8 = (what: string): number => {
     readVarint();
     if (hi !== 0 || pos + lo > buf.length) throw new Malformed(`truncated ${what}`);
     const start = pos;
@@ -64,7 +67,19 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
         break;
       }
     }
-    return buf.toString("utf8", start, pos);
+    return start;
+  };
+  const readString = (what: string): string => buf.toString("utf8", readUtf8(what), pos);
+  const keys = req.keys;
+  const addKey = (start: number): void => {
+    if (keys.count * 2 === keys.bounds.length) {
+      const grown = new Uint32Array(keys.bounds.length * 2);
+      grown.set(keys.bounds);
+      keys.bounds = grown;
+    }
+    keys.bounds[keys.count * 2] = start;
+    keys.bounds[keys.count * 2 + 1] = pos;
+    keys.count++;
   };
   try {
     while (pos < buf.length) {
@@ -76,7 +91,7 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
           req.table = readString("table");
           break;
         case 2:
-          req.keys.push(readString("key"));
+          addKey(readUtf8("key"));
           break;
         case 3:
           req.features.push(readString("feature name"));

@@ -12,11 +12,10 @@
  *   Row                 := 1 key, 2 status, 3 event_time_ms, 4 values* (TYPED) | 5 packed (PACKED)
  *   FeatureValue        := oneof 1 f32 | 2 f64 | 3 i64 | 4 bool | 5 string | 6 bytes | 7 Float32Vector | 8 null
  */
-import { LookupKey } from "../format/segment-view.js";
-import type { SegmentView } from "../format/segment-view.js";
 import type { FeatureSlot, RowLayout } from "../format/row-layout.js";
-import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
+import { KeyBatchBuilder, keyLength, type KeyBatch } from "../format/key-batch.js";
 import { newRowLocation, type VersionSnapshot } from "../storage/version-snapshot.js";
+import { BatchLocations, BatchStatus, DeferredCopies } from "../storage/native.js";
 import {
   WIRE_FIXED32,
   WIRE_FIXED64,
@@ -24,11 +23,11 @@ import {
   WIRE_VARINT,
   encodeStringFields,
   lenFieldSize,
+  writeBytesField,
   tag,
   uint64FieldSize,
   varint32Size,
   varint64Size,
-  writeStringField,
   writeUint64Field,
   writeVarint32,
   writeVarint64,
@@ -114,7 +113,8 @@ function kindOf(s: FeatureSlot): Kind {
 /** Rows located for one response; arrays grow and are reused by the encoder. */
 class RowScratch {
   status = new Uint8Array(0);
-  segment: (SegmentView | null)[] = [];
+  /** The mapped segment each found row lies in. */
+  segment: (Buffer | null)[] = [];
   valueOffset = new Int32Array(0);
   valueLength = new Int32Array(0);
   eventTimeMs = new Float64Array(0);
@@ -124,7 +124,7 @@ class RowScratch {
     if (this.status.length >= n) return;
     const cap = Math.max(n, this.status.length * 2, 64);
     this.status = new Uint8Array(cap);
-    this.segment = new Array<SegmentView | null>(cap).fill(null);
+    this.segment = new Array<Buffer | null>(cap).fill(null);
     this.valueOffset = new Int32Array(cap);
     this.valueLength = new Int32Array(cap);
     this.eventTimeMs = new Float64Array(cap);
@@ -150,9 +150,9 @@ const TAG_PACKED = tag(5, WIRE_LEN);
 export class ResponseEncoder {
   private readonly scratch = new RowScratch();
   private readonly location = newRowLocation();
-  private readonly lookupKeys: LookupKey[] = [];
-  /** Keeps the prefetch reads from being optimised away. */
-  prefetched = 0;
+  private readonly located = new BatchLocations();
+  private readonly scanKeys = new KeyBatchBuilder();
+  private readonly copies = new DeferredCopies();
 
   /**
    * Encodes a GetFeaturesResponse for `keys` read from `snapshot`. `counters` receives the row
@@ -163,7 +163,7 @@ export class ResponseEncoder {
     plan: ResponsePlan,
     requestIdLo: number,
     requestIdHi: number,
-    keys: readonly string[],
+    keys: KeyBatch,
     maxAgeMs: number,
     nowMs: number,
     counters: EncodeCounters,
@@ -196,18 +196,27 @@ export class ResponseEncoder {
   encodeScanChunk(
     snapshot: VersionSnapshot,
     plan: ResponsePlan,
-    keys: readonly string[],
+    keyTexts: readonly string[],
     locate: (i: number, out: typeof this.location) => void,
     maxAgeMs: number,
     nowMs: number,
     counters: EncodeCounters,
   ): Buffer {
     const s = this.scratch;
-    s.ensure(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      locate(i, this.location);
-      this.record(i, maxAgeMs, nowMs, counters);
+    s.ensure(keyTexts.length);
+    const loc = this.location;
+    for (let i = 0; i < keyTexts.length; i++) {
+      locate(i, loc);
+      const status =
+        loc.status === "found"
+          ? BatchStatus.FOUND
+          : loc.status === "absent"
+            ? BatchStatus.ABSENT
+            : BatchStatus.CORRUPT;
+      this.record(i, status, loc.segment?.bytes ?? null, loc.valueOffset, loc.valueLength, loc.eventTimeMs);
+      this.count(i, maxAgeMs, nowMs, counters);
     }
+    const keys = this.scanKeys.set(keyTexts);
     const { scanTable, scanFeatures } = plan;
     const size =
       scanTable.length +
@@ -225,59 +234,80 @@ export class ResponseEncoder {
 
   private locateAll(
     snapshot: VersionSnapshot,
-    keys: readonly string[],
+    keys: KeyBatch,
     maxAgeMs: number,
     nowMs: number,
     counters: EncodeCounters,
   ): void {
-    this.scratch.ensure(keys.length);
-    const lookupKeys = this.lookupKeys;
-    while (lookupKeys.length < keys.length) lookupKeys.push(new LookupKey("", DEFAULT_HASH_SEED));
-    // Hash every key and touch its index slots first: the misses of the batch overlap.
-    for (let i = 0; i < keys.length; i++) lookupKeys[i]!.set(keys[i]!);
-    this.prefetched += snapshot.prefetch(lookupKeys, keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      snapshot.locate(lookupKeys[i]!, this.location);
-      this.record(i, maxAgeMs, nowMs, counters);
+    this.scratch.ensure(keys.count);
+    const located = this.located;
+    snapshot.locateBatch(keys, located);
+    const segments = snapshot.probeOrder;
+    for (let i = 0; i < keys.count; i++) {
+      const seg = located.segment(i);
+      this.record(
+        i,
+        located.status(i),
+        seg < 0 ? null : segments[seg]!.bytes,
+        located.valueOffset(i),
+        located.valueLength(i),
+        located.eventTimeMs(i),
+      );
+      this.count(i, maxAgeMs, nowMs, counters);
     }
   }
 
-  private record(i: number, maxAgeMs: number, nowMs: number, counters: EncodeCounters): void {
+  private record(
+    i: number,
+    status: BatchStatus,
+    segment: Buffer | null,
+    valueOffset: number,
+    valueLength: number,
+    eventTimeMs: number,
+  ): void {
     const s = this.scratch;
-    const loc = this.location;
-    s.segment[i] = loc.segment;
-    if (loc.status === "found") {
-      s.valueOffset[i] = loc.valueOffset;
-      s.valueLength[i] = loc.valueLength;
-      s.eventTimeMs[i] = loc.eventTimeMs;
-      if (maxAgeMs > 0 && nowMs - loc.eventTimeMs > maxAgeMs) {
-        s.status[i] = RowStatus.OUTSIDE_MAX_AGE;
-        counters.outsideMaxAge++;
-      } else {
-        s.status[i] = RowStatus.FOUND;
-        counters.found++;
-      }
-    } else if (loc.status === "absent") {
-      s.status[i] = RowStatus.NOT_FOUND;
-      counters.notFound++;
-    } else {
-      s.status[i] = RowStatus.DATA_LOSS;
-      counters.dataLoss++;
+    s.segment[i] = segment;
+    s.valueOffset[i] = valueOffset;
+    s.valueLength[i] = valueLength;
+    s.eventTimeMs[i] = eventTimeMs;
+    s.status[i] =
+      status === BatchStatus.FOUND
+        ? RowStatus.FOUND
+        : status === BatchStatus.ABSENT
+          ? RowStatus.NOT_FOUND
+          : RowStatus.DATA_LOSS;
+  }
+
+  /** Applies the table's max age to a found row and counts its status. */
+  private count(i: number, maxAgeMs: number, nowMs: number, counters: EncodeCounters): void {
+    const s = this.scratch;
+    switch (s.status[i]) {
+      case RowStatus.FOUND:
+        if (maxAgeMs > 0 && nowMs - s.eventTimeMs[i]! > maxAgeMs) {
+          s.status[i] = RowStatus.OUTSIDE_MAX_AGE;
+          counters.outsideMaxAge++;
+        } else counters.found++;
+        break;
+      case RowStatus.NOT_FOUND:
+        counters.notFound++;
+        break;
+      default:
+        counters.dataLoss++;
     }
   }
 
-  private sizeRows(plan: ResponsePlan, keys: readonly string[], field: number): number {
+  private sizeRows(plan: ResponsePlan, keys: KeyBatch, field: number): number {
     const s = this.scratch;
     let total = 0;
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < keys.count; i++) {
       const status = s.status[i]!;
-      let row = lenFieldSize(1, Buffer.byteLength(keys[i]!, "utf8")) + 2;
+      let row = lenFieldSize(1, keyLength(keys, i)) + 2;
       if (status === RowStatus.FOUND || status === RowStatus.OUTSIDE_MAX_AGE) {
         const t = s.eventTimeMs[i]!;
         row += 1 + varint64Size(t >>> 0, Math.floor(t / 2 ** 32) >>> 0);
       }
       if (status === RowStatus.FOUND) {
-        const seg = s.segment[i]!.bytes;
+        const seg = s.segment[i]!;
         const at = s.valueOffset[i]!;
         if (plan.encoding === "packed") row += lenFieldSize(5, s.valueLength[i]!);
         else for (const f of plan.features) row += valueEntrySize(plan.layout, f, seg, at);
@@ -288,20 +318,17 @@ export class ResponseEncoder {
     return total;
   }
 
-  private writeRows(
-    buf: Buffer,
-    pos: number,
-    plan: ResponsePlan,
-    keys: readonly string[],
-    field: number,
-  ): number {
+  private writeRows(buf: Buffer, pos: number, plan: ResponsePlan, keys: KeyBatch, field: number): number {
     const s = this.scratch;
+    const copies = this.copies;
+    copies.reset();
     const rowTag = tag(field, WIRE_LEN);
-    for (let i = 0; i < keys.length; i++) {
+    const { bytes, bounds } = keys;
+    for (let i = 0; i < keys.count; i++) {
       const status = s.status[i]!;
       pos = writeVarint32(buf, pos, rowTag);
       pos = writeVarint32(buf, pos, s.rowSize[i]!);
-      pos = writeStringField(buf, pos, 1, keys[i]!);
+      pos = writeBytesField(buf, pos, 1, bytes, bounds[2 * i]!, bounds[2 * i + 1]!);
       buf[pos++] = TAG_STATUS;
       buf[pos++] = status;
       if (status === RowStatus.FOUND || status === RowStatus.OUTSIDE_MAX_AGE) {
@@ -310,17 +337,19 @@ export class ResponseEncoder {
         pos = writeVarint64(buf, pos, t >>> 0, Math.floor(t / 2 ** 32) >>> 0);
       }
       if (status !== RowStatus.FOUND) continue;
-      const seg = s.segment[i]!.bytes;
+      const seg = s.segment[i]!;
       const at = s.valueOffset[i]!;
       if (plan.encoding === "packed") {
         const n = s.valueLength[i]!;
         buf[pos++] = TAG_PACKED;
         pos = writeVarint32(buf, pos, n);
-        pos += seg.copy(buf, pos, at, at + n);
+        copies.add(pos, seg, at, n);
+        pos += n;
       } else {
-        for (const f of plan.features) pos = writeValueEntry(buf, pos, plan.layout, f, seg, at);
+        for (const f of plan.features) pos = writeValueEntry(buf, pos, plan.layout, f, seg, at, copies);
       }
     }
+    copies.run(buf);
     return pos;
   }
 }
@@ -368,6 +397,20 @@ function valueEntrySize(layout: RowLayout, f: PlannedFeature, seg: Buffer, at: n
   return 1 + varint32Size(content) + content;
 }
 
+/** Copies `n` bytes now when few, else defers them to the batch copy. */
+function copyBytes(
+  buf: Buffer,
+  pos: number,
+  seg: Buffer,
+  from: number,
+  n: number,
+  copies: DeferredCopies,
+): number {
+  if (n > 16) copies.add(pos, seg, from, n);
+  else for (let i = 0; i < n; i++) buf[pos + i] = seg[from + i]!;
+  return pos + n;
+}
+
 function writeValueEntry(
   buf: Buffer,
   pos: number,
@@ -375,6 +418,7 @@ function writeValueEntry(
   f: PlannedFeature,
   seg: Buffer,
   at: number,
+  copies: DeferredCopies,
 ): number {
   buf[pos++] = TAG_VALUES;
   if (isNull(seg, at, f.index)) {
@@ -396,7 +440,7 @@ function writeValueEntry(
     case Kind.F64:
       buf[pos++] = 9;
       buf[pos++] = tag(2, WIRE_FIXED64);
-      return pos + seg.copy(buf, pos, o, o + 8);
+      return copyBytes(buf, pos, seg, o, 8, copies);
     case Kind.I64: {
       const lo = seg.readUInt32LE(o);
       const hi = seg.readUInt32LE(o + 4);
@@ -416,7 +460,7 @@ function writeValueEntry(
       pos = writeVarint32(buf, pos, 1 + varint32Size(n) + n);
       buf[pos++] = tag(f.kind === Kind.STRING ? 5 : 6, WIRE_LEN);
       pos = writeVarint32(buf, pos, n);
-      return pos + seg.copy(buf, pos, s, e);
+      return copyBytes(buf, pos, seg, s, n, copies);
     }
     case Kind.VECTOR: {
       const n = f.vectorBytes;
@@ -426,7 +470,7 @@ function writeValueEntry(
       pos = writeVarint32(buf, pos, inner);
       buf[pos++] = tag(1, WIRE_LEN);
       pos = writeVarint32(buf, pos, n);
-      return pos + seg.copy(buf, pos, o, o + n);
+      return copyBytes(buf, pos, seg, o, n, copies);
     }
   }
 }

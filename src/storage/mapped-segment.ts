@@ -1,5 +1,7 @@
 /**
- * Segment files mapped read-only into memory with @riaskov/mmap-io.
+ * Segment files mapped read-only into memory (storage/native.ts: mmap(2) with MADV_RANDOM, as a
+ * SharedArrayBuffer so that V8 does not count the mapping as heap pressure and run a full GC per
+ * mapped gigabyte, as it did with @riaskov/mmap-io's external Buffers; docs/decisions.md).
  *
  * Buffer lifetime: the views a mapped segment hands out (`view.bytes` and any subarray of it) are
  * the file's pages, not copies. A mapping has no explicit unmap: it goes when its Buffer is garbage
@@ -12,34 +14,10 @@
  * a new version maps only its new deltas. The cache holds weak references, so a segment no
  * retained snapshot uses is unmapped by the GC.
  */
-import { closeSync, fstatSync, openSync } from "node:fs";
-import { createRequire } from "node:module";
 import { SegmentView } from "../format/segment-view.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { errorMessage } from "../shared/errors.js";
-
-interface MmapIo {
-  map(size: number, protection: number, flags: number, fd: number, offset?: number, advise?: number): Buffer;
-  advise(buffer: Buffer, offset: number, length: number, advise: number): void;
-  PROT_READ: number;
-  MAP_SHARED: number;
-  MADV_RANDOM: number;
-  MADV_SEQUENTIAL: number;
-  MADV_WILLNEED: number;
-}
-const mmap = createRequire(import.meta.url)("@riaskov/mmap-io") as MmapIo;
-
-/** Maps a whole file read-only with random-access advice (sequential read-ahead would pull it all in). */
-export function mapFile(path: string): Buffer {
-  const fd = openSync(path, "r");
-  try {
-    const size = fstatSync(fd).size;
-    if (size === 0) return Buffer.alloc(0);
-    return mmap.map(size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0, mmap.MADV_RANDOM);
-  } finally {
-    closeSync(fd); // the mapping keeps the file open
-  }
-}
+import { mapSegmentFile } from "./native.js";
 
 export class MappedSegmentCache {
   private readonly views = new Map<string, WeakRef<SegmentView>>();
@@ -57,7 +35,7 @@ export class MappedSegmentCache {
     if (!view) {
       let bytes: Buffer;
       try {
-        bytes = mapFile(path);
+        bytes = mapSegmentFile(path);
       } catch (err) {
         throw new SegmentCorruptError(`Cannot map segment "${path}": ${errorMessage(err)}`, path, {
           cause: err,

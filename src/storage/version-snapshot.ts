@@ -15,6 +15,8 @@ import type { MappedSegmentCache } from "./mapped-segment.js";
 import type { TableStore, LoadedManifest } from "./table-store.js";
 import type { Manifest } from "./manifest.js";
 import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
+import type { KeyBatch } from "../format/key-batch.js";
+import { BatchLocator, type BatchLocations } from "./native.js";
 
 export type LookupStatus = "found" | "absent" | "corrupt";
 
@@ -39,7 +41,8 @@ export const newRowLocation = (): RowLocation => ({
 export class VersionSnapshot {
   readonly layout: RowLayout;
   /** Newest first: the probe order. */
-  private readonly probeOrder: SegmentView[];
+  readonly probeOrder: readonly SegmentView[];
+  private locator: BatchLocator | null = null;
 
   constructor(
     readonly table: string,
@@ -81,11 +84,12 @@ export class VersionSnapshot {
     return out;
   }
 
-  /** Touches the index slots of `keys` in every segment (see SegmentView.touch); returns a checksum to keep the reads. */
-  prefetch(keys: readonly LookupKey[], count: number): number {
-    let sum = 0;
-    for (const seg of this.probeOrder) for (let i = 0; i < count; i++) sum += seg.touch(keys[i]!);
-    return sum;
+  /**
+   * Looks up a whole batch in one native call (the server's read path): the same answers as
+   * `locate` per key. `out.segment(i)` indexes `probeOrder`.
+   */
+  locateBatch(keys: KeyBatch, out: BatchLocations): void {
+    (this.locator ??= new BatchLocator(this.probeOrder)).locate(keys, out);
   }
 
   /** Looks a key up and decodes its values (copies). */

@@ -1,0 +1,40 @@
+/**
+ * A batch of keys as UTF-8 byte ranges in one buffer: what a batch lookup reads. The gRPC
+ * request decoder points the ranges straight into the request bytes (no string per key); callers
+ * holding strings fill one with `KeyBatchBuilder`.
+ */
+export interface KeyBatch {
+  /** Holds every key's bytes. */
+  bytes: Buffer;
+  /** Key i is bytes[bounds[2i], bounds[2i + 1]). */
+  bounds: Uint32Array;
+  count: number;
+}
+
+export const keyLength = (keys: KeyBatch, i: number): number => keys.bounds[2 * i + 1]! - keys.bounds[2 * i]!;
+
+export const keyText = (keys: KeyBatch, i: number): string =>
+  keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]);
+
+/** Fills a reusable KeyBatch from strings; its buffers grow and are kept. */
+export class KeyBatchBuilder implements KeyBatch {
+  bytes = Buffer.allocUnsafe(4096);
+  bounds = new Uint32Array(256);
+  count = 0;
+
+  set(keys: readonly string[]): this {
+    let size = 0;
+    for (const key of keys) size += key.length * 3; // the most UTF-8 bytes a UTF-16 string needs
+    if (size > this.bytes.length) this.bytes = Buffer.allocUnsafe(Math.max(size, this.bytes.length * 2));
+    if (keys.length * 2 > this.bounds.length)
+      this.bounds = new Uint32Array(Math.max(keys.length * 2, this.bounds.length * 2));
+    let pos = 0;
+    for (let i = 0; i < keys.length; i++) {
+      this.bounds[2 * i] = pos;
+      pos += this.bytes.write(keys[i]!, pos);
+      this.bounds[2 * i + 1] = pos;
+    }
+    this.count = keys.length;
+    return this;
+  }
+}
