@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -197,47 +199,43 @@ void WillNeed(const FunctionCallbackInfo<Value>& args) {
   madvise(reinterpret_cast<void*>(start), reinterpret_cast<uintptr_t>(base + offset + n) - start, MADV_WILLNEED);
 }
 
-// locateBatch(segments: Uint8Array[], params: Uint32Array, keys: Uint8Array, bounds: Uint32Array,
-//             count: number, out: Int32Array, eventTimes: Float64Array): void
-// `segments` in probe order (newest first); key i is keys[bounds[2i], bounds[2i+1]).
-void LocateBatch(const FunctionCallbackInfo<Value>& args) {
+// A version's segments, checked and packed once (prepare), then used by every batch (locateBatch).
+// The JS BatchLocator that holds the handle also holds the segment buffers, so the pointers here
+// live as long as the handle can be used.
+struct Version {
+  std::vector<Segment> segments;  // probe order, newest first
+};
+
+// prepare(segments: Uint8Array[], params: Uint32Array): External
+void Prepare(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   Local<Context> context = isolate->GetCurrentContext();
-  if (args.Length() < 7 || !args[0]->IsArray() || !args[1]->IsUint32Array() || !args[2]->IsUint8Array() ||
-      !args[3]->IsUint32Array() || !args[4]->IsUint32() || !args[5]->IsInt32Array() ||
-      !args[6]->IsFloat64Array())
-    return Throw(isolate, "locateBatch: bad arguments");
+  if (args.Length() < 2 || !args[0]->IsArray() || !args[1]->IsUint32Array())
+    return Throw(isolate, "prepare(segments, params): bad arguments");
   Local<v8::Array> seg_array = args[0].As<v8::Array>();
   const uint32_t nseg = seg_array->Length();
-  const uint32_t count = args[4].As<v8::Uint32>()->Value();
+  if (args[1].As<ArrayBufferView>()->ByteLength() < size_t(nseg) * kParamStride * 4)
+    return Throw(isolate, "prepare: params too short");
   const uint32_t* params = DataOf<uint32_t>(args[1]);
-  const uint8_t* keys = DataOf<uint8_t>(args[2]);
-  const size_t keys_length = args[2].As<ArrayBufferView>()->ByteLength();
-  const uint32_t* bounds = DataOf<uint32_t>(args[3]);
-  int32_t* out = DataOf<int32_t>(args[5]);
-  double* times = DataOf<double>(args[6]);
-  if (args[1].As<ArrayBufferView>()->ByteLength() < size_t(nseg) * kParamStride * 4 ||
-      args[3].As<ArrayBufferView>()->ByteLength() < size_t(count) * 8 ||
-      args[5].As<ArrayBufferView>()->ByteLength() < size_t(count) * kOutStride * 4 ||
-      args[6].As<ArrayBufferView>()->ByteLength() < size_t(count) * 8)
-    return Throw(isolate, "locateBatch: arrays too short");
-  for (uint32_t i = 0; i < count; i++)
-    if (bounds[2 * i] > bounds[2 * i + 1] || bounds[2 * i + 1] > keys_length)
-      return Throw(isolate, "locateBatch: key bounds out of range");
-
-  std::vector<Segment> segs(nseg);
+  auto version = new Version();
+  version->segments.resize(nseg);
   for (uint32_t s = 0; s < nseg; s++) {
     Local<Value> v;
-    if (!seg_array->Get(context, s).ToLocal(&v) || !v->IsUint8Array()) return Throw(isolate, "locateBatch: segment is not a Uint8Array");
     const uint32_t* p = params + s * kParamStride;
-    Segment& g = segs[s];
-    g.bytes = DataOf<uint8_t>(v);
-    g.length = v.As<ArrayBufferView>()->ByteLength();
-    // The parameters come from a header SegmentView already checked; re-check what indexing relies on.
-    if (p[kSlotCount] == 0 || (p[kSlotCount] & (p[kSlotCount] - 1)) != 0 ||
-        uint64_t(p[kIndexOffset]) + uint64_t(p[kSlotCount]) * 16 > g.length || p[kDataEnd] > g.length ||
-        (p[kIndexOffset] & 3) != 0 || (reinterpret_cast<uintptr_t>(g.bytes) & 3) != 0)
-      return Throw(isolate, "locateBatch: segment parameters out of range");
+    Segment& g = version->segments[s];
+    bool ok = seg_array->Get(context, s).ToLocal(&v) && v->IsUint8Array();
+    if (ok) {
+      g.bytes = DataOf<uint8_t>(v);
+      g.length = v.As<ArrayBufferView>()->ByteLength();
+      // The parameters come from a header SegmentView already checked; re-check what indexing relies on.
+      ok = p[kSlotCount] != 0 && (p[kSlotCount] & (p[kSlotCount] - 1)) == 0 &&
+           uint64_t(p[kIndexOffset]) + uint64_t(p[kSlotCount]) * 16 <= g.length && p[kDataEnd] <= g.length &&
+           (p[kIndexOffset] & 3) == 0 && (reinterpret_cast<uintptr_t>(g.bytes) & 3) == 0;
+    }
+    if (!ok) {
+      delete version;
+      return Throw(isolate, "prepare: segment is not a Uint8Array or its parameters are out of range");
+    }
     g.slots = reinterpret_cast<const uint32_t*>(g.bytes + p[kIndexOffset]);
     g.mask = p[kSlotCount] - 1;
     g.seed = p[kHashSeed];
@@ -245,14 +243,35 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
     g.salt = p[kSalt];
     g.data_end = p[kDataEnd];
   }
+  Local<v8::External> handle = v8::External::New(isolate, version);
+  // Freed with the handle: a weak global is how V8 tells of that (the callback may not touch it).
+  struct Holder {
+    v8::Global<v8::External> handle;
+    Version* version;
+  };
+  auto holder = new Holder{v8::Global<v8::External>(isolate, handle), version};
+  holder->handle.SetWeak(
+      holder,
+      [](const v8::WeakCallbackInfo<Holder>& info) {
+        Holder* h = info.GetParameter();
+        h->handle.Reset();
+        delete h->version;
+        delete h;
+      },
+      v8::WeakCallbackType::kParameter);
+  args.GetReturnValue().Set(handle);
+}
 
-  // Per key: its hash under the seed last computed, and where the probe of the current segment is.
-  thread_local std::vector<uint32_t> lo, hi, seed_of, cand, done;
-  lo.resize(count);
-  hi.resize(count);
-  seed_of.resize(count);
-  cand.resize(count);
-  done.assign(count, 0);
+// Up to kChunk keys go through the three stages together: enough misses in flight to fill the
+// memory pipeline, few enough that the first prefetches have not been evicted by the last.
+constexpr uint32_t kChunk = 32;
+
+void LocateChunk(const Version& v, const uint8_t* keys, const uint32_t* bounds, uint32_t count, int32_t* out,
+                 double* times) {
+  uint32_t lo[kChunk], hi[kChunk], seed_of[kChunk], cand[kChunk];
+  bool done[kChunk];
+  constexpr uint32_t kNone = 0xffffffffu;
+  const uint32_t nseg = uint32_t(v.segments.size());
   for (uint32_t i = 0; i < count; i++) {
     int32_t* o = out + i * kOutStride;
     o[kOutStatus] = kAbsent;
@@ -260,16 +279,12 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
     o[kOutValueOffset] = 0;
     o[kOutValueLength] = 0;
     times[i] = 0;
+    done[i] = false;
+    if (nseg > 0) Hash64(keys + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], v.segments[0].seed, &lo[i], &hi[i]);
+    seed_of[i] = nseg > 0 ? v.segments[0].seed : 0;
   }
-  if (nseg == 0) return;
-  for (uint32_t i = 0; i < count; i++) {
-    Hash64(keys + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], segs[0].seed, &lo[i], &hi[i]);
-    seed_of[i] = segs[0].seed;
-  }
-
-  constexpr uint32_t kNone = 0xffffffffu;
   for (uint32_t s = 0; s < nseg; s++) {
-    const Segment& g = segs[s];
+    const Segment& g = v.segments[s];
     // Stage 1: hash (if this segment's seed differs) and prefetch each open key's home slot.
     for (uint32_t i = 0; i < count; i++) {
       if (done[i]) continue;
@@ -279,7 +294,7 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
       }
       __builtin_prefetch(g.slots + (lo[i] & g.mask) * 4);
     }
-    // Stage 2: find the first slot whose fingerprint matches; prefetch its record.
+    // Stage 2: find the first slot whose fingerprint matches; prefetch its whole record.
     for (uint32_t i = 0; i < count; i++) {
       cand[i] = kNone;
       if (done[i]) continue;
@@ -289,7 +304,6 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
         if (w[3] == 0) break;
         if (w[0] == lo[i] && w[1] == hi[i]) {
           cand[i] = slot;
-          // The whole record: the CRC reads every byte of it.
           if (uint64_t(w[2]) + w[3] <= g.length)
             for (uint32_t at = 0; at < w[3]; at += 64) __builtin_prefetch(g.bytes + w[2] + at);
           break;
@@ -313,11 +327,11 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
         if (!RecordIsIntact(g, offset, length)) {
           o[kOutStatus] = kCorrupt;
           o[kOutSegment] = int32_t(s);
-          done[i] = 1;
+          done[i] = true;
           break;
         }
         if (!KeyEquals(g, offset, key, key_len)) continue;
-        done[i] = 1;
+        done[i] = true;
         const uint8_t* r = g.bytes + offset;
         if (load16(r + 4) & kFlagTombstone) break;  // deleted: absent, and older segments are not asked
         o[kOutStatus] = kFound;
@@ -330,6 +344,34 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
         break;
       }
     }
+  }
+}
+
+// locateBatch(version: External, keys: Uint8Array, bounds: Uint32Array, count: number,
+//             out: Int32Array, eventTimes: Float64Array): void
+// Key i is keys[bounds[2i], bounds[2i+1]).
+void LocateBatch(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (args.Length() < 6 || !args[0]->IsExternal() || !args[1]->IsUint8Array() || !args[2]->IsUint32Array() ||
+      !args[3]->IsUint32() || !args[4]->IsInt32Array() || !args[5]->IsFloat64Array())
+    return Throw(isolate, "locateBatch: bad arguments");
+  const Version& version = *static_cast<Version*>(args[0].As<v8::External>()->Value());
+  const uint32_t count = args[3].As<v8::Uint32>()->Value();
+  const uint8_t* keys = DataOf<uint8_t>(args[1]);
+  const size_t keys_length = args[1].As<ArrayBufferView>()->ByteLength();
+  const uint32_t* bounds = DataOf<uint32_t>(args[2]);
+  int32_t* out = DataOf<int32_t>(args[4]);
+  double* times = DataOf<double>(args[5]);
+  if (args[2].As<ArrayBufferView>()->ByteLength() < size_t(count) * 8 ||
+      args[4].As<ArrayBufferView>()->ByteLength() < size_t(count) * kOutStride * 4 ||
+      args[5].As<ArrayBufferView>()->ByteLength() < size_t(count) * 8)
+    return Throw(isolate, "locateBatch: arrays too short");
+  for (uint32_t i = 0; i < count; i++)
+    if (bounds[2 * i] > bounds[2 * i + 1] || bounds[2 * i + 1] > keys_length)
+      return Throw(isolate, "locateBatch: key bounds out of range");
+  for (uint32_t first = 0; first < count; first += kChunk) {
+    const uint32_t n = count - first < kChunk ? count - first : kChunk;
+    LocateChunk(version, keys, bounds + 2 * first, n, out + first * kOutStride, times + first);
   }
 }
 
@@ -349,8 +391,7 @@ void CopyRanges(const FunctionCallbackInfo<Value>& args) {
   const uint32_t count = args[3].As<v8::Uint32>()->Value();
   if (args[2].As<ArrayBufferView>()->ByteLength() < size_t(count) * 16) return Throw(isolate, "copyRanges: ranges too short");
   const uint32_t nsrc = source_array->Length();
-  thread_local std::vector<std::pair<const uint8_t*, size_t>> sources;
-  sources.resize(nsrc);
+  std::vector<std::pair<const uint8_t*, size_t>> sources(nsrc);
   for (uint32_t s = 0; s < nsrc; s++) {
     Local<Value> v;
     if (!source_array->Get(context, s).ToLocal(&v) || !v->IsUint8Array()) return Throw(isolate, "copyRanges: source is not a Uint8Array");
@@ -368,6 +409,54 @@ void CopyRanges(const FunctionCallbackInfo<Value>& args) {
   }
 }
 
+// crc32Async(view: Uint8Array, callback: (crc: number) => void): void
+// CRC-32 of a whole view on libuv's thread pool: verifying a new version's segments (every byte,
+// about 0.4 s per GiB) must not stall the event loop that serves requests. The work holds the
+// view's backing store, so a mapping cannot be unmapped under it.
+struct CrcWork {
+  uv_work_t req;
+  std::shared_ptr<v8::BackingStore> store;
+  const uint8_t* data;
+  size_t length;
+  uint32_t crc;
+  Isolate* isolate;
+  v8::Global<v8::Function> callback;
+};
+
+void Crc32Async(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (args.Length() < 2 || !args[0]->IsArrayBufferView() || !args[1]->IsFunction())
+    return Throw(isolate, "crc32Async(view, callback): bad arguments");
+  Local<ArrayBufferView> view = args[0].As<ArrayBufferView>();
+  auto work = new CrcWork();
+  work->store = view->Buffer()->GetBackingStore();
+  work->data = static_cast<const uint8_t*>(work->store->Data()) + view->ByteOffset();
+  work->length = view->ByteLength();
+  work->crc = 0;
+  work->isolate = isolate;
+  work->callback.Reset(isolate, args[1].As<v8::Function>());
+  work->req.data = work;
+  uv_queue_work(
+      node::GetCurrentEventLoop(isolate), &work->req,
+      [](uv_work_t* req) {
+        auto w = static_cast<CrcWork*>(req->data);
+        w->crc = Crc32(w->data, w->length, 0);
+      },
+      [](uv_work_t* req, int) {
+        auto w = static_cast<CrcWork*>(req->data);
+        Isolate* iso = w->isolate;
+        v8::HandleScope scope(iso);
+        Local<v8::Function> callback = w->callback.Get(iso);
+        Local<Context> context = callback->GetCreationContextChecked();
+        Context::Scope context_scope(context);
+        Local<Value> argv[] = {v8::Integer::NewFromUnsigned(iso, w->crc)};
+        w->callback.Reset();
+        w->store.reset();
+        delete w;
+        node::MakeCallback(iso, context->Global(), callback, 1, argv, node::async_context{0, 0});
+      });
+}
+
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
@@ -382,6 +471,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   };
   set("map", Map);
   set("willNeed", WillNeed);
+  set("prepare", Prepare);
   set("locateBatch", LocateBatch);
   set("copyRanges", CopyRanges);
+  set("crc32Async", Crc32Async);
 }

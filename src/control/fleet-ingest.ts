@@ -3,6 +3,7 @@
  * takes the table's lease, and stops it when it loses it (FleetTable calls it). One ingestor per
  * table (startIngest with `only`), so tables fail over one by one.
  */
+import { errorMessage } from "../shared/errors.js";
 import type { Config } from "../config/config.js";
 import type { TablesConfig } from "../config/tables-config.js";
 import type { StrataServer } from "../serve/strata-server.js";
@@ -30,8 +31,12 @@ export function ingestUnderLease(o: {
       writerEpoch: fence.writerEpoch,
       beforePublish: fence.beforePublish,
       onPublished: () => {
-        o.server?.refreshAll(); // serve it at once, then announce it
-        fence.onPublished();
+        // Serve it here first, then announce it to the fleet.
+        void (o.server?.refreshAll() ?? Promise.resolve())
+          .then(() => fence.onPublished())
+          .catch((err: unknown) =>
+            o.logger.error({ table, err: errorMessage(err) }, "announcing a publish failed"),
+          );
       },
     });
     running.set(table, ingest);

@@ -29,9 +29,14 @@ export class KeyBatchBuilder implements KeyBatch {
     if (keys.length * 2 > this.bounds.length)
       this.bounds = new Uint32Array(Math.max(keys.length * 2, this.bounds.length * 2));
     let pos = 0;
+    const bytes = this.bytes;
     for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
       this.bounds[2 * i] = pos;
-      pos += this.bytes.write(keys[i]!, pos);
+      // ASCII keys (the common case) are copied here: cheaper than a native call per key.
+      let c = 0;
+      for (let j = 0; j < key.length && (c = key.charCodeAt(j)) < 0x80; j++) bytes[pos + j] = c;
+      pos += c < 0x80 ? key.length : bytes.write(key, pos);
       this.bounds[2 * i + 1] = pos;
     }
     this.count = keys.length;

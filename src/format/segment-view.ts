@@ -105,7 +105,16 @@ export class SegmentView {
 
   /** Checks every byte after the header against the trailer's CRC. Throws SegmentCorruptError. */
   verifyBody(): void {
-    const actual = crc32(this.bytes.subarray(HEADER_BYTES, this.header.fileLength - TRAILER_BYTES));
+    this.checkBodyCrc(crc32(this.body()));
+  }
+
+  /** What the trailer's body CRC covers: every byte between the header and the trailer. */
+  body(): Buffer {
+    return this.bytes.subarray(HEADER_BYTES, this.header.fileLength - TRAILER_BYTES);
+  }
+
+  /** Throws SegmentCorruptError unless `actual`, the CRC of `body()`, is the trailer's. */
+  checkBodyCrc(actual: number): void {
     if (actual !== this.trailerBodyCrc) {
       throw new SegmentCorruptError(
         `Segment is corrupt: body CRC mismatch (expected ${hex32(this.trailerBodyCrc)}, found ${hex32(actual)}): "${this.source}"`,

@@ -102,7 +102,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       { table: table.schema.name, version: table.servingVersion, rows },
       "records failed their CRC check: verifying the version",
     );
-    setImmediate(() => table.quarantine());
+    setImmediate(() => void table.quarantine());
   };
 
   const observe = (method: string, started: number, code: status): void => {

@@ -8,6 +8,9 @@
  */
 import { isUtf8 } from "node:buffer";
 import type { KeyBatch } from "../format/key-batch.js";
+import { Slab } from "./slab.js";
+
+const slab = new Slab();
 
 export interface GetFeaturesRequest {
   table: string;
@@ -28,7 +31,8 @@ class Malformed extends Error {}
 export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
   const req: GetFeaturesRequest = {
     table: "",
-    keys: { bytes: buf, bounds: new Uint32Array(64), count: 0 },
+    // A key takes at least 2 bytes of the request (tag and length): buf.length bounds always fit.
+    keys: { bytes: buf, bounds: slab.uint32s(Math.max(2, buf.length)), count: 0 },
     features: [],
     requestIdLo: 0,
     requestIdHi: 0,
@@ -72,11 +76,6 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
   const readString = (what: string): string => buf.toString("utf8", readUtf8(what), pos);
   const keys = req.keys;
   const addKey = (start: number): void => {
-    if (keys.count * 2 === keys.bounds.length) {
-      const grown = new Uint32Array(keys.bounds.length * 2);
-      grown.set(keys.bounds);
-      keys.bounds = grown;
-    }
     keys.bounds[keys.count * 2] = start;
     keys.bounds[keys.count * 2 + 1] = pos;
     keys.count++;

@@ -16,6 +16,7 @@ import type { FeatureSlot, RowLayout } from "../format/row-layout.js";
 import { KeyBatchBuilder, keyLength, type KeyBatch } from "../format/key-batch.js";
 import { newRowLocation, type VersionSnapshot } from "../storage/version-snapshot.js";
 import { BatchLocations, BatchStatus, DeferredCopies } from "../storage/native.js";
+import { Slab } from "./slab.js";
 import {
   WIRE_FIXED32,
   WIRE_FIXED64,
@@ -153,6 +154,7 @@ export class ResponseEncoder {
   private readonly located = new BatchLocations();
   private readonly scanKeys = new KeyBatchBuilder();
   private readonly copies = new DeferredCopies();
+  private readonly slab = new Slab();
 
   /**
    * Encodes a GetFeaturesResponse for `keys` read from `snapshot`. `counters` receives the row
@@ -178,7 +180,7 @@ export class ResponseEncoder {
       uint64FieldSize(3, snapshot.version) +
       getFeatures.length +
       this.sizeRows(plan, keys, 5);
-    const buf = Buffer.allocUnsafe(size);
+    const buf = this.slab.buffer(size);
     let pos = 0;
     if (requestIdSize > 0) {
       buf[pos++] = tag(1, WIRE_VARINT);
@@ -223,7 +225,7 @@ export class ResponseEncoder {
       uint64FieldSize(2, snapshot.version) +
       scanFeatures.length +
       this.sizeRows(plan, keys, 4);
-    const buf = Buffer.allocUnsafe(size);
+    const buf = this.slab.buffer(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
     pos += scanFeatures.copy(buf, pos);

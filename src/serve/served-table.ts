@@ -1,13 +1,13 @@
 /**
  * What a server serves of one table: the snapshot of its current version, swapped as `current`
- * moves. A new version is opened and verified (every byte of the segments it adds, the manifest
- * against the config) before it is swapped in; a version that fails is refused and the table keeps
+ * moves. A new version is opened and verified (every byte of the segments it adds, on libuv's
+ * thread pool while requests go on; the manifest against the config) before it is swapped in; a version that fails is refused and the table keeps
  * serving what it had. A request takes the snapshot once and finishes on it, whatever swaps happen
  * meanwhile; a snapshot nobody holds is collected, and with it the mappings only it used.
  */
 import { EventEmitter } from "node:events";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
-import { openSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
+import { openSnapshot, openVerifiedSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
 import { TableStore } from "../storage/table-store.js";
 import { verifyVersions } from "../storage/version-verify.js";
 import { VersionNotFoundError, NoVersionError } from "../storage/errors.js";
@@ -38,6 +38,10 @@ export class ServedTable {
   private readonly older = new Map<number, VersionSnapshot>();
   private readonly plans = new Map<string, ResponsePlan>();
   private checking = false;
+  /** `current` moved again while a refresh was running: run it once more. */
+  private recheck = false;
+  /** Swaps (refresh, quarantine) run one at a time, in order. */
+  private swaps: Promise<unknown> = Promise.resolve();
   /** Rows answered since start, by status: plain numbers on the read path, read by /metrics. */
   readonly rowCounts: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
 
@@ -97,62 +101,89 @@ export class ServedTable {
   }
 
   /**
-   * Follows `current` on disk: opens, verifies and swaps to the version it names. Returns true
-   * when the served version changed. Never throws: a bad version is refused and reported.
+   * Follows `current` on disk: opens, verifies and swaps to the version it names. Resolves true
+   * when the served version changed. Never rejects: a bad version is refused and reported.
    */
-  refresh(): boolean {
-    if (this.checking) return false;
-    this.checking = true;
-    try {
-      const target = this.store.currentVersion();
-      if (target === null || target === this.current?.version || this.refused.has(target)) return false;
-      return this.swapTo(
-        target,
-        target < (this.current?.version ?? 0) ? "rolled_back" : "published",
-        "current moved",
-      );
-    } catch (err) {
-      this.emit("rejected", 0, `Cannot read "current": ${errorMessage(err)}`);
+  async refresh(): Promise<boolean> {
+    if (this.checking) {
+      this.recheck = true;
       return false;
+    }
+    this.checking = true;
+    let changed = false;
+    try {
+      do {
+        this.recheck = false;
+        if (await this.serialized(() => this.followCurrent())) changed = true;
+      } while (this.recheck);
     } finally {
       this.checking = false;
     }
+    return changed;
+  }
+
+  private async followCurrent(): Promise<boolean> {
+    let target: number | null;
+    try {
+      target = this.store.currentVersion();
+    } catch (err) {
+      this.emit("rejected", 0, `Cannot read "current": ${errorMessage(err)}`);
+      return false;
+    }
+    if (target === null || target === this.current?.version || this.refused.has(target)) return false;
+    return this.swapTo(
+      target,
+      target < (this.current?.version ?? 0) ? "rolled_back" : "published",
+      "current moved",
+    );
   }
 
   /**
    * A record of the served version failed its CRC: verify the whole version now. If it fails,
-   * fall back to the newest retained version below it that verifies.
+   * fall back to the newest retained version below it that verifies. Never rejects.
    */
-  quarantine(): void {
-    const snap = this.current;
-    if (!snap) return;
-    const problems = verifyVersions(this.store, [snap.version]).problems;
-    if (problems.length === 0) return;
-    this.refused.add(snap.version);
-    const reason = `version ${snap.version} failed verification: ${problems[0]!.message}`;
-    for (const v of this.store.listVersions().reverse()) {
-      if (v >= snap.version || this.refused.has(v)) continue;
-      if (verifyVersions(this.store, [v]).problems.length > 0) {
-        this.refused.add(v);
-        continue;
+  quarantine(): Promise<void> {
+    return this.serialized(async () => {
+      const snap = this.current;
+      if (!snap) return;
+      try {
+        const problems = verifyVersions(this.store, [snap.version]).problems;
+        if (problems.length === 0) return;
+        this.refused.add(snap.version);
+        const reason = `version ${snap.version} failed verification: ${problems[0]!.message}`;
+        for (const v of this.store.listVersions().reverse()) {
+          if (v >= snap.version || this.refused.has(v)) continue;
+          if (verifyVersions(this.store, [v]).problems.length > 0) {
+            this.refused.add(v);
+            continue;
+          }
+          for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
+          if (await this.swapTo(v, "fallback", reason)) return;
+        }
+        this.emit("rejected", snap.version, `${reason}; no older version verifies, still serving it`);
+      } catch (err) {
+        this.emit("rejected", snap.version, `Cannot verify version ${snap.version}: ${errorMessage(err)}`);
       }
-      for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
-      if (this.swapTo(v, "fallback", reason)) return;
-    }
-    this.emit("rejected", snap.version, `${reason}; no older version verifies, still serving it`);
+    });
   }
 
-  private swapTo(version: number, type: VersionEventType, reason: string): boolean {
-    const previous = this.current?.version ?? 0;
+  private serialized<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.swaps.then(op);
+    this.swaps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapTo(version: number, type: VersionEventType, reason: string): Promise<boolean> {
     let next: VersionSnapshot;
     try {
-      next = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });
+      next = await openVerifiedSnapshot(this.store, this.cache, version, { schema: this.schema });
       for (const seg of next.segments) seg.warmIndex();
     } catch (err) {
       this.refused.add(version);
       this.emit("rejected", version, errorMessage(err));
       return false;
     }
+    const previous = this.current?.version ?? 0;
     this.current = next;
     this.older.delete(version);
     this.emit(previous === 0 ? "serving" : type, version, reason, previous);

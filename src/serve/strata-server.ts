@@ -94,11 +94,12 @@ export class StrataServer {
     for (const table of this.tables.values()) {
       table.store.ensureLayout();
       table.store.cleanLeftovers();
-      table.refresh();
       this.watch(table);
     }
+    // Health turns SERVING below, once every table has loaded (or refused) its current version.
+    await Promise.all([...this.tables.values()].map((table) => table.refresh()));
     const interval = this.options.backstopIntervalMs ?? DEFAULT_BACKSTOP_INTERVAL_MS;
-    this.backstop = setInterval(() => this.refreshAll(), interval);
+    this.backstop = setInterval(() => void this.refreshAll(), interval);
     this.backstop.unref();
 
     const { host, port } = this.options.config;
@@ -140,8 +141,8 @@ export class StrataServer {
   }
 
   /** Re-reads `current` of every table now (what the watchers and the backstop do). */
-  refreshAll(): void {
-    for (const table of this.tables.values()) table.refresh();
+  async refreshAll(): Promise<void> {
+    await Promise.all([...this.tables.values()].map((table) => table.refresh()));
   }
 
   /**
@@ -173,7 +174,7 @@ export class StrataServer {
     // followSymlinks: false, or chokidar follows the old target and never sees the swap.
     const watcher = watch(table.store.dir, { depth: 0, followSymlinks: false, ignoreInitial: true });
     watcher.on("all", (_event, path) => {
-      if (path.endsWith("/current")) table.refresh();
+      if (path.endsWith("/current")) void table.refresh();
     });
     watcher.on("error", (err) =>
       this.logger.warn(

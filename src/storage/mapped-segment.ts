@@ -17,7 +17,7 @@
 import { SegmentView } from "../format/segment-view.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { errorMessage } from "../shared/errors.js";
-import { mapSegmentFile } from "./native.js";
+import { crc32OffThread, mapSegmentFile } from "./native.js";
 
 export class MappedSegmentCache {
   private readonly views = new Map<string, WeakRef<SegmentView>>();
@@ -61,6 +61,21 @@ export class MappedSegmentCache {
       verified.add(view);
     }
     return view;
+  }
+
+  /**
+   * Checks every byte of a segment this cache opened (with `verify` false) off the event loop, once
+   * per mapping. Throws SegmentCorruptError and forgets the mapping when it fails.
+   */
+  async verify(uuid: string, view: SegmentView): Promise<void> {
+    if (verified.has(view)) return;
+    try {
+      view.checkBodyCrc(await crc32OffThread(view.body()));
+    } catch (err) {
+      this.evict(uuid);
+      throw err;
+    }
+    verified.add(view);
   }
 
   /** Forgets a mapping (after its file failed a check), so the next open maps and checks afresh. */

@@ -9,12 +9,16 @@ import { endianness } from "node:os";
 import type { SegmentView } from "../format/segment-view.js";
 import type { KeyBatch } from "../format/key-batch.js";
 
+/** An opaque native handle. */
+type PreparedVersion = { readonly __prepared: unique symbol };
+
 interface StrataNative {
   map(path: string): SharedArrayBuffer;
   willNeed(view: Uint8Array, offset: number, length: number): void;
+  /** Packs a version's segments (probe order) for locateBatch. */
+  prepare(segments: Uint8Array[], params: Uint32Array): PreparedVersion;
   locateBatch(
-    segments: Uint8Array[],
-    params: Uint32Array,
+    version: PreparedVersion,
     keys: Uint8Array,
     bounds: Uint32Array,
     count: number,
@@ -22,6 +26,7 @@ interface StrataNative {
     eventTimes: Float64Array,
   ): void;
   copyRanges(target: Uint8Array, sources: Uint8Array[], ranges: Int32Array, count: number): void;
+  crc32Async(view: Uint8Array, callback: (crc: number) => void): void;
 }
 
 if (endianness() !== "LE") throw new Error("Strata reads segments in place and needs a little-endian host");
@@ -40,6 +45,11 @@ export function readAhead(bytes: Buffer, offset: number, length: number): void {
   native.willNeed(bytes, offset, length);
 }
 
+/** CRC-32 (zlib's) of `bytes`, computed on libuv's thread pool: the event loop goes on serving. */
+export function crc32OffThread(bytes: Uint8Array): Promise<number> {
+  return new Promise((resolve) => native.crc32Async(bytes, resolve));
+}
+
 export const enum BatchStatus {
   ABSENT = 0,
   FOUND = 1,
@@ -53,26 +63,28 @@ const OUT_STRIDE = 4;
 
 /** One version's segments, packed once for the native lookup. */
 export class BatchLocator {
+  /** Keeps the mappings alive as long as the native handle that points into them. */
   private readonly bytes: Buffer[];
-  private readonly params: Uint32Array;
+  private readonly prepared: PreparedVersion;
 
   /** @param probeOrder newest segment first */
   constructor(readonly probeOrder: readonly SegmentView[]) {
     this.bytes = probeOrder.map((s) => s.bytes);
-    this.params = new Uint32Array(probeOrder.length * PARAM_STRIDE);
+    const params = new Uint32Array(probeOrder.length * PARAM_STRIDE);
     probeOrder.forEach((s, i) => {
       const h = s.header;
-      this.params.set(
+      params.set(
         [h.indexOffset, h.slotCount, h.hashSeed >>> 0, h.maxProbe, s.salt, s.dataEnd],
         i * PARAM_STRIDE,
       );
     });
+    this.prepared = native.prepare(this.bytes, params);
   }
 
   /** Looks up every key of `keys`; results in `out` (valid until its next use). */
   locate(keys: KeyBatch, out: BatchLocations): void {
     out.ensure(keys.count);
-    native.locateBatch(this.bytes, this.params, keys.bytes, keys.bounds, keys.count, out.raw, out.eventTimes);
+    native.locateBatch(this.prepared, keys.bytes, keys.bounds, keys.count, out.raw, out.eventTimes);
   }
 }
 

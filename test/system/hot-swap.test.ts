@@ -124,7 +124,7 @@ describe("hot swap", () => {
     const fd = openSync(path, "r+");
     writeSync(fd, Buffer.from([0xee]), 0, 1, 4096 + 100);
     closeSync(fd);
-    h.server.refreshAll();
+    void h.server.refreshAll();
     await until(() => events.some((e) => e.type === "TYPE_REJECTED"));
     expect(events.find((e) => e.type === "TYPE_REJECTED")).toMatchObject({ version: 2 });
     const res = await h.client.getFeatures({ table: "users", keys: ["user:1"] });
