@@ -204,14 +204,21 @@ void WillNeed(const FunctionCallbackInfo<Value>& args) {
 // live as long as the handle can be used.
 struct Version {
   std::vector<Segment> segments;  // probe order, newest first
+  // locateOne's results (a kOutStride Int32Array and a 1-element Float64Array, from prepare).
+  v8::Global<Int32Array> one_out_array;
+  v8::Global<Float64Array> one_time_array;
+  int32_t* one_out = nullptr;
+  double* one_time = nullptr;
 };
 
-// prepare(segments: Uint8Array[], params: Uint32Array): External
+// prepare(segments: Uint8Array[], params: Uint32Array, oneOut: Int32Array, oneTime: Float64Array): External
 void Prepare(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   Local<Context> context = isolate->GetCurrentContext();
-  if (args.Length() < 2 || !args[0]->IsArray() || !args[1]->IsUint32Array())
-    return Throw(isolate, "prepare(segments, params): bad arguments");
+  if (args.Length() < 4 || !args[0]->IsArray() || !args[1]->IsUint32Array() || !args[2]->IsInt32Array() ||
+      !args[3]->IsFloat64Array() || args[2].As<ArrayBufferView>()->ByteLength() < kOutStride * 4 ||
+      args[3].As<ArrayBufferView>()->ByteLength() < 8)
+    return Throw(isolate, "prepare(segments, params, oneOut, oneTime): bad arguments");
   Local<v8::Array> seg_array = args[0].As<v8::Array>();
   const uint32_t nseg = seg_array->Length();
   if (args[1].As<ArrayBufferView>()->ByteLength() < size_t(nseg) * kParamStride * 4)
@@ -243,6 +250,10 @@ void Prepare(const FunctionCallbackInfo<Value>& args) {
     g.salt = p[kSalt];
     g.data_end = p[kDataEnd];
   }
+  version->one_out_array.Reset(isolate, args[2].As<Int32Array>());
+  version->one_time_array.Reset(isolate, args[3].As<Float64Array>());
+  version->one_out = DataOf<int32_t>(args[2]);
+  version->one_time = DataOf<double>(args[3]);
   Local<v8::External> handle = v8::External::New(isolate, version);
   // Freed with the handle: a weak global is how V8 tells of that (the callback may not touch it).
   struct Holder {
@@ -375,6 +386,30 @@ void LocateBatch(const FunctionCallbackInfo<Value>& args) {
   }
 }
 
+// locateOne(version: External, key: string): status
+// One key, with results in the arrays given to prepare: two arguments and no typed arrays to
+// unwrap, for callers that look keys up one at a time.
+void LocateOne(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (args.Length() < 2 || !args[0]->IsExternal() || !args[1]->IsString())
+    return Throw(isolate, "locateOne(version, key): bad arguments");
+  Version& version = *static_cast<Version*>(args[0].As<v8::External>()->Value());
+  Local<v8::String> key = args[1].As<v8::String>();
+  uint8_t stack[512];
+  std::vector<uint8_t> heap;
+  uint8_t* bytes = stack;
+  int length = key->Utf8Length(isolate);
+  if (size_t(length) > sizeof(stack)) {
+    heap.resize(length);
+    bytes = heap.data();
+  }
+  key->WriteUtf8(isolate, reinterpret_cast<char*>(bytes), length, nullptr,
+                 v8::String::NO_NULL_TERMINATION | v8::String::REPLACE_INVALID_UTF8);
+  const uint32_t bounds[2] = {0, uint32_t(length)};
+  LocateChunk(version, bytes, bounds, 1, version.one_out, version.one_time);
+  args.GetReturnValue().Set(version.one_out[kOutStatus]);
+}
+
 // copyRanges(target: Uint8Array, sources: Uint8Array[], ranges: Int32Array, count: number): void
 // Range i copies sources[ranges[4i+1]][ranges[4i+2], +ranges[4i+3]) to target at ranges[4i]: the
 // row values of one response in one call (Buffer.copy costs 140-210 ns per call from JS).
@@ -473,6 +508,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("willNeed", WillNeed);
   set("prepare", Prepare);
   set("locateBatch", LocateBatch);
+  set("locateOne", LocateOne);
   set("copyRanges", CopyRanges);
   set("crc32Async", Crc32Async);
 }

@@ -16,7 +16,13 @@ interface StrataNative {
   map(path: string): SharedArrayBuffer;
   willNeed(view: Uint8Array, offset: number, length: number): void;
   /** Packs a version's segments (probe order) for locateBatch. */
-  prepare(segments: Uint8Array[], params: Uint32Array): PreparedVersion;
+  prepare(
+    segments: Uint8Array[],
+    params: Uint32Array,
+    oneOut: Int32Array,
+    oneTime: Float64Array,
+  ): PreparedVersion;
+  locateOne(version: PreparedVersion, key: string): BatchStatus;
   locateBatch(
     version: PreparedVersion,
     keys: Uint8Array,
@@ -66,6 +72,8 @@ export class BatchLocator {
   /** Keeps the mappings alive as long as the native handle that points into them. */
   private readonly bytes: Buffer[];
   private readonly prepared: PreparedVersion;
+  /** Results of `locateOne` (key 0), shared with the native side: never used for a batch. */
+  readonly one = new BatchLocations();
 
   /** @param probeOrder newest segment first */
   constructor(readonly probeOrder: readonly SegmentView[]) {
@@ -78,7 +86,12 @@ export class BatchLocator {
         i * PARAM_STRIDE,
       );
     });
-    this.prepared = native.prepare(this.bytes, params);
+    this.prepared = native.prepare(this.bytes, params, this.one.raw, this.one.eventTimes);
+  }
+
+  /** Looks up one key; its results are `one`'s key 0 (valid until the next call). */
+  locateOne(key: string): BatchStatus {
+    return native.locateOne(this.prepared, key);
   }
 
   /** Looks up every key of `keys`; results in `out` (valid until its next use). */
