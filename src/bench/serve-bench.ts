@@ -254,15 +254,17 @@ async function runGrpc(address: string, streams: number, seconds: number, reques
     // Each stream keeps CONCURRENCY / streams requests in flight; responses come back in order.
     const calls = Array.from({ length: streams }, () => {
       const call = client.StreamFeatures(new Metadata());
-      const waiting: Array<(b: Buffer) => void> = [];
-      call.on("data", (b: Buffer) => waiting.shift()?.(b));
+      const waiting: Array<{ res: (b: Buffer) => void; rej: (e: Error) => void }> = [];
+      call.on("data", (b: Buffer) => waiting.shift()?.res(b));
+      // A stream error fails the requests it owes; one after the run (server gone) is harmless.
+      call.on("error", (e: Error) => waiting.splice(0).forEach((w) => w.rej(e)));
       return { call, waiting };
     });
     let next = 0;
     return await measure(seconds, CONCURRENCY, requests, (req) => {
       const s = calls[next++ % streams]!;
-      return new Promise<Buffer>((res) => {
-        s.waiting.push(res);
+      return new Promise<Buffer>((res, rej) => {
+        s.waiting.push({ res, rej });
         s.call.write(req);
       });
     }).finally(() => calls.forEach((s) => s.call.end()));
