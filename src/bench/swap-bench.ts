@@ -4,7 +4,7 @@
  * so RSS and mapped memory should stay flat: reported as the growth over the second half of the
  * swaps (the first half warms the JIT, the allocator and the page cache).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseTablesConfig } from "../config/tables-config.js";
@@ -41,11 +41,15 @@ export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
   });
   await server.start();
   const served = server.tables.get("t")!;
-  // Unmapping happens in GC finalizers, which run after the collection: collect, yield, collect.
-  const sample = async (): Promise<{ rss: number; external: number }> => {
+  // Unmapping happens when a mapping's buffer is collected: collect, yield, collect.
+  const sample = async (): Promise<{ rss: number; mapped: number; files: number }> => {
     await settle();
-    const m = process.memoryUsage();
-    return { rss: m.rss / 2 ** 20, external: (m.external + m.arrayBuffers) / 2 ** 20 };
+    const segments = mappedSegments(root);
+    return {
+      rss: process.memoryUsage().rss / 2 ** 20,
+      mapped: segments.bytes / 2 ** 20,
+      files: segments.files,
+    };
   };
   let atMid = await sample();
   try {
@@ -54,13 +58,13 @@ export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
       if (s % 50 === 0) writer.compact();
       else writer.publishDelta([row(s), row(s + 1)], null, store.requireCurrentVersion());
       store.gc(3);
-      served.refresh();
+      await served.refresh();
       if (served.servingVersion !== store.currentVersion()) throw new Error(`swap ${s} not taken`);
       if (s === mid) atMid = await sample();
     }
     const end = await sample();
     log(
-      `swaps: rss ${atMid.rss.toFixed(0)} -> ${end.rss.toFixed(0)} MiB, external ${atMid.external.toFixed(1)} -> ${end.external.toFixed(1)} MiB`,
+      `swaps: rss ${atMid.rss.toFixed(0)} -> ${end.rss.toFixed(0)} MiB, mapped segments ${atMid.mapped.toFixed(1)} -> ${end.mapped.toFixed(1)} MiB (${atMid.files} -> ${end.files} files)`,
     );
     return [
       {
@@ -72,14 +76,31 @@ export async function benchSwaps(opts: { quick: boolean }): Promise<Metric[]> {
       },
       {
         name: "swap_mapped_growth",
-        value: round(end.external - atMid.external, 1),
+        value: round(end.mapped - atMid.mapped, 1),
         unit: "MiB",
         target: "flat",
-        conditions: `external + arrayBuffers memory (includes mapped segments) after swap ${swaps} minus after swap ${mid}`,
+        conditions: `segment files mapped in the process (/proc/self/maps) after swap ${swaps} minus after swap ${mid}: ${atMid.files} -> ${end.files} files, ${end.mapped.toFixed(1)} MiB at the end`,
       },
     ];
   } finally {
     await server.stop(100);
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Segment files under `root` mapped in this process, from /proc/self/maps. */
+function mappedSegments(root: string): { bytes: number; files: number } {
+  let bytes = 0;
+  const files = new Set<string>();
+  for (const line of readFileSync("/proc/self/maps", "utf8").split("\n")) {
+    const path = line.slice(line.indexOf("/"));
+    if (!line.includes("/") || !path.startsWith(root)) continue;
+    const [start, end] = line
+      .split(" ")[0]!
+      .split("-")
+      .map((h) => Number.parseInt(h, 16));
+    bytes += end! - start!;
+    files.add(path);
+  }
+  return { bytes, files: files.size };
 }
