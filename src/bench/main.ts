@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only storage,serve,ingest]`: runs the benchmark suites and writes
+ * `npm run bench [-- --quick] [-- --only storage,import,serve,ingest]`: runs the benchmark suites and writes
  * bench/results/latest.json ({machine, metrics}) and bench/results/latest.md (a table and bar
  * charts). Figures are medians; peers are measured in the same run, so ratios compare like with
  * like on this shared, noisy machine.
@@ -17,6 +17,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const SUITES: Record<string, (opts: { quick: boolean }) => Promise<Metric[]>> = {
   storage: benchStorage,
+  import: async (opts) => (await import("./storage-bench.js")).benchImport(opts),
   serve: async (opts) => (await import("./serve-bench.js")).benchServe(opts),
   swaps: async (opts) => (await import("./swap-bench.js")).benchSwaps(opts),
   ingest: async (opts) => {
@@ -36,7 +37,9 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const onlyAt = args.indexOf("--only");
-  const only = onlyAt >= 0 ? (args[onlyAt + 1] ?? "").split(",") : Object.keys(SUITES);
+  // "import" is part of "storage": by itself only when asked for.
+  const only =
+    onlyAt >= 0 ? (args[onlyAt + 1] ?? "").split(",") : Object.keys(SUITES).filter((s) => s !== "import");
   const machine = {
     cpus: cpus().length,
     cpu_model: cpus()[0]?.model ?? "unknown",

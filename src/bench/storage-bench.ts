@@ -195,6 +195,16 @@ export async function benchStorage(opts: { quick: boolean }): Promise<Metric[]> 
   return metrics;
 }
 
+/** Only the CSV import figure (`npm run bench -- --only import`). */
+export async function benchImport(opts: { quick: boolean }): Promise<Metric[]> {
+  const root = mkdtempSync(join(tmpdir(), "strata-bench-"));
+  try {
+    return [await benchCsvImport(root, opts)];
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<Metric> {
   const rowsN = opts.quick ? 300_000 : 1_500_000;
   const schema = parseTablesConfig({

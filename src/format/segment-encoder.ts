@@ -49,12 +49,46 @@ export interface SegmentEncoderOptions {
   hashSeed?: number;
 }
 
+/**
+ * A place to encode records into directly (a parser typing fields straight into the record, see
+ * importer/import-reader.ts): {@link reserve} room, write the key at `at + RECORD_HEADER_BYTES` and
+ * the row right after its 8-aligned end into {@link bytes} (zeroed), then {@link commit}. Rows
+ * that come as values go through {@link add}. The views share the memory of `bytes` and change
+ * only on `reserve`.
+ */
+export interface RecordTarget {
+  /** Room for a record of at most `maxLength` bytes; returns its offset in `bytes`. */
+  reserve(maxLength: number): number;
+  readonly bytes: Buffer;
+  readonly floats: Float32Array;
+  readonly doubles: Float64Array;
+  readonly words: Int32Array;
+  /** Frames the record at `at` whose key and row were written: header, CRC, index entry. */
+  commit(at: number, keyLen: number, valueLen: number, eventTimeMs: number): void;
+  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void;
+}
+
+/** A source of rows that can encode itself into a {@link RecordTarget} (what an import reader offers). */
+export const ENCODE_INTO: unique symbol = Symbol("strata.encodeInto");
+export interface EncodableRows {
+  /** Encodes every row into `target`, in order; `onProgress` gets the rows so far now and then. */
+  [ENCODE_INTO](target: RecordTarget, layout: RowLayout, onProgress?: (rows: number) => void): Promise<void>;
+}
+
+export function isEncodableRows(x: unknown): x is EncodableRows {
+  return (
+    typeof x === "object" && x !== null && typeof (x as Partial<EncodableRows>)[ENCODE_INTO] === "function"
+  );
+}
+
 export interface EncodedSegmentEnd {
   header: SegmentHeader;
   /** Page 0 of the file. */
   headerBytes: Buffer;
   /** Everything after the data section: padding, index, trailer. Append it, then write the header. */
-  tail: Buffer;
+  readonly tail: Buffer;
+  /** The same as `tail`, in its parts (no copy). */
+  readonly tailParts: readonly Buffer[];
   /** File offset where `tail` goes. */
   tailOffset: number;
   bodyCrc: number;
@@ -68,16 +102,22 @@ const CHUNK_BYTES = 1 << 20;
  */
 export const DEFAULT_HASH_SEED = 0x5354524b;
 
-export class SegmentEncoder {
+export class SegmentEncoder implements RecordTarget {
   readonly segmentUuid: string;
   readonly hashSeed: number;
   private readonly entries = new IndexEntries();
   private readonly eventTimes: number[] = [];
   private readonly tombstones: number[] = [];
+  /** Zero beyond `used` (records are written into zeroed memory; `flush` zeroes what it hands on). */
   private chunk = Buffer.alloc(CHUNK_BYTES);
-  /** The chunk as floats, for copying vectors without a view per row (the chunk owns its ArrayBuffer). */
-  private chunkFloats = new Float32Array(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length >> 2);
+  /** Views of the chunk, for writing values without a view per row (the chunk owns its ArrayBuffer). */
+  private chunkFloats = new Float32Array(this.chunk.buffer, 0, this.chunk.length >> 2);
+  private chunkDoubles = new Float64Array(this.chunk.buffer, 0, this.chunk.length >> 3);
+  private chunkWords = new Int32Array(this.chunk.buffer, 0, this.chunk.length >> 2);
   private used = 0;
+  private allTombstones = 0;
+  private allMinEventTimeMs = Number.MAX_SAFE_INTEGER;
+  private allMaxEventTimeMs = Number.MIN_SAFE_INTEGER;
   /** Absolute file offset of the next record. */
   private offset = HEADER_BYTES;
   private bodyCrc = 0;
@@ -124,6 +164,7 @@ export class SegmentEncoder {
           : MAX_KEY_BYTES + 1
         : key.copy(b, keyAt);
     if (keyLen === 0 || keyLen > MAX_KEY_BYTES) {
+      b.fill(0, at); // keep the chunk zero beyond `used`
       throw new InvalidValueError(
         `Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyLen === 0 ? 0 : "more"})`,
       );
@@ -143,10 +184,69 @@ export class SegmentEncoder {
     b.writeUInt32LE(crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset)), at);
     hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
     this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
-    this.eventTimes.push(eventTimeMs);
-    this.tombstones.push(values === null ? 1 : 0);
+    this.noteRecord(eventTimeMs, values === null ? 1 : 0);
     this.used += length;
     this.offset += length;
+  }
+
+  get bytes(): Buffer {
+    return this.chunk;
+  }
+
+  get floats(): Float32Array {
+    return this.chunkFloats;
+  }
+
+  get doubles(): Float64Array {
+    return this.chunkDoubles;
+  }
+
+  get words(): Int32Array {
+    return this.chunkWords;
+  }
+
+  reserve(maxLength: number): number {
+    if (this.offset + maxLength + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
+      throw new RangeError("Segment would pass 2 GiB: split it (see estimatedBytes)");
+    }
+    if (this.used + maxLength > this.chunk.length) this.flush(maxLength);
+    return this.used;
+  }
+
+  commit(at: number, keyLen: number, valueLen: number, eventTimeMs: number): void {
+    if (at !== this.used) throw new RangeError(`Record committed at ${at}, expected ${this.used}`);
+    if (keyLen === 0 || keyLen > MAX_KEY_BYTES) {
+      this.chunk.fill(0, at);
+      throw new InvalidValueError(`Key must be 1 to ${MAX_KEY_BYTES} UTF-8 bytes (got ${keyLen})`);
+    }
+    if (!Number.isSafeInteger(eventTimeMs)) {
+      this.chunk.fill(0, at);
+      throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
+    }
+    const length = RECORD_HEADER_BYTES + ((keyLen + 7) & ~7) + ((valueLen + 7) & ~7);
+    const w = this.chunkWords;
+    const i = at >> 2;
+    w[i + 1] = keyLen << 16; // flags 0 | keyLen
+    w[i + 2] = valueLen;
+    w[i + 4] = eventTimeMs; // low half (ToInt32 keeps the low 32 bits)
+    w[i + 5] = Math.floor(eventTimeMs / 4294967296);
+    const b = this.chunk;
+    w[i] = crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset));
+    const keyAt = at + RECORD_HEADER_BYTES;
+    hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
+    this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
+    this.noteRecord(eventTimeMs, 0);
+    this.used += length;
+    this.offset += length;
+  }
+
+  /** Event time and tombstone of every record (for the header), and their totals. */
+  private noteRecord(eventTimeMs: number, tombstone: number): void {
+    this.eventTimes.push(eventTimeMs);
+    this.tombstones.push(tombstone);
+    this.allTombstones += tombstone;
+    if (eventTimeMs < this.allMinEventTimeMs) this.allMinEventTimeMs = eventTimeMs;
+    if (eventTimeMs > this.allMaxEventTimeMs) this.allMaxEventTimeMs = eventTimeMs;
   }
 
   /** Ends the data section and builds index, trailer and header. Call once, after the last add. */
@@ -155,13 +255,21 @@ export class SegmentEncoder {
     const dataLength = alignUp(this.offset - HEADER_BYTES, PAGE_BYTES);
     const padding = Buffer.alloc(HEADER_BYTES + dataLength - this.offset);
     const index = buildIndex(this.entries, (a, b) => this.keyAt(a).equals(this.keyAt(b)));
-    let tombstoneCount = 0;
-    let minEventTimeMs = Number.MAX_SAFE_INTEGER;
-    let maxEventTimeMs = Number.MIN_SAFE_INTEGER;
-    for (const e of index.liveEntries) {
-      tombstoneCount += this.tombstones[e]!;
-      minEventTimeMs = Math.min(minEventTimeMs, this.eventTimes[e]!);
-      maxEventTimeMs = Math.max(maxEventTimeMs, this.eventTimes[e]!);
+    let tombstoneCount = this.allTombstones;
+    let minEventTimeMs = this.allMinEventTimeMs;
+    let maxEventTimeMs = this.allMaxEventTimeMs;
+    if (index.liveCount !== this.entries.count) {
+      // Some records were replaced by later ones of the same key: count the live ones only.
+      tombstoneCount = 0;
+      minEventTimeMs = Number.MAX_SAFE_INTEGER;
+      maxEventTimeMs = Number.MIN_SAFE_INTEGER;
+      const live = index.liveEntries;
+      for (let i = 0; i < index.liveCount; i++) {
+        const e = live[i]!;
+        tombstoneCount += this.tombstones[e]!;
+        minEventTimeMs = Math.min(minEventTimeMs, this.eventTimes[e]!);
+        maxEventTimeMs = Math.max(maxEventTimeMs, this.eventTimes[e]!);
+      }
     }
     if (index.liveCount === 0) minEventTimeMs = maxEventTimeMs = 0;
     this.bodyCrc = crc32(index.bytes, crc32(padding, this.bodyCrc));
@@ -191,7 +299,10 @@ export class SegmentEncoder {
     return {
       header,
       headerBytes,
-      tail: Buffer.concat([padding, index.bytes, trailer]),
+      tailParts: [padding, index.bytes, trailer],
+      get tail() {
+        return Buffer.concat(this.tailParts);
+      },
       tailOffset: this.offset,
       bodyCrc: this.bodyCrc,
       headerCrc: headerBytes.readUInt32LE(HEADER_BYTES - 4),
@@ -209,11 +320,14 @@ export class SegmentEncoder {
       const bytes = this.chunk.subarray(0, this.used);
       this.bodyCrc = crc32(bytes, this.bodyCrc);
       this.sink.append(bytes);
+      bytes.fill(0);
       this.used = 0;
     }
     if (next > this.chunk.length) {
-      this.chunk = Buffer.alloc(next + 7);
-      this.chunkFloats = new Float32Array(this.chunk.buffer, this.chunk.byteOffset, this.chunk.length >> 2);
+      this.chunk = Buffer.alloc((next + 7) & ~7);
+      this.chunkFloats = new Float32Array(this.chunk.buffer, 0, this.chunk.length >> 2);
+      this.chunkDoubles = new Float64Array(this.chunk.buffer, 0, this.chunk.length >> 3);
+      this.chunkWords = new Int32Array(this.chunk.buffer, 0, this.chunk.length >> 2);
     }
   }
 }
@@ -237,7 +351,7 @@ export class MemorySegmentSink implements SegmentSink {
 
   /** The finished file. */
   fileBytes(end: EncodedSegmentEnd): Buffer {
-    const file = Buffer.concat([...this.chunks, end.tail]);
+    const file = Buffer.concat([...this.chunks, ...end.tailParts]);
     end.headerBytes.copy(file, 0);
     return file;
   }

@@ -200,6 +200,8 @@ export interface CsvParserOptions {
    * (and decline anything doubtful, errors included). `record.line` is the record's line.
    */
   tryRecord?: (record: CsvRecord, start: number, limit: number) => number;
+  /** The first bytes are the file's start, where a UTF-8 BOM is skipped (default true). */
+  fileStart?: boolean;
 }
 
 export class CsvParser {
@@ -243,6 +245,7 @@ export class CsvParser {
     this.onError = options.onError;
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     this.tryRecord = options.tryRecord;
+    if (options.fileStart === false) this.bomPending = null;
   }
 
   /** Column names, once the header is known, so that errors can name the column. */
@@ -272,6 +275,22 @@ export class CsvParser {
     this.checkUtf8Lines(newStart, false);
     this.scan(false);
     this.afterScan();
+  }
+
+  /**
+   * True when everything pushed so far ended exactly at a record's end (nothing carried over,
+   * not inside quotes, no bad record pending): the next byte starts a record. For a file parsed
+   * in parts, the part before a split point must end like this.
+   */
+  atRecordBoundary(): boolean {
+    return (
+      this.bomPending === null &&
+      this.mode === MODE_FIELD_START &&
+      this.rec.count === 0 &&
+      this.pending === null &&
+      this.recStart === this.len &&
+      this.pos === this.len
+    );
   }
 
   /** Finishes the last record (which may lack a line end). */

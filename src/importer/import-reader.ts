@@ -16,6 +16,9 @@ import { CsvParser } from "./csv-parser.js";
 import { ImportFileError, ImportRowError } from "./errors.js";
 import { JsonlParser } from "./jsonl-parser.js";
 import { CsvRowCoercer, JsonRowCoercer, type ImportRow, type RowCoercionOptions } from "./row-coercion.js";
+import type { RowLayout } from "../format/row-layout.js";
+import { ENCODE_INTO, type EncodableRows, type RecordTarget } from "../format/segment-encoder.js";
+import { ENCODE_PARTS, type PartsEncodable, type PartsSpec } from "../storage/segment-file-writer.js";
 
 export type ImportFormat = "csv" | "jsonl";
 
@@ -45,79 +48,125 @@ export function detectImportFormat(path: string): ImportFormat {
   );
 }
 
-export async function* readImportRows(
+/**
+ * The rows of an import file in batches. The result also offers {@link ENCODE_INTO}, which
+ * `VersionWriter.importRows` uses instead of iterating: CSV lines are then typed straight into
+ * segment records (no row objects in between), the rest go row by row. Either way is lazy: the
+ * stream is read only by whichever is used, once.
+ */
+export function readImportRows(
+  stream: AsyncIterable<Buffer | Uint8Array | string>,
+  format: ImportFormat,
+  schema: TableSchema,
+  options: ReadImportOptions,
+): AsyncGenerator<ImportRow[]> & EncodableRows & PartsEncodable {
+  const rows = batchedRows(stream, format, schema, options);
+  return Object.assign(rows, {
+    [ENCODE_INTO]: (target: RecordTarget, layout: RowLayout, onProgress?: (rows: number) => void) =>
+      encodeRows(stream, format, schema, options, target, layout, onProgress),
+    [ENCODE_PARTS]: async (spec: PartsSpec, onProgress?: (rows: number) => void) =>
+      (await import("./parallel-import.js")).encodeFileParts(
+        stream,
+        format,
+        schema,
+        options,
+        spec,
+        onProgress,
+      ),
+  });
+}
+
+async function* batchedRows(
   stream: AsyncIterable<Buffer | Uint8Array | string>,
   format: ImportFormat,
   schema: TableSchema,
   options: ReadImportOptions,
 ): AsyncGenerator<ImportRow[]> {
   const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH_SIZE);
-  const onBadRow = options.onBadRow;
   let batch: ImportRow[] = [];
   const ready: ImportRow[][] = [];
-  const add = (row: ImportRow): void => {
+  const input = makeParser(format, schema, options, null, null, (row) => {
     batch.push(row);
     if (batch.length >= batchSize) {
       ready.push(batch);
       batch = [];
     }
-  };
+  });
+  for await (const chunk of stream) {
+    const data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    for (let off = 0; off < data.length; off += MAX_PIECE_BYTES) {
+      input.parser.push(data.length <= MAX_PIECE_BYTES ? data : data.subarray(off, off + MAX_PIECE_BYTES));
+      if (ready.length > 0) {
+        const out = ready.splice(0);
+        for (const rows of out) yield rows;
+      }
+    }
+  }
+  input.parser.end();
+  if (!input.sawHeader()) throw new ImportRowError("the file is empty: no header row", { line: 1 });
+  for (const rows of ready) yield rows;
+  if (batch.length > 0) yield batch;
+}
 
-  let parser: CsvParser | JsonlParser;
-  let sawHeader = true;
-  if (format === "csv") {
-    let coercer: CsvRowCoercer | null = null;
-    sawHeader = false;
-    const csv: CsvParser = new CsvParser({
-      onRecord: (rec) => {
-        if (coercer === null) {
-          if (rec.isBlank()) throw new ImportRowError("the header row is empty", { line: rec.line });
-          coercer = new CsvRowCoercer(schema, rec.toArray(), options, rec.line);
-          csv.setColumnNames(coercer.columnNames);
-          sawHeader = true;
-          return;
-        }
-        if (rec.isBlank()) return;
-        if (onBadRow === undefined) {
-          add(coercer.coerce(rec));
-          return;
-        }
-        let row: ImportRow;
-        try {
-          row = coercer.coerce(rec);
-        } catch (err) {
-          if (!(err instanceof ImportRowError)) throw err;
-          onBadRow(err, rec.raw());
-          return;
-        }
-        add(row);
-      },
-      tryRecord:
-        options.csvFastPath === false
-          ? undefined
-          : (rec, start, limit) => {
-              if (coercer === null) return -1;
-              const row = coercer.tryLine(rec, start, limit);
-              if (row === null) return -1;
-              add(row);
-              return coercer.fastNext;
-            },
-      // A malformed header is fatal: skipping it would take the first row for the header.
-      onError:
-        onBadRow === undefined
-          ? undefined
-          : (err, raw) => {
-              if (coercer === null) throw err;
-              onBadRow(err, raw);
-            },
-    });
-    parser = csv;
-  } else if (format === "jsonl") {
+/** Every row into `target`: plain CSV lines typed straight into their records, the rest as rows. */
+async function encodeRows(
+  stream: AsyncIterable<Buffer | Uint8Array | string>,
+  format: ImportFormat,
+  schema: TableSchema,
+  options: ReadImportOptions,
+  target: RecordTarget,
+  layout: RowLayout,
+  onProgress: ((rows: number) => void) | undefined,
+): Promise<void> {
+  const input = makeParser(format, schema, options, target, layout, (row) => {
+    target.add(row.key, row.eventTimeMs, row.values);
+    input.rows++;
+  });
+  for await (const chunk of stream) {
+    const data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    for (let off = 0; off < data.length; off += MAX_PIECE_BYTES) {
+      input.parser.push(data.length <= MAX_PIECE_BYTES ? data : data.subarray(off, off + MAX_PIECE_BYTES));
+    }
+    onProgress?.(input.rows);
+  }
+  input.parser.end();
+  if (!input.sawHeader()) throw new ImportRowError("the file is empty: no header row", { line: 1 });
+  onProgress?.(input.rows);
+}
+
+export interface ParserInput {
+  parser: CsvParser | JsonlParser;
+  sawHeader(): boolean;
+  /** Rows typed straight into records, plus those `emit` counts. */
+  rows: number;
+}
+
+/**
+ * A parser that hands each good row to `emit` (bad ones to `options.onBadRow`, or throws). With a
+ * `target`, plain CSV lines are typed into its records instead (counted in `rows`).
+ */
+export function makeParser(
+  format: ImportFormat,
+  schema: TableSchema,
+  options: ReadImportOptions,
+  target: RecordTarget | null,
+  layout: RowLayout | null,
+  emit: (row: ImportRow) => void,
+  part: { header: { names: string[]; line: number } | null; fileStart: boolean } = {
+    header: null,
+    fileStart: true,
+  },
+): ParserInput {
+  const onBadRow = options.onBadRow;
+  if (format !== "csv" && format !== "jsonl") {
+    throw new ImportFileError(`Unknown import format ${JSON.stringify(format)}: expected "csv" or "jsonl"`);
+  }
+  if (format === "jsonl") {
     const coercer = new JsonRowCoercer(schema, options);
-    parser = new JsonlParser({
+    const parser = new JsonlParser({
       onValue: (value, line, text) => {
         if (onBadRow === undefined) {
-          add(coercer.coerce(value, line));
+          emit(coercer.coerce(value, line));
           return;
         }
         let row: ImportRow;
@@ -128,26 +177,72 @@ export async function* readImportRows(
           onBadRow(err, text.length > 4096 ? text.slice(0, 4096) : text);
           return;
         }
-        add(row);
+        emit(row);
       },
       onError: onBadRow,
     });
-  } else {
-    throw new ImportFileError(`Unknown import format ${JSON.stringify(format)}: expected "csv" or "jsonl"`);
+    return { parser, sawHeader: () => true, rows: 0 };
   }
-
-  for await (const chunk of stream) {
-    const data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
-    for (let off = 0; off < data.length; off += MAX_PIECE_BYTES) {
-      parser.push(data.length <= MAX_PIECE_BYTES ? data : data.subarray(off, off + MAX_PIECE_BYTES));
-      if (ready.length > 0) {
-        const out = ready.splice(0);
-        for (const rows of out) yield rows;
+  let coercer: CsvRowCoercer | null = null;
+  let fused = false;
+  const fast = options.csvFastPath !== false;
+  const input: ParserInput = { parser: null!, sawHeader: () => coercer !== null, rows: 0 };
+  const start = (names: string[], line: number): void => {
+    coercer = new CsvRowCoercer(schema, names, options, line);
+    fused = fast && target !== null && layout !== null && coercer.prepareInto(layout);
+  };
+  const csv: CsvParser = new CsvParser({
+    fileStart: part.fileStart,
+    onRecord: (rec) => {
+      if (coercer === null) {
+        if (rec.isBlank()) throw new ImportRowError("the header row is empty", { line: rec.line });
+        start(rec.toArray(), rec.line);
+        csv.setColumnNames(rec.toArray());
+        return;
       }
-    }
+      if (rec.isBlank()) return;
+      if (onBadRow === undefined) {
+        emit(coercer.coerce(rec));
+        return;
+      }
+      let row: ImportRow;
+      try {
+        row = coercer.coerce(rec);
+      } catch (err) {
+        if (!(err instanceof ImportRowError)) throw err;
+        onBadRow(err, rec.raw());
+        return;
+      }
+      emit(row);
+    },
+    tryRecord: !fast
+      ? undefined
+      : (rec, start, limit) => {
+          if (coercer === null) return -1;
+          if (fused) {
+            const next = coercer.tryLineInto(rec, start, limit, target!);
+            if (next >= 0) input.rows++;
+            return next;
+          }
+          const row = coercer.tryLine(rec, start, limit);
+          if (row === null) return -1;
+          emit(row);
+          return coercer.fastNext;
+        },
+    // A malformed header is fatal: skipping it would take the first row for the header.
+    onError:
+      onBadRow === undefined
+        ? undefined
+        : (err, raw) => {
+            if (coercer === null) throw err;
+            onBadRow(err, raw);
+          },
+  });
+  if (part.header !== null) {
+    // A later part of a file: the header was read from the file's start.
+    start(part.header.names, part.header.line);
+    csv.setColumnNames(part.header.names);
   }
-  parser.end();
-  if (!sawHeader) throw new ImportRowError("the file is empty: no header row", { line: 1 });
-  for (const rows of ready) yield rows;
-  if (batch.length > 0) yield batch;
+  input.parser = csv;
+  return input;
 }

@@ -34,7 +34,11 @@
  * and a power of ten up to 10^22, one correctly rounded division or multiplication gives the
  * double (Clinger's fast path); longer forms go to `Number` once their grammar is checked.
  */
+import { endianness } from "node:os";
 import type { FeatureValue, TableSchema } from "../format/schema.js";
+import type { RowLayout } from "../format/row-layout.js";
+import type { RecordTarget } from "../format/segment-encoder.js";
+import { RECORD_HEADER_BYTES } from "../format/segment-layout.js";
 import { featureKinds } from "../format/schema.js";
 import type { CsvRecord } from "./csv-parser.js";
 import { FIELD_ESCAPED, FIELD_QUOTED } from "./csv-parser.js";
@@ -118,6 +122,29 @@ const QUOTE = 0x22;
 const LF = 0x0a;
 const CR = 0x0d;
 
+/** Lines longer than this are not typed into a record directly (they take the general way). */
+const FUSED_LINE_BYTES = 16 * 1024;
+
+/** What {@link CsvRowCoercer.tryLineInto} needs of the row layout, per column of the header. */
+interface FusedPlan {
+  /** Per column: the feature's slot offset in the row, or -1. */
+  readonly slotOffsets: Int32Array;
+  readonly varStart: number;
+  readonly nullBytes: number;
+  /** Null bits of the features that have no column, or null when every feature has one. */
+  readonly absentNulls: Uint8Array | null;
+  /** END slot offsets and feature indices of the string/bytes features, in schema order. */
+  readonly varOffsets: Int32Array;
+  readonly varFeatures: Int32Array;
+  /** The key is the first column: the row is written in place, else in `scratch` then copied. */
+  readonly direct: boolean;
+  readonly reserveBytes: number;
+  readonly scratch: Buffer;
+  readonly scratchFloats: Float32Array;
+  readonly scratchDoubles: Float64Array;
+  readonly scratchWords: Int32Array;
+}
+
 /** Maps the columns of one CSV file (its header) onto a schema. */
 export class CsvRowCoercer {
   readonly columnNames: readonly string[];
@@ -136,6 +163,7 @@ export class CsvRowCoercer {
   /** All-null values, copied for each row. */
   private readonly nulls: FeatureValue[];
   private readonly defaultEventTimeMs: number;
+  private fused: FusedPlan | null = null;
 
   constructor(schema: TableSchema, header: readonly string[], options: RowCoercionOptions, headerLine = 1) {
     this.schema = compile(schema);
@@ -343,6 +371,247 @@ export class CsvRowCoercer {
     return { key, values, eventTimeMs };
   }
 
+  /**
+   * Readies {@link tryLineInto} for rows laid out by `layout` (the writer's, for this schema).
+   * false when this header cannot take it (string/bytes columns in another order than the
+   * schema's, or a big-endian machine): rows then go through {@link tryLine} or {@link coerce}.
+   */
+  prepareInto(layout: RowLayout): boolean {
+    if (endianness() !== "LE") return false;
+    const ncols = this.roles.length;
+    const slotOffsets = new Int32Array(ncols).fill(-1);
+    for (let j = 0; j < ncols; j++) {
+      const f = this.roles[j]!;
+      if (f >= 0) slotOffsets[j] = layout.slots[f]!.offset;
+    }
+    const absentNulls = new Uint8Array(layout.nullBytes);
+    let hasAbsent = false;
+    const varOffsets: number[] = [];
+    const varFeatures: number[] = [];
+    let lastVarColumn = -1;
+    for (const slot of layout.slots) {
+      const j = this.featureColumns[slot.index]!;
+      if (j < 0) {
+        absentNulls[slot.index >> 3]! |= 1 << (slot.index & 7);
+        hasAbsent = true;
+      }
+      if (slot.kind.type === "string" || slot.kind.type === "bytes") {
+        varOffsets.push(slot.offset);
+        varFeatures.push(slot.index);
+        if (j >= 0) {
+          if (j < lastVarColumn) return false; // var bytes must come in schema order
+          lastVarColumn = j;
+        }
+      }
+    }
+    const scratch = Buffer.alloc(layout.varStart + FUSED_LINE_BYTES + 8);
+    this.fused = {
+      slotOffsets,
+      varStart: layout.varStart,
+      nullBytes: layout.nullBytes,
+      absentNulls: hasAbsent ? absentNulls : null,
+      varOffsets: Int32Array.from(varOffsets),
+      varFeatures: Int32Array.from(varFeatures),
+      direct: this.keyColumn === 0,
+      reserveBytes: RECORD_HEADER_BYTES + 8 + layout.varStart + 8 + FUSED_LINE_BYTES,
+      scratch,
+      scratchFloats: new Float32Array(scratch.buffer, scratch.byteOffset, scratch.length >> 2),
+      scratchDoubles: new Float64Array(scratch.buffer, scratch.byteOffset, scratch.length >> 3),
+      scratchWords: new Int32Array(scratch.buffer, scratch.byteOffset, scratch.length >> 2),
+    };
+    return true;
+  }
+
+  /**
+   * {@link tryLine}, but the row goes straight into a record of `target` (key bytes, then the row
+   * in its layout), with no strings, bigints or arrays in between; same rows taken and declined.
+   * Needs {@link prepareInto}. Returns the offset past the line end, or -1 (nothing committed).
+   */
+  tryLineInto(rec: CsvRecord, start: number, limit: number, target: RecordTarget): number {
+    const plan = this.fused!;
+    const b = rec.buf;
+    if (limit - start > FUSED_LINE_BYTES) limit = start + FUSED_LINE_BYTES;
+    const at = target.reserve(plan.reserveBytes);
+    const out = target.bytes;
+    let rb: Buffer;
+    let rf32: Float32Array;
+    let rf64: Float64Array;
+    let ri32: Int32Array;
+    let rowAt: number;
+    let varAt: number;
+    if (plan.direct) {
+      rb = out;
+      rf32 = target.floats;
+      rf64 = target.doubles;
+      ri32 = target.words;
+      rowAt = -1; // once the key's length is known
+      varAt = -1;
+    } else {
+      rb = plan.scratch;
+      rf32 = plan.scratchFloats;
+      rf64 = plan.scratchDoubles;
+      ri32 = plan.scratchWords;
+      rowAt = 0;
+      varAt = plan.varStart;
+    }
+    const ncols = this.roles.length;
+    const roles = this.roles;
+    const kinds = this.columnKinds;
+    const slotOffsets = plan.slotOffsets;
+    const keyAt = at + RECORD_HEADER_BYTES;
+    let keyLen = 0;
+    let eventTimeMs = this.defaultEventTimeMs;
+    let p = start;
+    for (let j = 0; j < ncols; j++) {
+      if (p >= limit) return this.declineInto(out, at, plan);
+      const c = b[p]!;
+      const kind = kinds[j]!;
+      const f = roles[j]!;
+      const o = rowAt + slotOffsets[j]!;
+      let end = p;
+      if (c === COMMA || c === LF || c === CR) {
+        if (kind === K_KEY) return this.declineInto(out, at, plan);
+        if (f >= 0) rb[rowAt + (f >> 3)]! |= 1 << (f & 7);
+      } else {
+        switch (kind) {
+          case K_FLOAT32: {
+            end = scanFloat32(b, p, limit);
+            if (end < 0) return this.declineInto(out, at, plan);
+            const v = OUT[0]!;
+            const r = Math.fround(v);
+            if (r - r !== 0 && v - v === 0) return this.declineInto(out, at, plan);
+            rf32[o >> 2] = r;
+            break;
+          }
+          case K_FLOAT64:
+            end = scanNumber(b, p, limit);
+            if (end < 0) return this.declineInto(out, at, plan);
+            rf64[o >> 3] = OUT[0]!;
+            break;
+          case K_INT64: {
+            // Up to 15 digits: exact in a double, written as two 32-bit halves (no bigint).
+            let q = p;
+            const neg = c === 0x2d;
+            if (neg) q++;
+            const ds = q;
+            let v = 0;
+            while (q < limit) {
+              const d = b[q]! - 0x30;
+              if (d < 0 || d > 9) break;
+              v = v * 10 + d;
+              q++;
+            }
+            if (q === ds || q - ds > 15) return this.declineInto(out, at, plan);
+            if (neg) v = -v;
+            ri32[o >> 2] = v;
+            ri32[(o >> 2) + 1] = Math.floor(v / 4294967296);
+            end = q;
+            break;
+          }
+          case K_VECTOR: {
+            if (c !== QUOTE) return this.declineInto(out, at, plan);
+            end = scanVectorInto(b, p + 1, limit, this.columnLengths[j]!, false, rf32, o >> 2);
+            if (end < 0 || end >= limit || b[end] !== QUOTE) return this.declineInto(out, at, plan);
+            end++;
+            break;
+          }
+          case K_STRING:
+          case K_KEY: {
+            let s = p;
+            if (c === QUOTE) {
+              s = p + 1;
+              end = s;
+              while (end < limit) {
+                const d = b[end]!;
+                if (d === QUOTE || d === LF) break;
+                end++;
+              }
+              if (end + 1 >= limit || b[end] !== QUOTE || b[end + 1] === QUOTE)
+                return this.declineInto(out, at, plan);
+            } else {
+              end = scanPlain(b, p, limit);
+            }
+            const n = end - s;
+            if (kind === K_KEY) {
+              if (n === 0 || n > MAX_KEY_BYTES) return this.declineInto(out, at, plan);
+              copyBytes(b, s, end, out, keyAt);
+              keyLen = n;
+              if (rowAt < 0) {
+                rowAt = keyAt + ((n + 7) & ~7);
+                varAt = rowAt + plan.varStart;
+              }
+            } else {
+              copyBytes(b, s, end, rb, varAt);
+              varAt += n;
+              ri32[o >> 2] = varAt - rowAt - plan.varStart;
+            }
+            if (c === QUOTE) end++;
+            break;
+          }
+          case K_BOOL: {
+            end = scanPlain(b, p, limit);
+            const v = parseBoolBytes(b, p, end);
+            if (v === undefined) return this.declineInto(out, at, plan);
+            if (v) rb[o] = 1;
+            break;
+          }
+          case K_BYTES: {
+            if (c === QUOTE) return this.declineInto(out, at, plan);
+            end = scanPlain(b, p, limit);
+            if (!isBase64Bytes(b, p, end)) return this.declineInto(out, at, plan);
+            const bytes = decodeBase64(b, p, end);
+            rb.set(bytes, varAt);
+            varAt += bytes.length;
+            ri32[o >> 2] = varAt - rowAt - plan.varStart;
+            break;
+          }
+          default: // K_EVENT_TIME
+            end = scanEventTime(b, p, limit);
+            if (end < 0) return this.declineInto(out, at, plan);
+            eventTimeMs = OUT[0]!;
+        }
+      }
+      if (end >= limit) return this.declineInto(out, at, plan);
+      const d = b[end];
+      if (j < ncols - 1) {
+        if (d !== COMMA) return this.declineInto(out, at, plan);
+        p = end + 1;
+      } else if (d === LF) {
+        p = end + 1;
+      } else if (d === CR && end + 1 < limit && b[end + 1] === LF) {
+        p = end + 2;
+      } else {
+        return this.declineInto(out, at, plan);
+      }
+    }
+    // Features without a column are null; a null string/bytes repeats the previous END.
+    const absent = plan.absentNulls;
+    if (absent !== null) for (let k = 0; k < absent.length; k++) rb[rowAt + k]! |= absent[k]!;
+    const varOffsets = plan.varOffsets;
+    let prevEnd = 0;
+    for (let k = 0; k < varOffsets.length; k++) {
+      const f = plan.varFeatures[k]!;
+      const w = (rowAt + varOffsets[k]!) >> 2;
+      if ((rb[rowAt + (f >> 3)]! & (1 << (f & 7))) !== 0) ri32[w] = prevEnd;
+      else prevEnd = ri32[w]!;
+    }
+    const valueLen = varAt - rowAt;
+    if (!plan.direct) {
+      const valueAt = keyAt + ((keyLen + 7) & ~7);
+      copyBytes(rb, 0, valueLen, out, valueAt);
+      rb.fill(0, 0, valueLen);
+    }
+    target.commit(at, keyLen, valueLen, eventTimeMs);
+    this.fastNext = p;
+    return p;
+  }
+
+  private declineInto(out: Buffer, at: number, plan: FusedPlan): number {
+    out.fill(0, at, at + plan.reserveBytes);
+    if (!plan.direct) plan.scratch.fill(0);
+    return -1;
+  }
+
   private key(rec: CsvRecord): string {
     const j = this.keyColumn;
     const s = rec.starts[j]!;
@@ -418,6 +687,15 @@ export class CsvRowCoercer {
   private error(rec: CsvRecord, j: number, reason: string): ImportRowError {
     return new ImportRowError(reason, { line: rec.line, column: j + 1, field: this.columnNames[j] ?? null });
   }
+}
+
+/** Copies `src[s..e)` to `dst[at..)`: a loop for the short fields of most rows, natively past that. */
+function copyBytes(src: Buffer, s: number, e: number, dst: Buffer, at: number): void {
+  if (e - s > 24) {
+    src.copy(dst, at, s, e);
+    return;
+  }
+  for (let i = s; i < e; i++) dst[at++] = src[i]!;
 }
 
 /** The end of an unquoted field: the first comma, CR, LF or quote (or `limit`). */
@@ -622,6 +900,61 @@ function scanNumber(b: Buffer, s: number, e: number): number {
     const v = frac === 0 ? mant : mant / POW10[frac]!;
     OUT[0] = neg ? -v : v;
     return p;
+  }
+  return scanNumberSlow(b, s, e);
+}
+
+/** 2^-45: far more than the relative error of the approximation in {@link scanFloat32}. */
+const FLOAT32_SLACK = 2 ** -45;
+
+/**
+ * {@link scanNumber} for a value that will be rounded to float32: same grammar, end and failures,
+ * and `OUT[0]` holds a double with the same `Math.fround` as the correctly rounded one. Past 15
+ * digits (`(i % 97) / 7` printed by JS has 17) the digits are summed in floating point, off from
+ * the exact value by far less than 2^-45 relatively; when both ends of that bracket round to the
+ * same float32, so does the exact value (rounding is monotonic), whatever the double would have
+ * been. Only values within 2^-45 of a float32 midpoint (or with an exponent) take the slow path.
+ */
+function scanFloat32(b: Buffer, s: number, e: number): number {
+  let p = s;
+  let neg = false;
+  if (p < e && b[p] === 0x2d) {
+    neg = true;
+    p++;
+  }
+  const ds = p;
+  let mant = 0;
+  while (p < e) {
+    const d = b[p]! - 0x30;
+    if (d < 0 || d > 9) break;
+    mant = mant * 10 + d;
+    p++;
+  }
+  let nd = p - ds;
+  let frac = 0;
+  if (p < e && b[p] === 0x2e) {
+    p++;
+    const fs = p;
+    while (p < e) {
+      const d = b[p]! - 0x30;
+      if (d < 0 || d > 9) break;
+      mant = mant * 10 + d;
+      p++;
+    }
+    frac = p - fs;
+    nd += frac;
+  }
+  if (nd > 0 && nd <= 30 && frac <= 22 && (p === e || !continuesNumber(b[p]!))) {
+    const v = frac === 0 ? mant : mant / POW10[frac]!;
+    if (nd <= 15) {
+      OUT[0] = neg ? -v : v;
+      return p;
+    }
+    const lo = Math.fround(v * (1 - FLOAT32_SLACK));
+    if (lo === Math.fround(v * (1 + FLOAT32_SLACK))) {
+      OUT[0] = neg ? -lo : lo;
+      return p;
+    }
   }
   return scanNumberSlow(b, s, e);
 }
@@ -884,6 +1217,22 @@ let vectorOut = new Float32Array(0);
  * `vectorOut`; or -1 with `reason`.
  */
 function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boolean): number {
+  const out = new Float32Array(n);
+  const end = scanVectorInto(b, s, e, n, multiline, out, 0);
+  if (end >= 0) vectorOut = out;
+  return end;
+}
+
+/** {@link scanVector} into `out[at .. at + n)` (written even when it fails: the caller clears it). */
+function scanVectorInto(
+  b: Buffer,
+  s: number,
+  e: number,
+  n: number,
+  multiline: boolean,
+  out: Float32Array,
+  at: number,
+): number {
   let p = s;
   while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
   if (p >= e || b[p] !== 0x5b) {
@@ -891,7 +1240,6 @@ function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boole
     return -1;
   }
   p++;
-  const out = new Float32Array(n);
   let k = 0;
   while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
   if (p < e && b[p] === 0x5d) {
@@ -899,7 +1247,7 @@ function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boole
   } else {
     while (true) {
       while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
-      const t = scanNumber(b, p, e);
+      const t = scanFloat32(b, p, e);
       if (t < 0) {
         reason =
           numberFailure === "range"
@@ -913,7 +1261,7 @@ function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boole
         reason = `element ${k + 1} is out of the float32 range`;
         return -1;
       }
-      if (k < n) out[k] = r;
+      if (k < n) out[at + k] = r;
       k++;
       p = t;
       while (p < e && b[p]! <= 0x20 && isWs(b[p]!, multiline)) p++;
@@ -939,7 +1287,6 @@ function scanVector(b: Buffer, s: number, e: number, n: number, multiline: boole
     reason = `has ${k} element${k === 1 ? "" : "s"}, expected ${n}`;
     return -1;
   }
-  vectorOut = out;
   return p;
 }
 

@@ -4,10 +4,16 @@
  */
 import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { SegmentEncoder, type SegmentEncoderOptions, type SegmentSink } from "../format/segment-encoder.js";
+import {
+  SegmentEncoder,
+  type RecordTarget,
+  type SegmentEncoderOptions,
+  type SegmentSink,
+} from "../format/segment-encoder.js";
 import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
 import type { FeatureValue } from "../format/schema.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
+import { checkSegmentFile } from "./segment-check.js";
 
 export interface WrittenSegment {
   readonly uuid: string;
@@ -65,11 +71,20 @@ export class SegmentFileWriter {
     this.encoder.add(key, eventTimeMs, values);
   }
 
+  /** The encoder, for writing records in place (see RecordTarget). */
+  get records(): SegmentEncoder {
+    return this.encoder;
+  }
+
   /** Finishes, syncs and renames the file into place. */
   finish(): WrittenSegment {
     try {
       const end = this.encoder.finish();
-      writeFully(this.fd, end.tail, end.tailOffset);
+      let at = end.tailOffset;
+      for (const part of end.tailParts) {
+        writeFully(this.fd, part, at);
+        at += part.length;
+      }
       writeFully(this.fd, end.headerBytes, 0);
       fsyncSync(this.fd);
       closeSync(this.fd);
@@ -105,7 +120,90 @@ export class SegmentFileWriter {
   }
 }
 
+/** A RecordTarget over base parts: moves to a new part (`next`) before a record once one is full. */
+export class PartedRecords implements RecordTarget {
+  constructor(
+    private part: SegmentEncoder,
+    private readonly maxBytes: number,
+    private readonly next: () => SegmentEncoder,
+  ) {}
+
+  reserve(maxLength: number): number {
+    if (this.part.estimatedBytes > this.maxBytes) this.part = this.next();
+    return this.part.reserve(maxLength);
+  }
+
+  get bytes(): Buffer {
+    return this.part.bytes;
+  }
+
+  get floats(): Float32Array {
+    return this.part.floats;
+  }
+
+  get doubles(): Float64Array {
+    return this.part.doubles;
+  }
+
+  get words(): Int32Array {
+    return this.part.words;
+  }
+
+  commit(at: number, keyLen: number, valueLen: number, eventTimeMs: number): void {
+    this.part.commit(at, keyLen, valueLen, eventTimeMs);
+  }
+
+  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
+    if (this.part.estimatedBytes > this.maxBytes) this.part = this.next();
+    this.part.add(key, eventTimeMs, values);
+  }
+}
+
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   let at = 0;
   while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at, position + at);
+}
+
+/** Where and how a row source may write base parts of its own (see {@link ENCODE_PARTS}). */
+export interface PartsSpec {
+  readonly dataDir: string;
+  readonly encoder: SegmentEncoderOptions;
+  /** A part is finished once its estimated size passes this. */
+  readonly maxBytes: number;
+}
+
+/**
+ * Offered by a row source that can write its rows as base parts itself, several at once (an
+ * import file split across threads, importer/parallel-import.ts): the parts come back finished,
+ * in row order (a later part's rows win over an earlier one's), each already checked against the
+ * disk like a publish would. null: not this source; encode it the ordinary way.
+ */
+export const ENCODE_PARTS: unique symbol = Symbol("strata.encodeParts");
+export interface PartsEncodable {
+  [ENCODE_PARTS](spec: PartsSpec, onProgress?: (rows: number) => void): Promise<WrittenSegment[] | null>;
+}
+
+export function isPartsEncodable(x: unknown): x is PartsEncodable {
+  return (
+    typeof x === "object" && x !== null && typeof (x as Partial<PartsEncodable>)[ENCODE_PARTS] === "function"
+  );
+}
+
+/** Checks a just-written segment against the disk, as a publish does before listing it. */
+export function checkWrittenSegment(w: WrittenSegment): void {
+  checkSegmentFile(
+    w.path,
+    {
+      uuid: w.uuid,
+      kind: w.header.kind,
+      size: w.size,
+      header_crc32: w.headerCrc,
+      body_crc32: w.bodyCrc,
+      records: w.header.recordCount,
+      tombstones: w.header.tombstoneCount,
+      min_event_time_ms: w.header.minEventTimeMs,
+      max_event_time_ms: w.header.maxEventTimeMs,
+    },
+    w.header.schemaHash,
+  );
 }

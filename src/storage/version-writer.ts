@@ -4,7 +4,13 @@
  * manifest that lists them; publishing a delta costs O(delta): the new manifest reuses the
  * parent's segment files.
  */
-import { SegmentFileWriter, type WrittenSegment } from "./segment-file-writer.js";
+import {
+  ENCODE_PARTS,
+  PartedRecords,
+  SegmentFileWriter,
+  isPartsEncodable,
+  type WrittenSegment,
+} from "./segment-file-writer.js";
 import { MappedSegmentCache } from "./mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "./version-snapshot.js";
 import type { TableStore } from "./table-store.js";
@@ -14,6 +20,7 @@ import { schemaHash, type FeatureValue, type TableSchema } from "../format/schem
 import type { SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { checkSegmentFile } from "./segment-check.js";
+import { ENCODE_INTO, isEncodableRows, type SegmentEncoder } from "../format/segment-encoder.js";
 
 /** A row to write, or with `values` null a delete. `values` are full rows in schema order. */
 export interface RowChange {
@@ -51,10 +58,49 @@ export class VersionWriter {
     this.store.ensureLayout();
     this.store.cleanLeftovers(); // what an import killed before us left behind
     const maxBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
+    if (isPartsEncodable(batches)) {
+      const parts = await batches[ENCODE_PARTS](
+        {
+          dataDir: this.store.dataDir,
+          encoder: {
+            kind: "base",
+            tableName: this.schema.name,
+            schemaHash: this.schemaHash,
+            layout: this.layout,
+            baseUuid: null,
+          },
+          maxBytes,
+        },
+        options.onProgress,
+      );
+      if (parts !== null) {
+        const parent = this.currentManifest();
+        const entries = parts.map(toEntry);
+        // Each part was checked against its entry by the thread that wrote it.
+        return this.publish("import", entries, [], parent?.kafka ?? null, undefined);
+      }
+    }
     const written: WrittenSegment[] = [];
     let part = this.newSegment("base", null);
     let rows = 0;
     try {
+      if (isEncodableRows(batches)) {
+        // Rows typed straight into records (importer/import-reader.ts); a new part when one is full.
+        const next = (): SegmentEncoder => {
+          written.push(part.finish());
+          part = this.newSegment("base", null);
+          return part.records;
+        };
+        await batches[ENCODE_INTO](
+          new PartedRecords(part.records, maxBytes, next),
+          this.layout,
+          options.onProgress,
+        );
+        written.push(part.finish());
+        const parent = this.currentManifest();
+        const entries = written.map(toEntry);
+        return this.publish("import", entries, entries, parent?.kafka ?? null, undefined);
+      }
       for await (const batch of batches) {
         for (const row of batch) {
           if (part.estimatedBytes > maxBytes) {

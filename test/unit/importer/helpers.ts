@@ -3,6 +3,15 @@ import type { FeatureSpec, FeatureValue, TableSchema } from "../../../src/format
 import { ImportRowError } from "../../../src/importer/errors.js";
 import { readImportRows, type ReadImportOptions } from "../../../src/importer/import-reader.js";
 import type { ImportRow } from "../../../src/importer/row-coercion.js";
+import { rowLayout } from "../../../src/format/row-layout.js";
+import { schemaHash } from "../../../src/format/schema.js";
+import {
+  DEFAULT_HASH_SEED,
+  ENCODE_INTO,
+  MemorySegmentSink,
+  SegmentEncoder,
+  encodeSegment,
+} from "../../../src/format/segment-encoder.js";
 
 export const DEFAULT_TIME = 1_700_000_000_000;
 
@@ -142,4 +151,68 @@ export function expectRowsEqual(actual: ImportRow[], expected: ImportRow[]): voi
       }
     });
   });
+}
+
+/**
+ * Encodes CSV into a segment twice: rows typed straight into records (ENCODE_INTO, what imports
+ * use) and rows from the tokenising path through `encodeSegment`. The files must be identical, and
+ * so must the bad rows reported or the error thrown. Returns the file.
+ */
+export async function expectSameSegment(
+  data: string | Buffer,
+  schema: TableSchema,
+  options: Partial<ReadImportOptions> = {},
+  sizes?: number[],
+): Promise<Buffer | ImportRowError> {
+  const layout = rowLayout(schema);
+  const encoderOptions = {
+    kind: "base" as const,
+    tableName: "t",
+    schemaHash: schemaHash(schema),
+    layout,
+    segmentUuid: "0123456789abcdef0123456789abcdef",
+    hashSeed: DEFAULT_HASH_SEED,
+  };
+  type Run = { file: Buffer; bad: string[] } | { error: ImportRowError; bad: string[] };
+  const run = async (fused: boolean): Promise<Run> => {
+    const bad: string[] = [];
+    const opts: ReadImportOptions = {
+      defaultEventTimeMs: DEFAULT_TIME,
+      ...options,
+      ...(options.onBadRow ? { onBadRow: (e, raw) => bad.push(`${e.message} | ${raw}`) } : {}),
+    };
+    try {
+      if (fused) {
+        const sink = new MemorySegmentSink();
+        const encoder = new SegmentEncoder(sink, encoderOptions);
+        await readImportRows(chunked(data, sizes), "csv", schema, opts)[ENCODE_INTO](encoder, layout);
+        return { file: sink.fileBytes(encoder.finish()), bad };
+      }
+      const rows: ImportRow[] = [];
+      for await (const batch of readImportRows(chunked(data, sizes), "csv", schema, {
+        ...opts,
+        csvFastPath: false,
+      }))
+        rows.push(...batch);
+      return { file: encodeSegment(encoderOptions, rows).bytes, bad };
+    } catch (err) {
+      if (err instanceof ImportRowError) return { error: err, bad };
+      throw err;
+    }
+  };
+  const a = await run(true);
+  const b = await run(false);
+  expect(a.bad).toEqual(b.bad);
+  if ("error" in b) {
+    expect("error" in a ? a.error.message : "no error").toBe(b.error.message);
+    return b.error;
+  }
+  if (!("file" in a)) throw a.error;
+  const fa = a.file;
+  if (!fa.equals(b.file)) {
+    let i = 0;
+    while (fa[i] === b.file[i]) i++;
+    expect(`files differ at byte ${i} of ${b.file.length}`).toBe("identical files");
+  }
+  return b.file;
 }

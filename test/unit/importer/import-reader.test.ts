@@ -4,7 +4,15 @@ import type { FeatureValue } from "../../../src/format/schema.js";
 import { ImportFileError, ImportRowError } from "../../../src/importer/errors.js";
 import { detectImportFormat, readImportRows } from "../../../src/importer/import-reader.js";
 import type { ImportRow } from "../../../src/importer/row-coercion.js";
-import { DEFAULT_TIME, chunked, expectRowsEqual, readAll, readCsvEverywhere, schemaOf } from "./helpers.js";
+import {
+  DEFAULT_TIME,
+  chunked,
+  expectRowsEqual,
+  expectSameSegment,
+  readAll,
+  readCsvEverywhere,
+  schemaOf,
+} from "./helpers.js";
 
 const SCHEMA = schemaOf([
   { name: "f32", type: "float32" },
@@ -320,6 +328,7 @@ describe("round trips (property)", () => {
             const got = await readAll(data, "csv", SCHEMA, { csvFastPath, batchSize: 5 }, sizes);
             expectRowsEqual(got, want);
           }
+          await expectSameSegment(data, SCHEMA, {}, sizes);
         },
       ),
       { numRuns: 300 },
@@ -425,9 +434,84 @@ describe("round trips (property)", () => {
           const slow = await collect(false);
           expect(fast.bad).toEqual(slow.bad);
           expectRowsEqual(fast.got, slow.got);
+          await expectSameSegment(data, SCHEMA, { onBadRow: () => {} });
+          await expectSameSegment(data, SCHEMA, {}, [7]);
         },
       ),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe("typing CSV straight into segment records", () => {
+  const TWO_STRINGS = schemaOf([
+    { name: "a", type: "string" },
+    { name: "n", type: "int64" },
+    { name: "b", type: "string" },
+    { name: "v", type: "float32[2]" },
+    { name: "x", type: "float64" },
+    { name: "raw", type: "bytes" },
+    { name: "ok", type: "bool" },
+    { name: "s", type: "float32" },
+  ]);
+  const NAMES = TWO_STRINGS.features.map((f) => f.name);
+
+  it("writes the same segment bytes as the rows would, any columns, nulls and numbers", async () => {
+    const cell = fc.oneof(
+      fc.constantFrom("", '""', "x", "é€", '"q,1"', "123456789012345", "1234567890123456", "-0", "-42"),
+      fc.constantFrom("1.5", "0.1", "13.857142857142858", "0.30000000000000004", "1e3", "NaN", "-Infinity"),
+      fc.constantFrom('"[1,2]"', '"[0.1,13.857142857142858]"', '"[1,2,3]"', "true", "0", "AAEC", "aGk="),
+      fc.stringMatching(/^-?[0-9]{1,20}\.[0-9]{1,20}$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .shuffledSubarray([...NAMES, "id", "event_time_ms"], { minLength: 1 })
+          .filter((c) => c.includes("id")),
+        fc.array(fc.array(cell, { minLength: 10, maxLength: 10 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 4 }),
+        async (columns, cells, sizes) => {
+          const lines = cells.map((r, i) =>
+            columns
+              .map((c, j) => (c === "id" ? `k${i % 4}` : c === "event_time_ms" ? String(i * 7) : r[j]!))
+              .join(","),
+          );
+          const data = columns.join(",") + "\n" + lines.join("\n") + "\n";
+          await expectSameSegment(data, TWO_STRINGS, { onBadRow: () => {} }, sizes);
+          await expectSameSegment(data, TWO_STRINGS);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("rounds long decimals to float32 exactly as Math.fround(Number(text)), midpoints included", async () => {
+    const check = async (texts: string[]) => {
+      const schema = schemaOf([{ name: "v", type: `float32[${texts.length}]` }]);
+      const data = `id,v\nk,"[${texts.join(",")}]"\n`;
+      const rows = await readAll(data, "csv", schema);
+      const want = texts.map((t) => Math.fround(Number(t)));
+      expect(Array.from(rows[0]!.values[0] as Float32Array)).toEqual(want);
+      await expectSameSegment(data, schema);
+    };
+    // Float32 midpoints, printed to 17..30 significant digits: within 2^-45 of a tie.
+    const f32 = new Float32Array(2);
+    const mids: string[] = [];
+    for (const x of [1, 0.1, 13.857142857142858, 3.4e38, 1.17549435e-38, 16777217, 123456.789]) {
+      f32[0] = x;
+      const bits = new Uint32Array(f32.buffer);
+      bits[1] = bits[0]! + 1;
+      const mid = (f32[0] + f32[1]!) / 2;
+      for (const digits of [17, 21, 25, 30]) mids.push(mid.toPrecision(digits).replace(/e\+?(-?)/, "e$1"));
+      mids.push(mid.toFixed(20));
+    }
+    await check(mids);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.stringMatching(/^-?[0-9]{1,16}\.[0-9]{1,16}$/), { minLength: 1, maxLength: 8 }),
+        check,
+      ),
+      { numRuns: 300 },
     );
   });
 });
