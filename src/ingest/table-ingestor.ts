@@ -64,6 +64,9 @@ export type PublishOutcome =
   | { kind: "moved" }
   | { kind: "failed"; error: unknown };
 
+/** The publish interval while a backlog is being caught up (unless the configured one is longer). */
+export const CATCH_UP_PUBLISH_INTERVAL_MS = 2_000;
+
 type MutableCounters = { -readonly [K in keyof IngestCounters]: IngestCounters[K] } & {
   deadLettersByProblem: Partial<Record<DeltaProblem, number>>;
 };
@@ -248,13 +251,18 @@ export class TableIngestor {
     return this.outbox.length;
   }
 
-  /** True when a publish is due: something changed and it is old or big enough. */
+  /**
+   * True when a publish is due: something changed and it is old or big enough. While a backlog is
+   * being caught up, the interval is {@link CATCH_UP_PUBLISH_INTERVAL_MS} (at least): what is read
+   * is already as stale as the backlog, and every publish costs a segment, an fsync and, every
+   * `compactMaxDeltas` publishes, a rewrite of the table.
+   */
   publishDue(): boolean {
     if (!this.dirty || this.mode !== "consuming") return false;
-    return (
-      this.pending.size >= this.options.publishMaxRows ||
-      this.now() - (this.dirtySinceMs ?? 0) >= this.options.publishIntervalMs
-    );
+    if (this.pending.size >= this.options.publishMaxRows) return true;
+    const age = this.now() - (this.dirtySinceMs ?? 0);
+    if (age < this.options.publishIntervalMs) return false;
+    return age >= CATCH_UP_PUBLISH_INTERVAL_MS || !this.catchingUp();
   }
 
   // ------------------------------------------------------------------------------------------

@@ -15,11 +15,12 @@ import { MappedSegmentCache } from "./mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "./version-snapshot.js";
 import type { TableStore } from "./table-store.js";
 import type { KafkaPosition, Manifest, SegmentEntry, VersionReason } from "./manifest.js";
-import { rowLayout, type RowLayout } from "../format/row-layout.js";
+import { decodeRow, rowLayout, type RowLayout } from "../format/row-layout.js";
 import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
-import type { SegmentKind } from "../format/segment-layout.js";
+import { RECORD_HEADER_BYTES, type SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { checkSegmentFile } from "./segment-check.js";
+import { hashKeyRange } from "../format/key-hash.js";
 import { ENCODE_INTO, isEncodableRows, type SegmentEncoder } from "../format/segment-encoder.js";
 
 /** A row to write, or with `values` null a delete. `values` are full rows in schema order. */
@@ -176,23 +177,65 @@ export class VersionWriter {
     );
   }
 
+  /**
+   * The live rows of `snapshot` into new base parts. Each segment's body is checked against its
+   * trailer CRC first, in one native pass (a damaged segment refuses the compaction), so records
+   * are then read without a CRC each. Segments are read newest first, and a key is written from
+   * the first one that holds it (a tombstone there drops it): the keys seen so far are kept in a
+   * table of their index fingerprints, not looked up again in every newer segment.
+   */
   private rewrite(snapshot: VersionSnapshot, maxBytes: number): WrittenSegment[] {
+    for (const seg of snapshot.segments) {
+      try {
+        seg.verifyBody();
+      } catch (err) {
+        if (!(err instanceof SegmentCorruptError)) throw err;
+        throw new SegmentCorruptError(
+          `Cannot compact version ${snapshot.version}: ${err.message}`,
+          err.segmentPath ?? seg.source,
+          { cause: err },
+        );
+      }
+    }
+    const order = snapshot.probeOrder;
+    const seen = new SeenKeys(
+      order,
+      order.slice(0, -1).reduce((n, seg) => n + seg.header.recordCount, 0),
+    );
+    const seed = order[0]?.header.hashSeed ?? 0;
+    const hash = { lo: 0, hi: 0 };
+    const layout = snapshot.layout;
     const written: WrittenSegment[] = [];
     let part = this.newSegment("base", null);
     try {
-      for (const { key, location } of snapshot.scan()) {
-        if (location.status !== "found") {
-          const path = location.segment?.source;
-          throw new SegmentCorruptError(
-            `Cannot compact version ${snapshot.version}: a record failed its CRC check: "${path}"`,
-            path,
-          );
+      for (let si = 0; si < order.length; si++) {
+        const seg = order[si]!;
+        const b = seg.bytes;
+        const h = seg.header;
+        const last = si === order.length - 1; // nothing older to shadow: no need to remember its keys
+        const slots = new Uint32Array(b.buffer, b.byteOffset + h.indexOffset, h.slotCount * 4);
+        for (let w = 0; w < slots.length; w += 4) {
+          const length = slots[w + 3]!;
+          if (length === 0) continue;
+          const offset = slots[w + 2]!;
+          const keyStart = offset + RECORD_HEADER_BYTES;
+          const keyEnd = keyStart + (b[offset + 6]! | (b[offset + 7]! << 8));
+          let lo = slots[w]!;
+          let hi = slots[w + 1]!;
+          if (h.hashSeed !== seed) {
+            hashKeyRange(b, keyStart, keyEnd, seed, hash);
+            lo = hash.lo >>> 0;
+            hi = hash.hi >>> 0;
+          }
+          if (seen.check(lo, hi, si, keyStart, keyEnd, !last)) continue; // shadowed by a newer write
+          if (seg.isTombstone(offset)) continue;
+          if (part.estimatedBytes > maxBytes) {
+            written.push(part.finish());
+            part = this.newSegment("base", null);
+          }
+          const values = decodeRow(layout, b, seg.valueOffset(offset), seg.valueLength(offset));
+          part.add(b.subarray(keyStart, keyEnd), seg.eventTimeMs(offset), values);
         }
-        if (part.estimatedBytes > maxBytes) {
-          written.push(part.finish());
-          part = this.newSegment("base", null);
-        }
-        part.add(key, location.eventTimeMs, snapshot.decode(location));
       }
       written.push(part.finish());
     } catch (err) {
@@ -244,6 +287,56 @@ export class VersionWriter {
       layout: this.layout,
       baseUuid,
     });
+  }
+}
+
+/**
+ * The keys compaction has met, by their 64-bit index fingerprint (open addressing), each with
+ * where its bytes are, so that two keys of one fingerprint are still told apart.
+ */
+class SeenKeys {
+  private readonly mask: number;
+  /** Per slot: fingerprint lo, hi, segment (its position in `segments`, plus one; 0 = empty), key start. */
+  private readonly slots: Uint32Array;
+
+  constructor(
+    private readonly segments: readonly { readonly bytes: Buffer }[],
+    capacity: number,
+  ) {
+    let size = 16;
+    while (size < capacity * 2) size *= 2;
+    this.mask = size - 1;
+    this.slots = new Uint32Array(size * 4);
+  }
+
+  /**
+   * True when the key at [start, end) of segment `segment`'s bytes was seen before; else
+   * remembers it (with `remember`) and returns false.
+   */
+  check(lo: number, hi: number, segment: number, start: number, end: number, remember: boolean): boolean {
+    const slots = this.slots;
+    const bytes = this.segments[segment]!.bytes;
+    const length = end - start;
+    for (let s = lo & this.mask; ; s = (s + 1) & this.mask) {
+      const at = s * 4;
+      const ref = slots[at + 2]!;
+      if (ref === 0) {
+        if (remember) {
+          slots[at] = lo;
+          slots[at + 1] = hi;
+          slots[at + 2] = segment + 1;
+          slots[at + 3] = start;
+        }
+        return false;
+      }
+      if (slots[at] !== lo || slots[at + 1] !== hi) continue;
+      const other = this.segments[ref - 1]!.bytes;
+      const from = slots[at + 3]!;
+      // The key length is the u16 just before the record's 24-byte header ends (keyLen at +6).
+      const otherLength =
+        other[from - RECORD_HEADER_BYTES + 6]! | (other[from - RECORD_HEADER_BYTES + 7]! << 8);
+      if (otherLength === length && bytes.compare(other, from, from + length, start, end) === 0) return true;
+    }
   }
 }
 

@@ -7,7 +7,11 @@ import { VersionWriter } from "../../../src/storage/version-writer.js";
 import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import type { TableSchema } from "../../../src/format/schema.js";
-import { TableIngestor, type TableIngestorOptions } from "../../../src/ingest/table-ingestor.js";
+import {
+  CATCH_UP_PUBLISH_INTERVAL_MS,
+  TableIngestor,
+  type TableIngestorOptions,
+} from "../../../src/ingest/table-ingestor.js";
 import type { DeltaBatch, DeltaMessage } from "../../../src/ingest/delta-source.js";
 import { silentLogger } from "../../../src/shared/logger.js";
 import { DEAD_LETTER_HEADERS } from "../../../src/ingest/dead-letters.js";
@@ -108,6 +112,30 @@ describe("TableIngestor", () => {
     });
     expect(read("b").status).toBe("absent"); // deleted after its upsert, in another partition's batch
     expect(ingestor.publish().kind).toBe("idle");
+  });
+
+  it("publishes less often while a backlog is caught up: by size, or every CATCH_UP_PUBLISH_INTERVAL_MS", () => {
+    // The partition's high watermark is far ahead: more unread than one publish's worth.
+    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1 }))], 10_000n));
+    now += 200;
+    expect(ingestor.publishDue()).toBe(false);
+    now += CATCH_UP_PUBLISH_INTERVAL_MS - 200;
+    expect(ingestor.publishDue()).toBe(true);
+    expect(ingestor.publish().kind).toBe("published");
+    // By size at once.
+    ingestor.applyBatch(
+      batch(
+        0,
+        Array.from({ length: options.publishMaxRows }, (_, i) => msg(upsert(`k${i}`, { age: i }))),
+        20_000n,
+      ),
+    );
+    expect(ingestor.publishDue()).toBe(true);
+    expect(ingestor.publish().kind).toBe("published");
+    // Caught up (the watermark is close): the configured interval again.
+    ingestor.applyBatch(batch(0, [msg(upsert("b", { age: 2 }))], offsetSeq + 5n));
+    now += 200;
+    expect(ingestor.publishDue()).toBe(true);
   });
 
   it("fills what a partial upsert does not carry from the stored row", () => {
