@@ -4,7 +4,10 @@
  * looks a batch of keys up in one call, with the same checks as SegmentView.find. The JS lookup
  * (VersionSnapshot.locate) stays the reference; tests compare the two on the same segments.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { endianness } from "node:os";
 import type { SegmentView } from "../format/segment-view.js";
 import type { KeyBatch } from "../format/key-batch.js";
@@ -37,9 +40,18 @@ interface StrataNative {
 
 if (endianness() !== "LE") throw new Error("Strata reads segments in place and needs a little-endian host");
 
-const native = createRequire(import.meta.url)(
-  "../../native/build/Release/strata_native.node",
-) as StrataNative;
+/** The addon built by `npm run build`, found from this module upwards (src/, dist/ or a test build). */
+function addonPath(): string {
+  const built = join("native", "build", "Release", "strata_native.node");
+  const from = dirname(fileURLToPath(import.meta.url));
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, built))) return join(dir, built);
+    if (dirname(dir) === dir)
+      throw new Error(`Strata's native addon ${built} is not built above ${from}: run npm run build`);
+  }
+}
+
+const native = createRequire(import.meta.url)(addonPath()) as StrataNative;
 
 /** Maps a whole file read-only, with random-access advice. Throws Node's fs-style errors (code ENOENT…). */
 export function mapSegmentFile(path: string): Buffer {

@@ -30,7 +30,7 @@ export interface RowChange {
   values: FeatureValue[] | null;
 }
 
-/** Splits a base well under mmap-io's 2 GiB limit. */
+/** Splits a base well under the 2 GiB segment limit (segment-layout.ts MAX_SEGMENT_BYTES). */
 export const DEFAULT_MAX_SEGMENT_BYTES = 1 << 30;
 
 export interface ImportOptions {
