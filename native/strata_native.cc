@@ -1,16 +1,22 @@
-// strata_native: the two things the read path cannot do fast enough in JS.
+// strata_native: what the read path cannot do fast enough in JS. Exports:
 //
-// map(path) maps a segment file read-only as a SharedArrayBuffer. A Buffer over external memory
-// (what mmap-io returns) is charged to V8's external-memory budget, and mapping a 1 GiB file
-// forced a full GC each time ("external memory pressure": 130-200 ms with a large heap, measured
-// in bench/). A shared backing store is not charged per isolate, so a mapping costs the mmap(2)
-// call and nothing more. The pages are unmapped when the last view of the buffer is collected.
-//
-// locateBatch(...) looks up a batch of keys in the segments of one version, newest first: hash,
-// probe, bounds and CRC check of every record it reads, key compare, tombstone. It is the same
-// algorithm as SegmentView.find / VersionSnapshot.locate in src/format and src/storage (the
-// reference; tests compare the two), staged so that the cache misses of a whole batch overlap:
-// first every key's index slot is prefetched, then every candidate record, then they are read.
+//   map(path)            maps a segment file read-only as a SharedArrayBuffer. A Buffer over
+//                        external memory (what mmap-io returns) is charged to V8's external-memory
+//                        budget, and mapping a 1 GiB file forced a full GC each time ("external
+//                        memory pressure": 130-200 ms with a large heap, measured in bench/). A
+//                        shared backing store is not charged per isolate, so a mapping costs the
+//                        mmap(2) call and nothing more. The pages are unmapped when the last view
+//                        of the buffer is collected.
+//   prepare(...)         packs a version's segments once for the lookups below.
+//   locateBatch(...)     looks up a batch of keys in one version, newest segment first: hash,
+//                        probe, bounds and CRC check of every record it reads, key compare,
+//                        tombstone. The algorithm of SegmentView.find / VersionSnapshot.locate in
+//                        src/format and src/storage (the reference; tests compare the two), staged
+//                        so that the cache misses of many keys overlap: every key's index slot is
+//                        prefetched, then every candidate record, then they are read.
+//   locateOne(...)       the same for one key given as a string.
+//   copyRanges(...)      the row copies of one response in one call.
+//   crc32Async(...)      a whole segment's CRC on libuv's thread pool, for verifying before a swap.
 
 #include <node.h>
 #include <v8.h>
@@ -185,18 +191,6 @@ void Map(const FunctionCallbackInfo<Value>& args) {
   auto store = SharedArrayBuffer::NewBackingStore(
       data, size, [](void* d, size_t n, void*) { munmap(d, n); }, nullptr);
   args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
-}
-
-// willNeed(view, offset, length): asks the kernel to read a range ahead (the index, before a swap).
-void WillNeed(const FunctionCallbackInfo<Value>& args) {
-  uint8_t* base = DataOf<uint8_t>(args[0]);
-  size_t length = args[0].As<ArrayBufferView>()->ByteLength();
-  Local<Context> context = args.GetIsolate()->GetCurrentContext();
-  size_t offset = static_cast<size_t>(args[1]->IntegerValue(context).FromJust());
-  size_t n = static_cast<size_t>(args[2]->IntegerValue(context).FromJust());
-  if (offset > length || n > length - offset) return Throw(args.GetIsolate(), "willNeed: range out of bounds");
-  uintptr_t start = reinterpret_cast<uintptr_t>(base + offset) & ~uintptr_t(4095);
-  madvise(reinterpret_cast<void*>(start), reinterpret_cast<uintptr_t>(base + offset + n) - start, MADV_WILLNEED);
 }
 
 // A version's segments, checked and packed once (prepare), then used by every batch (locateBatch).
@@ -505,7 +499,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
         .Check();
   };
   set("map", Map);
-  set("willNeed", WillNeed);
   set("prepare", Prepare);
   set("locateBatch", LocateBatch);
   set("locateOne", LocateOne);

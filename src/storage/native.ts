@@ -17,7 +17,6 @@ type PreparedVersion = { readonly __prepared: unique symbol };
 
 interface StrataNative {
   map(path: string): SharedArrayBuffer;
-  willNeed(view: Uint8Array, offset: number, length: number): void;
   /** Packs a version's segments (probe order) for locateBatch. */
   prepare(
     segments: Uint8Array[],
@@ -56,11 +55,6 @@ const native = createRequire(import.meta.url)(addonPath()) as StrataNative;
 /** Maps a whole file read-only, with random-access advice. Throws Node's fs-style errors (code ENOENT…). */
 export function mapSegmentFile(path: string): Buffer {
   return Buffer.from(native.map(path));
-}
-
-/** Asks the kernel to read [offset, offset + length) of a mapping ahead, without blocking. */
-export function readAhead(bytes: Buffer, offset: number, length: number): void {
-  native.willNeed(bytes, offset, length);
 }
 
 /** CRC-32 (zlib's) of `bytes`, computed on libuv's thread pool: the event loop goes on serving. */
