@@ -15,7 +15,10 @@
 //                        so that the cache misses of many keys overlap: every key's index slot is
 //                        prefetched, then every candidate record, then they are read.
 //   locateOne(...)       the same for one key given as a string.
-//   copyRanges(...)      the row copies of one response in one call.
+//   measureRows(...), writeRows(...)
+//                        the rows of a GetFeatures/ScanTable response, sized and then written
+//                        straight from the mapped records (src/serve/response-encoder.ts has the
+//                        message grammar; tests decode the result with protobufjs).
 //   crc32Async(...)      a whole segment's CRC on libuv's thread pool, for verifying before a swap.
 
 #include <node.h>
@@ -404,38 +407,283 @@ void LocateOne(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(version.one_out[kOutStatus]);
 }
 
-// copyRanges(target: Uint8Array, sources: Uint8Array[], ranges: Int32Array, count: number): void
-// Range i copies sources[ranges[4i+1]][ranges[4i+2], +ranges[4i+3]) to target at ranges[4i]: the
-// row values of one response in one call (Buffer.copy costs 140-210 ns per call from JS).
-void CopyRanges(const FunctionCallbackInfo<Value>& args) {
+// ---- response rows (src/serve/response-encoder.ts) ----
+// Row statuses (proto RowStatus) and the feature kinds and plan layout of ResponsePlan.
+enum RowStatus { kRowFound = 1, kRowNotFound = 2, kRowOutsideMaxAge = 3, kRowDataLoss = 4 };
+enum Kind { kF32, kF64, kI64, kBool, kString, kBytes, kVector };
+enum PlanField { kPlanPacked, kPlanVarStart, kPlanFeatures, kPlanHeader };
+enum FeatureField { kFeatKind, kFeatIndex, kFeatOffset, kFeatPrevEnd, kFeatVectorBytes, kFeatStride };
+
+inline uint32_t Varint32Size(uint32_t v) { return v < (1u << 7) ? 1 : v < (1u << 14) ? 2 : v < (1u << 21) ? 3 : v < (1u << 28) ? 4 : 5; }
+inline uint32_t Varint64Size(uint64_t v) {
+  uint32_t n = 1;
+  while (v >= 0x80) { v >>= 7; n++; }
+  return n;
+}
+inline uint32_t LenFieldSize(uint32_t field, uint32_t n) { return Varint32Size(field << 3 | 2) + Varint32Size(n) + n; }
+inline uint8_t* PutVarint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) { *p++ = uint8_t(v) | 0x80; v >>= 7; }
+  *p++ = uint8_t(v);
+  return p;
+}
+inline uint64_t TimeBits(double t) { return uint64_t(int64_t(t)); }
+
+struct RowsArgs {
+  const Version* version;
+  const int32_t* plan;
+  const uint8_t* keys;
+  const uint32_t* bounds;
+  uint32_t count;
+  const uint8_t* status;
+  const int32_t* located;  // kOutStride per row (segment, value offset and length)
+  const double* times;
+  int32_t* row_size;
+};
+
+// Where a found row's value bytes are, checked to lie in its segment.
+inline bool RowValue(const RowsArgs& a, uint32_t i, const uint8_t** at, uint32_t* length) {
+  const int32_t* o = a.located + i * kOutStride;
+  if (o[kOutSegment] < 0 || uint32_t(o[kOutSegment]) >= a.version->segments.size() || o[kOutValueOffset] < 0 ||
+      o[kOutValueLength] < 0)
+    return false;
+  const Segment& g = a.version->segments[o[kOutSegment]];
+  if (uint64_t(o[kOutValueOffset]) + uint64_t(o[kOutValueLength]) > g.data_end) return false;
+  *at = g.bytes + o[kOutValueOffset];
+  *length = uint32_t(o[kOutValueLength]);
+  return true;
+}
+
+// A feature's bytes within a row of `length` bytes: [*start, *end) for strings and bytes, the slot otherwise.
+inline bool FeatureRange(const int32_t* f, const uint8_t* at, uint32_t length, uint32_t var_start, uint32_t* start,
+                         uint32_t* end) {
+  const uint32_t offset = uint32_t(f[kFeatOffset]);
+  switch (f[kFeatKind]) {
+    case kString:
+    case kBytes: {
+      if (uint64_t(offset) + 4 > length || (f[kFeatPrevEnd] >= 0 && uint64_t(f[kFeatPrevEnd]) + 4 > length)) return false;
+      const uint32_t s = f[kFeatPrevEnd] < 0 ? 0 : load32(at + f[kFeatPrevEnd]);
+      const uint32_t e = load32(at + offset);
+      *start = var_start + s;
+      *end = var_start + e;
+      return s <= e && uint64_t(var_start) + e <= length;
+    }
+    default: {
+      const uint32_t width = f[kFeatKind] == kF32 ? 4 : f[kFeatKind] == kBool ? 1 : f[kFeatKind] == kVector ? uint32_t(f[kFeatVectorBytes]) : 8;
+      *start = offset;
+      *end = offset + width;
+      return uint64_t(offset) + width <= length;
+    }
+  }
+}
+
+inline bool IsNull(const uint8_t* at, uint32_t length, int32_t index) {
+  return uint32_t(index >> 3) < length && (at[index >> 3] & (1 << (index & 7))) != 0;
+}
+
+// Size of one `values` entry (tag 4, length, FeatureValue); 0 when the row is malformed.
+inline uint32_t ValueEntrySize(const int32_t* f, const uint8_t* at, uint32_t length, uint32_t var_start) {
+  uint32_t content;
+  if (IsNull(at, length, f[kFeatIndex])) {
+    content = 2;
+  } else {
+    uint32_t s, e;
+    if (!FeatureRange(f, at, length, var_start, &s, &e)) return 0;
+    switch (f[kFeatKind]) {
+      case kF32: content = 5; break;
+      case kF64: content = 9; break;
+      case kI64: {
+        uint64_t v;
+        std::memcpy(&v, at + s, 8);
+        content = 1 + Varint64Size(v);
+        break;
+      }
+      case kBool: content = 2; break;
+      case kString:
+      case kBytes: content = 1 + Varint32Size(e - s) + (e - s); break;
+      default: {
+        const uint32_t inner = 1 + Varint32Size(e - s) + (e - s);
+        content = 1 + Varint32Size(inner) + inner;
+      }
+    }
+  }
+  return 1 + Varint32Size(content) + content;
+}
+
+bool UnpackRowsArgs(const FunctionCallbackInfo<Value>& args, RowsArgs* a) {
+  // (version, plan, keys, bounds, count, status, located, times, rowSize, ...)
+  if (args.Length() < 9 || !args[0]->IsExternal() || !args[1]->IsInt32Array() || !args[2]->IsUint8Array() ||
+      !args[3]->IsUint32Array() || !args[4]->IsUint32() || !args[5]->IsUint8Array() || !args[6]->IsInt32Array() ||
+      !args[7]->IsFloat64Array() || !args[8]->IsInt32Array())
+    return false;
+  a->version = static_cast<Version*>(args[0].As<v8::External>()->Value());
+  a->plan = DataOf<int32_t>(args[1]);
+  a->keys = DataOf<uint8_t>(args[2]);
+  a->bounds = DataOf<uint32_t>(args[3]);
+  a->count = args[4].As<v8::Uint32>()->Value();
+  a->status = DataOf<uint8_t>(args[5]);
+  a->located = DataOf<int32_t>(args[6]);
+  a->times = DataOf<double>(args[7]);
+  a->row_size = DataOf<int32_t>(args[8]);
+  const size_t n = a->count;
+  const size_t plan_ints = args[1].As<ArrayBufferView>()->ByteLength() / 4;
+  const size_t keys_length = args[2].As<ArrayBufferView>()->ByteLength();
+  if (plan_ints < kPlanHeader || a->plan[kPlanFeatures] < 0 ||
+      plan_ints < kPlanHeader + size_t(a->plan[kPlanFeatures]) * kFeatStride || a->plan[kPlanVarStart] < 0 ||
+      args[3].As<ArrayBufferView>()->ByteLength() < n * 8 || args[5].As<ArrayBufferView>()->ByteLength() < n ||
+      args[6].As<ArrayBufferView>()->ByteLength() < n * kOutStride * 4 ||
+      args[7].As<ArrayBufferView>()->ByteLength() < n * 8 || args[8].As<ArrayBufferView>()->ByteLength() < n * 4)
+    return false;
+  for (uint32_t i = 0; i < n; i++)
+    if (a->bounds[2 * i] > a->bounds[2 * i + 1] || a->bounds[2 * i + 1] > keys_length) return false;
+  return true;
+}
+
+// measureRows(version, plan, keys, bounds, count, status, located, times, rowSize, field): total bytes
+// of the rows as repeated field `field`; each row's size goes to rowSize. -1 when a row is malformed.
+void MeasureRows(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  Local<Context> context = isolate->GetCurrentContext();
-  if (args.Length() < 4 || !args[0]->IsUint8Array() || !args[1]->IsArray() || !args[2]->IsInt32Array() ||
-      !args[3]->IsUint32())
-    return Throw(isolate, "copyRanges: bad arguments");
-  uint8_t* target = DataOf<uint8_t>(args[0]);
-  const size_t target_length = args[0].As<ArrayBufferView>()->ByteLength();
-  Local<v8::Array> source_array = args[1].As<v8::Array>();
-  const int32_t* ranges = DataOf<int32_t>(args[2]);
-  const uint32_t count = args[3].As<v8::Uint32>()->Value();
-  if (args[2].As<ArrayBufferView>()->ByteLength() < size_t(count) * 16) return Throw(isolate, "copyRanges: ranges too short");
-  const uint32_t nsrc = source_array->Length();
-  std::vector<std::pair<const uint8_t*, size_t>> sources(nsrc);
-  for (uint32_t s = 0; s < nsrc; s++) {
-    Local<Value> v;
-    if (!source_array->Get(context, s).ToLocal(&v) || !v->IsUint8Array()) return Throw(isolate, "copyRanges: source is not a Uint8Array");
-    sources[s] = {DataOf<uint8_t>(v), v.As<ArrayBufferView>()->ByteLength()};
+  RowsArgs a;
+  if (!UnpackRowsArgs(args, &a) || !args[9]->IsUint32()) return Throw(isolate, "measureRows: bad arguments");
+  const uint32_t field = args[9].As<v8::Uint32>()->Value();
+  const bool packed = a.plan[kPlanPacked] != 0;
+  const uint32_t var_start = uint32_t(a.plan[kPlanVarStart]);
+  const int32_t nfeat = a.plan[kPlanFeatures];
+  const int32_t* features = a.plan + kPlanHeader;
+  double total = 0;
+  for (uint32_t i = 0; i < a.count; i++) {
+    const uint8_t st = a.status[i];
+    uint32_t row = LenFieldSize(1, a.bounds[2 * i + 1] - a.bounds[2 * i]) + 2;
+    if (st == kRowFound || st == kRowOutsideMaxAge) row += 1 + Varint64Size(TimeBits(a.times[i]));
+    if (st == kRowFound) {
+      const uint8_t* at;
+      uint32_t length;
+      if (!RowValue(a, i, &at, &length)) return args.GetReturnValue().Set(-1);
+      if (packed) {
+        row += LenFieldSize(5, length);
+      } else {
+        for (int32_t f = 0; f < nfeat; f++) {
+          const uint32_t n = ValueEntrySize(features + f * kFeatStride, at, length, var_start);
+          if (n == 0) return args.GetReturnValue().Set(-1);
+          row += n;
+        }
+      }
+    }
+    a.row_size[i] = int32_t(row);
+    total += LenFieldSize(field, row);
   }
-  for (uint32_t i = 0; i < count; i++) {
-    const int32_t* r = ranges + i * 4;
-    if (r[0] < 0 || r[1] < 0 || uint32_t(r[1]) >= nsrc || r[2] < 0 || r[3] < 0 ||
-        size_t(r[0]) + size_t(r[3]) > target_length || size_t(r[2]) + size_t(r[3]) > sources[r[1]].second)
-      return Throw(isolate, "copyRanges: range out of bounds");
+  args.GetReturnValue().Set(total);
+}
+
+// writeRows(version, plan, keys, bounds, count, status, located, times, rowSize, field, target, pos):
+// the end position. Rows must have been measured by measureRows with the same arguments.
+void WriteRows(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  RowsArgs a;
+  if (!UnpackRowsArgs(args, &a) || !args[9]->IsUint32() || !args[10]->IsUint8Array() || !args[11]->IsUint32())
+    return Throw(isolate, "writeRows: bad arguments");
+  const uint32_t field = args[9].As<v8::Uint32>()->Value();
+  uint8_t* const target = DataOf<uint8_t>(args[10]);
+  const size_t target_length = args[10].As<ArrayBufferView>()->ByteLength();
+  size_t pos = args[11].As<v8::Uint32>()->Value();
+  const bool packed = a.plan[kPlanPacked] != 0;
+  const uint32_t var_start = uint32_t(a.plan[kPlanVarStart]);
+  const int32_t nfeat = a.plan[kPlanFeatures];
+  const int32_t* features = a.plan + kPlanHeader;
+  for (uint32_t i = 0; i < a.count; i++) {
+    const uint32_t row = uint32_t(a.row_size[i]);
+    const size_t row_end = pos + LenFieldSize(field, row);
+    if (a.row_size[i] < 0 || row_end > target_length) return Throw(isolate, "writeRows: rows do not fit");
+    uint8_t* p = target + pos;
+    p = PutVarint(p, field << 3 | 2);
+    p = PutVarint(p, row);
+    const uint32_t key_len = a.bounds[2 * i + 1] - a.bounds[2 * i];
+    *p++ = 0x0a;  // key
+    p = PutVarint(p, key_len);
+    std::memcpy(p, a.keys + a.bounds[2 * i], key_len);
+    p += key_len;
+    const uint8_t st = a.status[i];
+    *p++ = 0x10;  // status
+    *p++ = st;
+    if (st == kRowFound || st == kRowOutsideMaxAge) {
+      *p++ = 0x18;  // event_time_ms
+      p = PutVarint(p, TimeBits(a.times[i]));
+    }
+    if (st == kRowFound) {
+      const uint8_t* at;
+      uint32_t length;
+      if (!RowValue(a, i, &at, &length)) return Throw(isolate, "writeRows: row out of range");
+      if (packed) {
+        *p++ = 0x2a;  // packed
+        p = PutVarint(p, length);
+        std::memcpy(p, at, length);
+        p += length;
+      } else {
+        for (int32_t k = 0; k < nfeat; k++) {
+          const int32_t* f = features + k * kFeatStride;
+          *p++ = 0x22;  // values
+          if (IsNull(at, length, f[kFeatIndex])) {
+            *p++ = 2;
+            *p++ = 0x40;  // null_value
+            *p++ = 0;
+            continue;
+          }
+          uint32_t s, e;
+          if (!FeatureRange(f, at, length, var_start, &s, &e)) return Throw(isolate, "writeRows: row out of range");
+          switch (f[kFeatKind]) {
+            case kF32:
+              *p++ = 5;
+              *p++ = 0x0d;
+              std::memcpy(p, at + s, 4);
+              p += 4;
+              break;
+            case kF64:
+              *p++ = 9;
+              *p++ = 0x11;
+              std::memcpy(p, at + s, 8);
+              p += 8;
+              break;
+            case kI64: {
+              uint64_t v;
+              std::memcpy(&v, at + s, 8);
+              *p++ = uint8_t(1 + Varint64Size(v));
+              *p++ = 0x18;
+              p = PutVarint(p, v);
+              break;
+            }
+            case kBool:
+              *p++ = 2;
+              *p++ = 0x20;
+              *p++ = at[s] ? 1 : 0;
+              break;
+            case kString:
+            case kBytes: {
+              const uint32_t n = e - s;
+              p = PutVarint(p, 1 + Varint32Size(n) + n);
+              *p++ = f[kFeatKind] == kString ? 0x2a : 0x32;
+              p = PutVarint(p, n);
+              std::memcpy(p, at + s, n);
+              p += n;
+              break;
+            }
+            default: {
+              const uint32_t n = e - s;
+              const uint32_t inner = 1 + Varint32Size(n) + n;
+              p = PutVarint(p, 1 + Varint32Size(inner) + inner);
+              *p++ = 0x3a;  // Float32Vector
+              p = PutVarint(p, inner);
+              *p++ = 0x0a;  // values (packed floats)
+              p = PutVarint(p, n);
+              std::memcpy(p, at + s, n);
+              p += n;
+            }
+          }
+        }
+      }
+    }
+    if (size_t(p - target) != row_end) return Throw(isolate, "writeRows: a row's size differs from its measure");
+    pos = row_end;
   }
-  for (uint32_t i = 0; i < count; i++) {
-    const int32_t* r = ranges + i * 4;
-    std::memcpy(target + r[0], sources[r[1]].first + r[2], size_t(r[3]));
-  }
+  args.GetReturnValue().Set(double(pos));
 }
 
 // crc32Async(view: Uint8Array, callback: (crc: number) => void): void
@@ -502,6 +750,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("prepare", Prepare);
   set("locateBatch", LocateBatch);
   set("locateOne", LocateOne);
-  set("copyRanges", CopyRanges);
+  set("measureRows", MeasureRows);
+  set("writeRows", WriteRows);
   set("crc32Async", Crc32Async);
 }

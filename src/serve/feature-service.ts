@@ -177,7 +177,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
             snapshot,
             plan,
             keys,
-            (i, out) => Object.assign(out, locations[i]),
+            locations,
             table.schema.maxAgeMs,
             Date.now(),
             table.rowCounts,

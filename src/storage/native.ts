@@ -15,6 +15,19 @@ import type { KeyBatch } from "../format/key-batch.js";
 /** An opaque native handle. */
 type PreparedVersion = { readonly __prepared: unique symbol };
 
+/** The rows of a response: what measureRows and writeRows read (strata_native.cc `RowsArgs`). */
+type RowsArgs = [
+  version: PreparedVersion,
+  plan: Int32Array,
+  keys: Uint8Array,
+  bounds: Uint32Array,
+  count: number,
+  status: Uint8Array,
+  located: Int32Array,
+  eventTimes: Float64Array,
+  rowSize: Int32Array,
+];
+
 interface StrataNative {
   map(path: string): SharedArrayBuffer;
   /** Packs a version's segments (probe order) for locateBatch. */
@@ -33,7 +46,8 @@ interface StrataNative {
     out: Int32Array,
     eventTimes: Float64Array,
   ): void;
-  copyRanges(target: Uint8Array, sources: Uint8Array[], ranges: Int32Array, count: number): void;
+  measureRows(...args: [...RowsArgs, field: number]): number;
+  writeRows(...args: [...RowsArgs, field: number, target: Uint8Array, pos: number]): number;
   crc32Async(view: Uint8Array, callback: (crc: number) => void): void;
 }
 
@@ -100,6 +114,60 @@ export class BatchLocator {
     return native.locateOne(this.prepared, key);
   }
 
+  /**
+   * Sizes the rows of a response (response-encoder.ts): `plan` is a ResponsePlan's packed form,
+   * `status` the rows' RowStatus, `located` where they are in this version. Each row's size goes to
+   * `rowSize`; returns their total as repeated field `field`, or -1 when a row is malformed.
+   */
+  measureRows(
+    plan: Int32Array,
+    keys: KeyBatch,
+    status: Uint8Array,
+    located: BatchLocations,
+    rowSize: Int32Array,
+    field: number,
+  ): number {
+    return native.measureRows(
+      this.prepared,
+      plan,
+      keys.bytes,
+      keys.bounds,
+      keys.count,
+      status,
+      located.raw,
+      located.eventTimes,
+      rowSize,
+      field,
+    );
+  }
+
+  /** Writes the rows measureRows sized into `target` at `pos`; returns the end. */
+  writeRows(
+    plan: Int32Array,
+    keys: KeyBatch,
+    status: Uint8Array,
+    located: BatchLocations,
+    rowSize: Int32Array,
+    field: number,
+    target: Buffer,
+    pos: number,
+  ): number {
+    return native.writeRows(
+      this.prepared,
+      plan,
+      keys.bytes,
+      keys.bounds,
+      keys.count,
+      status,
+      located.raw,
+      located.eventTimes,
+      rowSize,
+      field,
+      target,
+      pos,
+    );
+  }
+
   /** Looks up every key of `keys`; results in `out` (valid until its next use). */
   locate(keys: KeyBatch, out: BatchLocations): void {
     out.ensure(keys.count);
@@ -119,6 +187,23 @@ export class BatchLocations {
     this.eventTimes = new Float64Array(cap);
   }
 
+  /** Fills result `i` by hand (a scan locates its rows itself). */
+  set(
+    i: number,
+    status: BatchStatus,
+    segment: number,
+    valueOffset: number,
+    valueLength: number,
+    eventTimeMs: number,
+  ): void {
+    const r = this.raw;
+    r[i * OUT_STRIDE] = status;
+    r[i * OUT_STRIDE + 1] = segment;
+    r[i * OUT_STRIDE + 2] = valueOffset;
+    r[i * OUT_STRIDE + 3] = valueLength;
+    this.eventTimes[i] = eventTimeMs;
+  }
+
   status(i: number): BatchStatus {
     return this.raw[i * OUT_STRIDE]! as BatchStatus;
   }
@@ -135,44 +220,5 @@ export class BatchLocations {
   }
   eventTimeMs(i: number): number {
     return this.eventTimes[i]!;
-  }
-}
-
-/**
- * Copies of row bytes into a response buffer, collected while the response is encoded and made in
- * one native call: a Buffer.copy from JS costs 140-210 ns each, more than the bytes it moves.
- */
-export class DeferredCopies {
-  private ranges = new Int32Array(4 * 256);
-  private sources: Buffer[] = [];
-  private count = 0;
-
-  /** Forgets pending copies (and the mappings they name). */
-  reset(): void {
-    this.count = 0;
-    this.sources.length = 0;
-  }
-
-  /** Copy source[offset, offset + length) to `at` in the target given to `run`. */
-  add(at: number, source: Buffer, offset: number, length: number): void {
-    let s = this.sources.indexOf(source);
-    if (s < 0) s = this.sources.push(source) - 1;
-    if (this.count * 4 === this.ranges.length) {
-      const grown = new Int32Array(this.ranges.length * 2);
-      grown.set(this.ranges);
-      this.ranges = grown;
-    }
-    const r = this.ranges;
-    const i = this.count++ * 4;
-    r[i] = at;
-    r[i + 1] = s;
-    r[i + 2] = offset;
-    r[i + 3] = length;
-  }
-
-  /** Makes every pending copy into `target`, then resets. */
-  run(target: Buffer): void {
-    if (this.count > 0) native.copyRanges(target, this.sources, this.ranges, this.count);
-    this.reset();
   }
 }

@@ -42,7 +42,7 @@ export class VersionSnapshot {
   readonly layout: RowLayout;
   /** Newest first: the probe order. */
   readonly probeOrder: readonly SegmentView[];
-  private locator: BatchLocator | null = null;
+  private preparedLocator: BatchLocator | null = null;
 
   constructor(
     readonly table: string,
@@ -89,12 +89,12 @@ export class VersionSnapshot {
    * `locate` per key. `out.segment(i)` indexes `probeOrder`.
    */
   locateBatch(keys: KeyBatch, out: BatchLocations): void {
-    this.nativeLocator().locate(keys, out);
+    this.locator.locate(keys, out);
   }
 
   /** `locate` for one key through the native lookup: the same answers, faster. */
   locateOne(key: string, out: RowLocation = newRowLocation()): RowLocation {
-    const locator = this.nativeLocator();
+    const locator = this.locator;
     const status = locator.locateOne(key);
     const one = locator.one;
     out.status =
@@ -106,8 +106,9 @@ export class VersionSnapshot {
     return out;
   }
 
-  private nativeLocator(): BatchLocator {
-    return (this.locator ??= new BatchLocator(this.probeOrder));
+  /** The native side of this version's lookups (prepared on first use). */
+  get locator(): BatchLocator {
+    return (this.preparedLocator ??= new BatchLocator(this.probeOrder));
   }
 
   /** Looks a key up and decodes its values (copies). */

@@ -1,10 +1,10 @@
-/** The native addon's mapping, off-thread CRC and batched copies (storage/native.ts). */
+/** The native addon's mapping and off-thread CRC (storage/native.ts). */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
-import { DeferredCopies, crc32OffThread, mapSegmentFile } from "../../../src/storage/native.js";
+import { crc32OffThread, mapSegmentFile } from "../../../src/storage/native.js";
 
 const dir = mkdtempSync(join(tmpdir(), "strata-native-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,21 +30,5 @@ describe("native addon", () => {
     expect(await crc32OffThread(mapped.subarray(4096, 9000))).toBe(crc32(bytes.subarray(4096, 9000)));
     expect(await crc32OffThread(Buffer.from("hello"))).toBe(crc32("hello"));
     expect(await crc32OffThread(Buffer.alloc(0))).toBe(0);
-  });
-
-  it("makes deferred copies in one call and refuses ranges outside either buffer", () => {
-    const copies = new DeferredCopies();
-    const a = Buffer.from("abcdefghijklmnopqrstuvwxyz");
-    const b = Buffer.from("0123456789");
-    const target = Buffer.alloc(12, ".");
-    copies.add(0, a, 2, 3);
-    copies.add(3, b, 7, 3);
-    copies.add(8, a, 0, 4);
-    copies.run(target);
-    expect(target.toString()).toBe("cde789..abcd");
-    copies.add(10, a, 0, 3);
-    expect(() => copies.run(target)).toThrow(/out of bounds/);
-    copies.add(0, b, 8, 3);
-    expect(() => copies.run(target)).toThrow(/out of bounds/);
   });
 });
