@@ -168,6 +168,14 @@ export class ResponseEncoder {
     return buf;
   }
 
+  /**
+   * The caller is done with a response from this encoder (grpc-js has serialized it: a stream
+   * write's callback ran), so its bytes may be reused. Never call it for a response still in use.
+   */
+  release(response: Buffer): void {
+    this.slab.release(response);
+  }
+
   /** Row statuses from the lookups, with the table's max age applied, counted. */
   private classify(count: number, maxAgeMs: number, nowMs: number, counters: EncodeCounters): void {
     if (this.status.length < count) {
