@@ -13,9 +13,6 @@ export interface KeyBatch {
 
 export const keyLength = (keys: KeyBatch, i: number): number => keys.bounds[2 * i + 1]! - keys.bounds[2 * i]!;
 
-export const keyText = (keys: KeyBatch, i: number): string =>
-  keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]);
-
 /** Fills a reusable KeyBatch from strings; its buffers grow and are kept. */
 export class KeyBatchBuilder implements KeyBatch {
   bytes = Buffer.allocUnsafe(4096);

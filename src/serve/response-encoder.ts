@@ -16,7 +16,7 @@
 import type { FeatureSlot, RowLayout } from "../format/row-layout.js";
 import { KeyBatchBuilder, type KeyBatch } from "../format/key-batch.js";
 import type { RowLocation, VersionSnapshot } from "../storage/version-snapshot.js";
-import { BatchLocations, BatchStatus } from "../storage/native.js";
+import { BatchLocations, BatchStatus, type ResponseRows } from "../storage/native.js";
 import { Slab } from "./slab.js";
 import {
   WIRE_VARINT,
@@ -114,9 +114,13 @@ export class ResponseEncoder {
     const { getTable, getFeatures } = plan;
     const requestIdSize =
       requestIdLo === 0 && requestIdHi === 0 ? 0 : 1 + varint64Size(requestIdLo, requestIdHi);
-    const rows = this.measure(snapshot, plan, keys, 5);
+    const rows = this.rows(plan, keys, this.located, 5);
     const size =
-      requestIdSize + getTable.length + uint64FieldSize(3, snapshot.version) + getFeatures.length + rows;
+      requestIdSize +
+      getTable.length +
+      uint64FieldSize(3, snapshot.version) +
+      getFeatures.length +
+      this.measure(snapshot, rows);
     const buf = this.slab.buffer(size);
     let pos = 0;
     if (requestIdSize > 0) {
@@ -126,7 +130,7 @@ export class ResponseEncoder {
     pos += getTable.copy(buf, pos);
     pos = writeUint64Field(buf, pos, 3, snapshot.version);
     pos += getFeatures.copy(buf, pos);
-    pos = snapshot.locator.writeRows(plan.packed, keys, this.status, this.located, this.rowSize, 5, buf, pos);
+    pos = snapshot.locator.writeRows(rows, buf, pos);
     if (pos !== size) throw new Error(`Response encoder wrote ${pos} bytes, planned ${size}`);
     return buf;
   }
@@ -157,13 +161,17 @@ export class ResponseEncoder {
     this.classify(keyTexts.length, maxAgeMs, nowMs, counters);
     const keys = this.scanKeys.set(keyTexts);
     const { scanTable, scanFeatures } = plan;
-    const rows = this.measure(snapshot, plan, keys, 4);
-    const size = scanTable.length + uint64FieldSize(2, snapshot.version) + scanFeatures.length + rows;
+    const rows = this.rows(plan, keys, located, 4);
+    const size =
+      scanTable.length +
+      uint64FieldSize(2, snapshot.version) +
+      scanFeatures.length +
+      this.measure(snapshot, rows);
     const buf = this.slab.buffer(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
     pos += scanFeatures.copy(buf, pos);
-    pos = snapshot.locator.writeRows(plan.packed, keys, this.status, located, this.rowSize, 4, buf, pos);
+    pos = snapshot.locator.writeRows(rows, buf, pos);
     if (pos !== size) throw new Error(`Scan encoder wrote ${pos} bytes, planned ${size}`);
     return buf;
   }
@@ -203,16 +211,14 @@ export class ResponseEncoder {
     }
   }
 
-  private measure(snapshot: VersionSnapshot, plan: ResponsePlan, keys: KeyBatch, field: number): number {
-    const size = snapshot.locator.measureRows(
-      plan.packed,
-      keys,
-      this.status,
-      this.located,
-      this.rowSize,
-      field,
-    );
-    if (size < 0) throw new Error(`A row of table "${plan.table}" version ${snapshot.version} is malformed`);
+  private rows(plan: ResponsePlan, keys: KeyBatch, located: BatchLocations, field: number): ResponseRows {
+    return { plan: plan.packed, keys, status: this.status, located, rowSize: this.rowSize, field };
+  }
+
+  private measure(snapshot: VersionSnapshot, rows: ResponseRows): number {
+    const size = snapshot.locator.measureRows(rows);
+    if (size < 0)
+      throw new Error(`A row of table "${snapshot.table}" version ${snapshot.version} is malformed`);
     return size;
   }
 }

@@ -87,6 +87,21 @@ const PARAM_STRIDE = 8;
 /** Per-key results, stride 4 (strata_native.cc `Out`). */
 const OUT_STRIDE = 4;
 
+/** The rows of one response as the encoder holds them (response-encoder.ts). */
+export interface ResponseRows {
+  /** A ResponsePlan's packed form. */
+  plan: Int32Array;
+  keys: KeyBatch;
+  /** RowStatus per row. */
+  status: Uint8Array;
+  /** Where each found row is in this version. */
+  located: BatchLocations;
+  /** Filled by measureRows, read by writeRows. */
+  rowSize: Int32Array;
+  /** The repeated field the rows are (5 in GetFeaturesResponse, 4 in ScanTableResponse). */
+  field: number;
+}
+
 /** One version's segments, packed once for the native lookup. */
 export class BatchLocator {
   /** Keeps the mappings alive as long as the native handle that points into them. */
@@ -114,58 +129,30 @@ export class BatchLocator {
     return native.locateOne(this.prepared, key);
   }
 
-  /**
-   * Sizes the rows of a response (response-encoder.ts): `plan` is a ResponsePlan's packed form,
-   * `status` the rows' RowStatus, `located` where they are in this version. Each row's size goes to
-   * `rowSize`; returns their total as repeated field `field`, or -1 when a row is malformed.
-   */
-  measureRows(
-    plan: Int32Array,
-    keys: KeyBatch,
-    status: Uint8Array,
-    located: BatchLocations,
-    rowSize: Int32Array,
-    field: number,
-  ): number {
-    return native.measureRows(
-      this.prepared,
-      plan,
-      keys.bytes,
-      keys.bounds,
-      keys.count,
-      status,
-      located.raw,
-      located.eventTimes,
-      rowSize,
-      field,
-    );
+  /** Sizes the rows of a response: each row's size goes to `rows.rowSize`; returns their total, or -1 when a row is malformed. */
+  measureRows(rows: ResponseRows): number {
+    return native.measureRows(...this.rowsArgs(rows));
   }
 
   /** Writes the rows measureRows sized into `target` at `pos`; returns the end. */
-  writeRows(
-    plan: Int32Array,
-    keys: KeyBatch,
-    status: Uint8Array,
-    located: BatchLocations,
-    rowSize: Int32Array,
-    field: number,
-    target: Buffer,
-    pos: number,
-  ): number {
-    return native.writeRows(
+  writeRows(rows: ResponseRows, target: Buffer, pos: number): number {
+    return native.writeRows(...this.rowsArgs(rows), target, pos);
+  }
+
+  private rowsArgs(r: ResponseRows): [...RowsArgs, number] {
+    const { keys, located } = r;
+    return [
       this.prepared,
-      plan,
+      r.plan,
       keys.bytes,
       keys.bounds,
       keys.count,
-      status,
+      r.status,
       located.raw,
       located.eventTimes,
-      rowSize,
-      field,
-      target,
-      pos,
-    );
+      r.rowSize,
+      r.field,
+    ];
   }
 
   /** Looks up every key of `keys`; results in `out` (valid until its next use). */
