@@ -17,22 +17,12 @@ import type {
   NodeStatus,
 } from "./coordination-store.js";
 import { FleetIncompleteError } from "./errors.js";
-import { fleetTarget, planPin, planResume, planRollback, stragglers } from "./fleet-state.js";
+import { FOLLOW, fleetTarget, planPin, planResume, planRollback, stragglers } from "./fleet-state.js";
 import { RedisCoordinationStore, redactUrl } from "./redis-coordination-store.js";
 
 /** How long a fleet command waits for the nodes, ms. */
 export const DEFAULT_FLEET_WAIT_MS = 15_000;
 const POLL_MS = 100;
-/** Before any desired state exists, the fleet follows its newest version. */
-const FOLLOW_ALL: DesiredState = {
-  mode: "follow",
-  version: null,
-  rolled_back: [],
-  resume_from: "version",
-  generation: 0,
-  updated_at_ms: 0,
-  by: "",
-};
 
 /** Connects the CLI to the fleet's control plane; ConfigError without STRATA_REDIS_URL. */
 export async function openFleetAdmin(config: Config): Promise<CoordinationStore> {
@@ -79,7 +69,7 @@ async function apply(
 ): Promise<FleetChange> {
   await knownTable(store, table);
   const [current, announced] = await Promise.all([store.getDesired(table), store.listAnnounced(table)]);
-  const from = fleetTarget(current ?? FOLLOW_ALL, announced);
+  const from = fleetTarget(current ?? FOLLOW, announced);
   const desired = (await store.setDesired(table, plan(current, announced)))!;
   const target = fleetTarget(desired, announced);
   const started = Date.now();

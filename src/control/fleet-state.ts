@@ -60,7 +60,8 @@ export function seedDesired(
     : { mode: "follow", version: null, rolled_back: [...local.rolled_back], resume_from: "version", by };
 }
 
-const FOLLOW: DesiredState = {
+/** Before any desired state exists, the fleet follows its newest version. */
+export const FOLLOW: DesiredState = {
   mode: "follow",
   version: null,
   rolled_back: [],

@@ -14,6 +14,7 @@ import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
 import type { FeatureValue } from "../format/schema.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
 import { checkSegmentFile } from "./segment-check.js";
+import type { SegmentEntry } from "./manifest.js";
 
 export interface WrittenSegment {
   readonly uuid: string;
@@ -189,21 +190,22 @@ export function isPartsEncodable(x: unknown): x is PartsEncodable {
   );
 }
 
+/** The manifest entry of a written segment. */
+export function segmentEntryOf(w: WrittenSegment): SegmentEntry {
+  return {
+    uuid: w.uuid,
+    kind: w.header.kind,
+    size: w.size,
+    header_crc32: w.headerCrc,
+    body_crc32: w.bodyCrc,
+    records: w.header.recordCount,
+    tombstones: w.header.tombstoneCount,
+    min_event_time_ms: w.header.minEventTimeMs,
+    max_event_time_ms: w.header.maxEventTimeMs,
+  };
+}
+
 /** Checks a just-written segment against the disk, as a publish does before listing it. */
 export function checkWrittenSegment(w: WrittenSegment): void {
-  checkSegmentFile(
-    w.path,
-    {
-      uuid: w.uuid,
-      kind: w.header.kind,
-      size: w.size,
-      header_crc32: w.headerCrc,
-      body_crc32: w.bodyCrc,
-      records: w.header.recordCount,
-      tombstones: w.header.tombstoneCount,
-      min_event_time_ms: w.header.minEventTimeMs,
-      max_event_time_ms: w.header.maxEventTimeMs,
-    },
-    w.header.schemaHash,
-  );
+  checkSegmentFile(w.path, segmentEntryOf(w), w.header.schemaHash);
 }

@@ -9,6 +9,7 @@ import {
   PartedRecords,
   SegmentFileWriter,
   isPartsEncodable,
+  segmentEntryOf,
   type WrittenSegment,
 } from "./segment-file-writer.js";
 import { MappedSegmentCache } from "./mapped-segment.js";
@@ -76,7 +77,7 @@ export class VersionWriter {
       );
       if (parts !== null) {
         const parent = this.currentManifest();
-        const entries = parts.map(toEntry);
+        const entries = parts.map(segmentEntryOf);
         // Each part was checked against its entry by the thread that wrote it.
         return this.publish("import", entries, [], parent?.kafka ?? null, undefined);
       }
@@ -99,7 +100,7 @@ export class VersionWriter {
         );
         written.push(part.finish());
         const parent = this.currentManifest();
-        const entries = written.map(toEntry);
+        const entries = written.map(segmentEntryOf);
         return this.publish("import", entries, entries, parent?.kafka ?? null, undefined);
       }
       for await (const batch of batches) {
@@ -119,7 +120,7 @@ export class VersionWriter {
       throw err;
     }
     const parent = this.currentManifest();
-    const entries = written.map(toEntry);
+    const entries = written.map(segmentEntryOf);
     return this.publish("import", entries, entries, parent?.kafka ?? null, undefined);
   }
 
@@ -144,7 +145,7 @@ export class VersionWriter {
       segment.abort();
       throw err;
     }
-    const entry = toEntry(segment.finish());
+    const entry = segmentEntryOf(segment.finish());
     return this.publish(
       "ingest",
       [...(parent?.segments ?? []), entry],
@@ -166,7 +167,9 @@ export class VersionWriter {
       verify: false,
       schema: this.schema,
     });
-    const entries = this.rewrite(snapshot, options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES).map(toEntry);
+    const entries = this.rewrite(snapshot, options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES).map(
+      segmentEntryOf,
+    );
     return this.publish(
       "compact",
       entries,
@@ -338,18 +341,4 @@ class SeenKeys {
       if (otherLength === length && bytes.compare(other, from, from + length, start, end) === 0) return true;
     }
   }
-}
-
-function toEntry(w: WrittenSegment): SegmentEntry {
-  return {
-    uuid: w.uuid,
-    kind: w.header.kind,
-    size: w.size,
-    header_crc32: w.headerCrc,
-    body_crc32: w.bodyCrc,
-    records: w.header.recordCount,
-    tombstones: w.header.tombstoneCount,
-    min_event_time_ms: w.header.minEventTimeMs,
-    max_event_time_ms: w.header.maxEventTimeMs,
-  };
 }
