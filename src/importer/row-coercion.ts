@@ -868,37 +868,11 @@ const POW10 = new Float64Array([
  * path). Anything else goes through {@link parseDecimal}.
  */
 function scanNumber(b: Buffer, s: number, e: number): number {
-  let p = s;
-  let neg = false;
-  if (p < e && b[p] === 0x2d) {
-    neg = true;
-    p++;
-  }
-  const ds = p;
-  let mant = 0;
-  while (p < e) {
-    const d = b[p]! - 0x30;
-    if (d < 0 || d > 9) break;
-    mant = mant * 10 + d;
-    p++;
-  }
-  let nd = p - ds;
-  let frac = 0;
-  if (p < e && b[p] === 0x2e) {
-    p++;
-    const fs = p;
-    while (p < e) {
-      const d = b[p]! - 0x30;
-      if (d < 0 || d > 9) break;
-      mant = mant * 10 + d;
-      p++;
-    }
-    frac = p - fs;
-    nd += frac;
-  }
+  const p = scanPlainDecimal(b, s, e);
+  const { nd, frac } = plain;
   if (nd > 0 && nd <= 15 && (p === e || !continuesNumber(b[p]!))) {
-    const v = frac === 0 ? mant : mant / POW10[frac]!;
-    OUT[0] = neg ? -v : v;
+    const v = frac === 0 ? plain.mant : plain.mant / POW10[frac]!;
+    OUT[0] = plain.neg ? -v : v;
     return p;
   }
   return scanNumberSlow(b, s, e);
@@ -916,6 +890,32 @@ const FLOAT32_SLACK = 2 ** -45;
  * been. Only values within 2^-45 of a float32 midpoint (or with an exponent) take the slow path.
  */
 function scanFloat32(b: Buffer, s: number, e: number): number {
+  const p = scanPlainDecimal(b, s, e);
+  const { nd, frac, neg } = plain;
+  if (nd > 0 && nd <= 30 && frac <= 22 && (p === e || !continuesNumber(b[p]!))) {
+    const v = frac === 0 ? plain.mant : plain.mant / POW10[frac]!;
+    if (nd <= 15) {
+      OUT[0] = neg ? -v : v;
+      return p;
+    }
+    const lo = Math.fround(v * (1 - FLOAT32_SLACK));
+    if (lo === Math.fround(v * (1 + FLOAT32_SLACK))) {
+      OUT[0] = neg ? -lo : lo;
+      return p;
+    }
+  }
+  return scanNumberSlow(b, s, e);
+}
+
+/** What `scanPlainDecimal` read: one object, reused, so the scanners allocate nothing. */
+const plain = { neg: false, mant: 0, nd: 0, frac: 0 };
+
+/**
+ * Reads `[-]digits[.digits]` from `b[s]` into `plain` (the mantissa summed as a double, exact up
+ * to 15 digits; the number of digits and of fraction digits) and returns where it stopped. The
+ * fast paths of {@link scanNumber} and {@link scanFloat32} decide from it whether they may use it.
+ */
+function scanPlainDecimal(b: Buffer, s: number, e: number): number {
   let p = s;
   let neg = false;
   if (p < e && b[p] === 0x2d) {
@@ -944,19 +944,11 @@ function scanFloat32(b: Buffer, s: number, e: number): number {
     frac = p - fs;
     nd += frac;
   }
-  if (nd > 0 && nd <= 30 && frac <= 22 && (p === e || !continuesNumber(b[p]!))) {
-    const v = frac === 0 ? mant : mant / POW10[frac]!;
-    if (nd <= 15) {
-      OUT[0] = neg ? -v : v;
-      return p;
-    }
-    const lo = Math.fround(v * (1 - FLOAT32_SLACK));
-    if (lo === Math.fround(v * (1 + FLOAT32_SLACK))) {
-      OUT[0] = neg ? -lo : lo;
-      return p;
-    }
-  }
-  return scanNumberSlow(b, s, e);
+  plain.neg = neg;
+  plain.mant = mant;
+  plain.nd = nd;
+  plain.frac = frac;
+  return p;
 }
 
 /** Bytes after which a fast-path number might go on: an exponent, a second point. */
