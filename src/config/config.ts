@@ -80,6 +80,8 @@ export interface Config {
   readonly ingestMaxMessageBytes: number;
   /** Largest string or bytes feature value accepted in a delta. @default 262144 (env STRATA_INGEST_MAX_VALUE_BYTES) */
   readonly ingestMaxValueBytes: number;
+  /** Decode delta batches in a worker thread beside the event loop. @default true (env STRATA_INGEST_DECODE_WORKER=0 turns it off) */
+  readonly ingestDecodeWorker: boolean;
 }
 
 export type ConfigFlags = Partial<{
@@ -158,6 +160,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     ingestGroupPrefix: pick(undefined, "STRATA_INGEST_GROUP_PREFIX") ?? DEFAULT_INGEST_GROUP_PREFIX,
     ingestMaxMessageBytes: positiveEnv("STRATA_INGEST_MAX_MESSAGE_BYTES", DEFAULT_INGEST_MAX_MESSAGE_BYTES),
     ingestMaxValueBytes: positiveEnv("STRATA_INGEST_MAX_VALUE_BYTES", DEFAULT_INGEST_MAX_VALUE_BYTES),
+    ingestDecodeWorker: flag(
+      pick(undefined, "STRATA_INGEST_DECODE_WORKER"),
+      true,
+      "STRATA_INGEST_DECODE_WORKER",
+    ),
   };
   if (!/^[A-Za-z0-9._-]{1,40}$/.test(config.ingestDeadLetterSuffix)) {
     throw new ConfigError(
@@ -227,6 +234,13 @@ function positive(value: string | undefined, fallback: number, name: string): nu
   if (!Number.isInteger(n) || n < 1)
     throw new ConfigError(`Invalid ${name} "${value}": expected a positive integer`);
   return n;
+}
+
+function flag(value: string | undefined, fallback: boolean, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (value === "1" || value === "true") return true;
+  if (value === "0" || value === "false") return false;
+  throw new ConfigError(`Invalid ${name} "${value}": expected 1 or 0`);
 }
 
 function positiveFraction(value: string | undefined, fallback: number, name: string): number {

@@ -38,6 +38,9 @@ export interface SegmentSink {
   readAt(offset: number, length: number): Buffer;
 }
 
+/** A row's values in schema order, or the row already encoded by row-layout.ts's writeRow. */
+export type RowContent = readonly FeatureValue[] | Uint8Array;
+
 export interface SegmentEncoderOptions {
   kind: SegmentKind;
   tableName: string;
@@ -65,7 +68,7 @@ export interface RecordTarget {
   readonly words: Int32Array;
   /** Frames the record at `at` whose key and row were written: header, CRC, index entry. */
   commit(at: number, keyLen: number, valueLen: number, eventTimeMs: number): void;
-  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void;
+  add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void;
 }
 
 /** A source of rows that can encode itself into a {@link RecordTarget} (what an import reader offers). */
@@ -142,11 +145,12 @@ export class SegmentEncoder implements RecordTarget {
     return this.entries.count;
   }
 
-  /** Adds a row (values in schema order) or, with values null, a tombstone. Later adds of a key win. */
-  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
+  /** Adds a row or, with values null, a tombstone. Later adds of a key win. */
+  add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void {
     if (!Number.isSafeInteger(eventTimeMs))
       throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
-    const valueLen = values === null ? 0 : measureRow(this.options.layout, values);
+    const encoded = values instanceof Uint8Array;
+    const valueLen = values === null ? 0 : encoded ? values.length : measureRow(this.options.layout, values);
     // Room for the longest encoding of the key (3 bytes a UTF-16 unit); the exact length is known once written.
     const maxKeyBytes = typeof key === "string" ? key.length * 3 : key.length;
     const maxLength = recordLength(Math.min(maxKeyBytes, MAX_KEY_BYTES + 8), valueLen);
@@ -180,7 +184,8 @@ export class SegmentEncoder implements RecordTarget {
     // i64 as two halves: no BigInt per record.
     b.writeUInt32LE(eventTimeMs >>> 0, at + 16);
     b.writeInt32LE(Math.floor(eventTimeMs / 4294967296), at + 20);
-    if (values !== null) writeRow(this.options.layout, values, b, valueAt, this.chunkFloats);
+    if (encoded) b.set(values, valueAt);
+    else if (values !== null) writeRow(this.options.layout, values, b, valueAt, this.chunkFloats);
     b.writeUInt32LE(crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset)), at);
     hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
     this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);

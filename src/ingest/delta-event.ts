@@ -107,7 +107,20 @@ export class DeltaDecoder {
 
 /** The value's encoding from the `content-type` header (any letter case in its name). */
 export function encodingOf(headers: DeltaInput["headers"]): DeltaEncoding {
-  if (!headers) return "json";
+  const raw = contentTypeOf(headers);
+  if (raw === undefined) return "json";
+  const type = raw.split(";")[0]!.trim().toLowerCase();
+  if (type === "application/json" || type === "") return "json";
+  if (PROTOBUF_TYPES.has(type)) return "protobuf";
+  throw new InvalidDeltaError(
+    "unsupported_content_type",
+    `Unsupported content-type ${JSON.stringify(raw)}: expected application/json or application/x-protobuf`,
+  );
+}
+
+/** The `content-type` header's value (any letter case in its name), as text. */
+export function contentTypeOf(headers: DeltaInput["headers"]): string | undefined {
+  if (!headers) return undefined;
   let raw = headers["content-type"];
   if (raw === undefined) {
     for (const name in headers) {
@@ -117,14 +130,7 @@ export function encodingOf(headers: DeltaInput["headers"]): DeltaEncoding {
       }
     }
   }
-  if (raw === undefined) return "json";
-  const type = String(raw).split(";")[0]!.trim().toLowerCase();
-  if (type === "application/json" || type === "") return "json";
-  if (PROTOBUF_TYPES.has(type)) return "protobuf";
-  throw new InvalidDeltaError(
-    "unsupported_content_type",
-    `Unsupported content-type ${JSON.stringify(String(raw))}: expected application/json or application/x-protobuf`,
-  );
+  return raw === undefined ? undefined : String(raw);
 }
 
 function decodeMessageKey(key: Buffer | null): string | undefined {

@@ -12,6 +12,8 @@ import type { Manifest } from "../storage/manifest.js";
 import { errorMessage } from "../shared/errors.js";
 import { Backoff } from "./backoff.js";
 import type { DeltaBatch, DeltaProducer, DeltaSource, DeltaSubscription } from "./delta-source.js";
+import type { DecodePool } from "./decode-pool.js";
+import type { DecodedBatch } from "./decoded-batch.js";
 import type { IngestStatus } from "./ingest-status.js";
 import type { Logger } from "../shared/logger.js";
 import type { PublishOutcome, TableIngestor } from "./table-ingestor.js";
@@ -27,7 +29,15 @@ export interface IngestLoopOptions {
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
   readonly onPublished?: (table: string, version: number) => void;
+  /** Decodes batches off the event loop; without it (or without its worker) they are decoded inline. */
+  readonly decodePool?: DecodePool;
 }
+
+/**
+ * Batches read but not yet applied, at most: while the worker decodes them, Kafka is read on.
+ * More would only hold more memory; the merge applies them one at a time anyway.
+ */
+const MAX_BATCHES_IN_FLIGHT = 4;
 
 export class TableIngestLoop {
   private readonly log: Logger;
@@ -41,6 +51,11 @@ export class TableIngestLoop {
   private ticking: Promise<void> | null = null;
   private deadLetterSend: Promise<void> | null = null;
   private wakeRunLoop: (() => void) | null = null;
+  /** The batches in flight, applied one after another in the order they were read. */
+  private applying: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  /** Why applying a batch failed (the dead letters could not be sent): ends the subscription. */
+  private applyFailure: unknown = null;
 
   constructor(
     private readonly ingestor: TableIngestor,
@@ -79,6 +94,7 @@ export class TableIngestLoop {
     await this.subscription?.stop().catch(() => undefined);
     this.wakeRunLoop?.();
     await this.running;
+    await this.applying;
     await this.ticking;
     this.log.debug({ ms: Date.now() - started }, "Stopped consuming");
     if (!this.ingestor.isPinned) {
@@ -113,6 +129,8 @@ export class TableIngestLoop {
         this.wakeRunLoop = null;
         continue;
       }
+      // Batches of the last subscription first: the next one starts where they end.
+      await this.applying;
       const generation = this.ingestor.generation;
       let subscription: DeltaSubscription | null = null;
       try {
@@ -144,16 +162,53 @@ export class TableIngestLoop {
     }
   }
 
+  /**
+   * Hands the batch to the decode pool and returns, so that Kafka is read on while it decodes;
+   * waits only when {@link MAX_BATCHES_IN_FLIGHT} are in flight. Batches are applied in the order
+   * they were read. A failure to apply one rejects this call or the next, which ends the
+   * subscription; it is made again after a backoff.
+   */
   private async onBatch(batch: DeltaBatch, generation: number): Promise<void> {
+    this.throwApplyFailure();
     // A batch read from positions that have since been reloaded (pin, another publisher) is stale.
     if (this.stopping || generation !== this.ingestor.generation) return;
-    this.ingestor.applyBatch(batch);
+    const decoded = this.options.decodePool?.decode(this.ingestor.table, batch.messages) ?? null;
+    this.inFlight++;
+    const applied = this.applying.then(async () => {
+      try {
+        await this.applyBatch(batch, await decoded, generation);
+      } finally {
+        this.inFlight--;
+      }
+    });
+    this.applying = applied.catch((err: unknown) => {
+      this.applyFailure ??= err;
+    });
+    if (this.inFlight >= MAX_BATCHES_IN_FLIGHT) await this.applying;
+    this.throwApplyFailure();
+  }
+
+  private async applyBatch(
+    batch: DeltaBatch,
+    decoded: DecodedBatch | null,
+    generation: number,
+  ): Promise<void> {
+    if (generation !== this.ingestor.generation) return; // reloaded while it was decoded
+    this.ingestor.applyBatch(batch, decoded ?? undefined);
     this.sourceBackoff.reset();
+    if (this.applyFailure !== null) return; // the subscription is ending: the tick sends and publishes
     // Rejects while the broker refuses dead letters: the subscription then ends and is made again
     // after a backoff, from positions past this batch; the dead letters wait in the outbox, and
     // no version includes their offsets until they are sent.
     await this.sendDeadLetters();
     if (this.ingestor.publishDue() && Date.now() >= this.publishRetryAtMs) await this.publishThenCommit();
+  }
+
+  private throwApplyFailure(): void {
+    const failure = this.applyFailure;
+    if (failure === null) return;
+    this.applyFailure = null;
+    throw failure;
   }
 
   private tick(): Promise<void> {

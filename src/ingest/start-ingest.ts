@@ -9,6 +9,7 @@ import { TableStore } from "../storage/table-store.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import { ConfigError } from "../shared/errors.js";
 import type { DeltaProducer, DeltaSource } from "./delta-source.js";
+import { DecodePool } from "./decode-pool.js";
 import { TableIngestLoop } from "./ingest-loop.js";
 import type { IngestStatus } from "./ingest-status.js";
 import { KafkaDeltaProducer, KafkaDeltaSource } from "./kafka-delta-source.js";
@@ -83,6 +84,8 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
   const producer =
     options.producer ??
     new KafkaDeltaProducer({ brokers: config.kafkaBrokers, clientId: "strata-ingest-dlq", logger });
+  const limits = { maxMessageBytes: config.ingestMaxMessageBytes, maxValueBytes: config.ingestMaxValueBytes };
+  const decodePool = new DecodePool(schemas, limits, logger, config.ingestDecodeWorker);
   const locks: WriterLock[] = [];
   const loops = new Map<string, TableIngestLoop>();
   try {
@@ -103,10 +106,7 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
           compactMaxDeltas: config.ingestCompactMaxDeltas,
           compactDeltaRatio: config.ingestCompactDeltaRatio,
           keepVersions: config.keepVersions,
-          limits: {
-            maxMessageBytes: config.ingestMaxMessageBytes,
-            maxValueBytes: config.ingestMaxValueBytes,
-          },
+          limits,
           deadLetterTopic,
           groupId,
           ...(options.writerEpoch === undefined ? {} : { writerEpoch: options.writerEpoch }),
@@ -118,6 +118,7 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
       const loopOptions = {
         groupId,
         deadLetterTopic,
+        decodePool,
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.onPublished ? { onPublished: options.onPublished } : {}),
       };
@@ -125,6 +126,7 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
     }
   } catch (err) {
     for (const lock of locks) lock.release();
+    await decodePool.close();
     if (!options.source) await source.close();
     if (!options.producer) await producer.close();
     throw err;
@@ -145,6 +147,7 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
         const started = Date.now();
         await Promise.allSettled([...loops.values()].map((l) => l.stop()));
         for (const lock of locks) lock.release();
+        await decodePool.close();
         const closing = Promise.allSettled([
           options.source ? null : source.close(),
           options.producer ? null : producer.close(),

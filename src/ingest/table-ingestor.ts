@@ -20,7 +20,9 @@ import { VersionWriter } from "../storage/version-writer.js";
 import { TablePinnedError } from "../storage/errors.js";
 import { errorMessage } from "../shared/errors.js";
 import { DeltaDecoder } from "./delta-event.js";
-import type { DeltaBatch } from "./delta-source.js";
+import type { DeltaBatch, DeltaMessage } from "./delta-source.js";
+import { carriedMaskBytes, decodeBatch, DELETE, UPSERT, type DecodedBatch } from "./decoded-batch.js";
+import { rowLayout, type RowLayout } from "../format/row-layout.js";
 import { deadLetterOf, type DeadLetter } from "./dead-letters.js";
 import { InvalidDeltaError, type DeltaProblem } from "./errors.js";
 import type { DeltaLimits } from "./feature-coercion.js";
@@ -77,6 +79,7 @@ export class TableIngestor {
   private readonly log: Logger;
   private readonly writer: VersionWriter;
   private readonly decoder: DeltaDecoder;
+  private readonly layout: RowLayout;
   private readonly cache = new MappedSegmentCache();
   private readonly pending: PendingMerge;
 
@@ -128,7 +131,8 @@ export class TableIngestor {
     this.log = logger.child({ table: schema.name, topic: schema.topic });
     this.writer = new VersionWriter(store, schema);
     this.decoder = new DeltaDecoder(schema, options.limits);
-    this.pending = new PendingMerge(schema.features.length);
+    this.layout = rowLayout(schema);
+    this.pending = new PendingMerge(this.layout);
   }
 
   /**
@@ -176,44 +180,62 @@ export class TableIngestor {
 
   /**
    * Applies a batch to the merge, in offset order; an invalid message becomes a dead letter in the
-   * outbox. Messages below the partition's position are already held and skipped. Never throws
-   * on input.
+   * outbox. Messages below the partition's position are already held and skipped. `decoded` is
+   * the batch as decoded off the event loop (decode-pool.ts); without it the batch is decoded
+   * here. Never throws on input.
    */
-  applyBatch(batch: DeltaBatch): void {
+  applyBatch(batch: DeltaBatch, decoded?: DecodedBatch): void {
     if (this.mode !== "consuming" || batch.topic !== this.topic) return;
-    const { partition } = batch;
+    const { partition, messages } = batch;
     this.highWatermarks.set(partition, batch.highWatermark);
+    const rows = decoded ?? decodeBatch(this.decoder, this.layout, messages);
+    const rowBytes = Buffer.from(rows.rows.buffer, rows.rows.byteOffset, rows.rows.byteLength);
+    let problem = 0;
     let position = this.positions.get(partition);
     const start = position;
-    for (const message of batch.messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      const refused = rows.problems[problem]?.index === i ? rows.problems[problem++]! : null;
       if (position !== undefined && message.offset < position) {
         this.counters.replayedSkipped++;
         continue;
       }
       this.counters.messages++;
-      try {
-        const event = this.decoder.decode(message);
-        this.pending.apply(event, this.readStored);
-        if (event.op === "upsert") this.counters.upserts++;
-        else this.counters.deletes++;
-      } catch (err) {
-        const invalid =
-          err instanceof InvalidDeltaError
-            ? err
-            : new InvalidDeltaError(
-                "internal_error",
-                `The decoder failed unexpectedly: ${errorMessage(err)}`,
-              );
-        if (!(err instanceof InvalidDeltaError))
-          this.log.error({ partition, offset: String(message.offset), err }, "Decoder bug");
-        this.outbox.push(
-          deadLetterOf(this.table, this.topic, partition, message, invalid.problem, invalid.message),
-        );
-        this.counters.deadLetters++;
-        this.counters.deadLettersByProblem[invalid.problem] =
-          (this.counters.deadLettersByProblem[invalid.problem] ?? 0) + 1;
-      }
       position = message.offset + 1n;
+      if (refused) {
+        this.deadLetter(partition, message, refused.problem, refused.reason);
+        continue;
+      }
+      const key = rows.keys[i]!;
+      const eventTimeMs = rows.eventTimes[i]!;
+      const kind = rows.kinds[i];
+      if (kind === DELETE) {
+        this.pending.delete(key, eventTimeMs);
+        this.counters.deletes++;
+        continue;
+      }
+      const at = rows.rowSpans[i * 2]!;
+      const row = rowBytes.subarray(at, at + rows.rowSpans[i * 2 + 1]!);
+      if (kind === UPSERT) this.pending.upsert(key, eventTimeMs, row);
+      else {
+        try {
+          const carried = rowBytes.subarray(at + row.length, at + row.length + carriedMaskBytes(this.layout));
+          this.pending.patch(key, eventTimeMs, row, carried, this.readStored);
+        } catch (err) {
+          if (err instanceof InvalidDeltaError) this.deadLetter(partition, message, err.problem, err.message);
+          else {
+            this.log.error({ partition, offset: String(message.offset), err }, "Merge bug");
+            this.deadLetter(
+              partition,
+              message,
+              "internal_error",
+              `The merge failed unexpectedly: ${errorMessage(err)}`,
+            );
+          }
+          continue;
+        }
+      }
+      this.counters.upserts++;
     }
     if (position !== undefined && position !== start) {
       this.positions.set(partition, position);
@@ -222,6 +244,12 @@ export class TableIngestor {
         this.dirtySinceMs = this.now();
       }
     }
+  }
+
+  private deadLetter(partition: number, message: DeltaMessage, problem: DeltaProblem, reason: string): void {
+    this.outbox.push(deadLetterOf(this.table, this.topic, partition, message, problem, reason));
+    this.counters.deadLetters++;
+    this.counters.deadLettersByProblem[problem] = (this.counters.deadLettersByProblem[problem] ?? 0) + 1;
   }
 
   /** The stored row a partial upsert fills from; a row that fails its CRC check is not merged onto. */

@@ -7,11 +7,11 @@ import { join } from "node:path";
 import {
   SegmentEncoder,
   type RecordTarget,
+  type RowContent,
   type SegmentEncoderOptions,
   type SegmentSink,
 } from "../format/segment-encoder.js";
 import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
-import type { FeatureValue } from "../format/schema.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
 import { checkSegmentFile } from "./segment-check.js";
 import type { SegmentEntry } from "./manifest.js";
@@ -68,7 +68,7 @@ export class SegmentFileWriter {
     return this.encoder.recordCount;
   }
 
-  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
+  add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void {
     this.encoder.add(key, eventTimeMs, values);
   }
 
@@ -154,7 +154,7 @@ export class PartedRecords implements RecordTarget {
     this.part.commit(at, keyLen, valueLen, eventTimeMs);
   }
 
-  add(key: string | Buffer, eventTimeMs: number, values: readonly FeatureValue[] | null): void {
+  add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void {
     if (this.part.estimatedBytes > this.maxBytes) this.part = this.next();
     this.part.add(key, eventTimeMs, values);
   }

@@ -16,19 +16,25 @@ import { MappedSegmentCache } from "./mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "./version-snapshot.js";
 import type { TableStore } from "./table-store.js";
 import type { KafkaPosition, Manifest, SegmentEntry, VersionReason } from "./manifest.js";
-import { decodeRow, rowLayout, type RowLayout } from "../format/row-layout.js";
-import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
+import { rowLayout, type RowLayout } from "../format/row-layout.js";
+import { schemaHash, type TableSchema } from "../format/schema.js";
 import { RECORD_HEADER_BYTES, type SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { checkSegmentFile } from "./segment-check.js";
 import { hashKeyRange } from "../format/key-hash.js";
-import { ENCODE_INTO, isEncodableRows, type SegmentEncoder } from "../format/segment-encoder.js";
+import {
+  ENCODE_INTO,
+  isEncodableRows,
+  type RowContent,
+  type SegmentEncoder,
+} from "../format/segment-encoder.js";
 
 /** A row to write, or with `values` null a delete. `values` are full rows in schema order. */
 export interface RowChange {
   key: string;
   eventTimeMs: number;
-  values: FeatureValue[] | null;
+  /** Null: a delete. */
+  values: RowContent | null;
 }
 
 /** Splits a base well under the 2 GiB segment limit (segment-layout.ts MAX_SEGMENT_BYTES). */
@@ -207,7 +213,6 @@ export class VersionWriter {
     );
     const seed = order[0]?.header.hashSeed ?? 0;
     const hash = { lo: 0, hi: 0 };
-    const layout = snapshot.layout;
     const written: WrittenSegment[] = [];
     let part = this.newSegment("base", null);
     try {
@@ -236,8 +241,10 @@ export class VersionWriter {
             written.push(part.finish());
             part = this.newSegment("base", null);
           }
-          const values = decodeRow(layout, b, seg.valueOffset(offset), seg.valueLength(offset));
-          part.add(b.subarray(keyStart, keyEnd), seg.eventTimeMs(offset), values);
+          // The row's bytes as they are: the body CRC above vouches for them.
+          const valueAt = seg.valueOffset(offset);
+          const row = b.subarray(valueAt, valueAt + seg.valueLength(offset));
+          part.add(b.subarray(keyStart, keyEnd), seg.eventTimeMs(offset), row);
         }
       }
       written.push(part.finish());

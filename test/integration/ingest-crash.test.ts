@@ -3,7 +3,7 @@
 // up. The final state equals the model (nothing lost, nothing applied out of order twice), every
 // version's offsets only go forward, and every version left behind opens and verifies.
 //
-// STRATA_IT_INGEST_KILLS sets the number of kills (default 10; the figure is 20), and
+// STRATA_IT_INGEST_KILLS sets the number of kills (default 20, the figure), and
 // STRATA_IT_INGEST_SEED the seed of the stream and of the kill times.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -35,7 +35,7 @@ import {
   until,
 } from "../helpers/ingest-kafka.js";
 
-const KILLS = Number(process.env.STRATA_IT_INGEST_KILLS ?? 10);
+const KILLS = Number(process.env.STRATA_IT_INGEST_KILLS ?? 20);
 const SEED = Number(process.env.STRATA_IT_INGEST_SEED ?? 5);
 const PARTITIONS = 3;
 /** The stream: a chunk every CHUNK_EVERY_MS for as long as the kills go on (at most MAX_CHUNKS). */
