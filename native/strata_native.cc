@@ -20,6 +20,7 @@
 //                        straight from the mapped records (src/serve/response-encoder.ts has the
 //                        message grammar; tests decode the result with protobufjs).
 //   crc32Async(...)      a whole segment's CRC on libuv's thread pool, for verifying before a swap.
+//   encodeCsvLines(...)  the CSV import's hot loop, in csv_encode.cc.
 
 #include <node.h>
 #include <v8.h>
@@ -30,6 +31,9 @@
 #include <unistd.h>
 
 #include <uv.h>
+
+#include "csv_encode.h"
+#include "segment_format.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -50,10 +54,15 @@ using v8::SharedArrayBuffer;
 using v8::Uint32Array;
 using v8::Value;
 
-// ---- segment grammar constants (src/format/segment-layout.ts) ----
-constexpr uint32_t kHeaderBytes = 4096;
-constexpr uint32_t kRecordHeaderBytes = 24;
-constexpr uint16_t kFlagTombstone = 1;
+// The record format's constants, CRC, key hash: segment_format.h (shared with csv_encode.cc).
+using strata::align8;
+using strata::Crc32;
+using strata::Hash64;
+using strata::kFlagTombstone;
+using strata::kHeaderBytes;
+using strata::kRecordHeaderBytes;
+using strata::load16;
+using strata::load32;
 
 // Per-segment parameters, as packed by src/storage/native.ts (stride kParamStride u32s).
 enum Param { kIndexOffset, kSlotCount, kHashSeed, kMaxProbe, kSalt, kDataEnd, kParamStride = 8 };
@@ -61,66 +70,6 @@ enum Param { kIndexOffset, kSlotCount, kHashSeed, kMaxProbe, kSalt, kDataEnd, kP
 // Results, as read by src/storage/native.ts (stride kOutStride i32s per key).
 enum Status { kAbsent = 0, kFound = 1, kCorrupt = 2 };
 enum Out { kOutStatus, kOutSegment, kOutValueOffset, kOutValueLength, kOutStride };
-
-// ---- CRC-32 (IEEE, zlib's), slicing-by-8 ----
-uint32_t crc_table[8][256];
-
-void InitCrc() {
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0xedb88320u : c >> 1;
-    crc_table[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; i++)
-    for (int t = 1; t < 8; t++) crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-inline uint32_t load32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);  // little-endian hosts only (checked at load in native.ts)
-  return v;
-}
-inline uint16_t load16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-
-uint32_t Crc32(const uint8_t* p, size_t n, uint32_t seed) {
-  uint32_t c = ~seed;
-  while (n >= 8) {
-    uint32_t a = c ^ load32(p);
-    c = crc_table[7][a & 0xff] ^ crc_table[6][(a >> 8) & 0xff] ^ crc_table[5][(a >> 16) & 0xff] ^
-        crc_table[4][a >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
-    p += 8;
-    n -= 8;
-  }
-  while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-  return ~c;
-}
-
-// ---- strata-hash64 (src/format/key-hash.ts) ----
-inline uint32_t fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
-inline void Hash64(const uint8_t* p, uint32_t len, uint32_t seed, uint32_t* lo_out, uint32_t* hi_out) {
-  uint32_t lo = 0x811c9dc5u ^ seed;
-  uint32_t hi = 0x050c5d1fu ^ seed;
-  for (uint32_t i = 0; i < len; i++) {
-    lo = (lo ^ p[i]) * 0x01000193u;
-    hi = (hi ^ p[i]) * 0x0100019du;
-  }
-  *lo_out = fmix32(lo ^ len);
-  *hi_out = fmix32(hi ^ ((len << 16) | (len >> 16)));
-}
-
-inline uint32_t align8(uint32_t n) { return (n + 7) & ~7u; }
 
 struct Segment {
   const uint8_t* bytes;
@@ -737,7 +686,7 @@ void Crc32Async(const FunctionCallbackInfo<Value>& args) {
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
-  static const bool crc_ready = (InitCrc(), true);  // once per process, even with worker threads
+  static const bool crc_ready = (strata::InitCrc(), true);  // once per process, even with worker threads
   (void)crc_ready;
   Isolate* isolate = context->GetIsolate();
   auto set = [&](const char* name, v8::FunctionCallback fn) {
@@ -753,4 +702,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("measureRows", MeasureRows);
   set("writeRows", WriteRows);
   set("crc32Async", Crc32Async);
+  strata::RegisterCsvEncode(isolate, context, exports);
 }

@@ -69,7 +69,45 @@ export interface RecordTarget {
   /** Frames the record at `at` whose key and row were written: header, CRC, index entry. */
   commit(at: number, keyLen: number, valueLen: number, eventTimeMs: number): void;
   add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void;
+  /**
+   * Hands the current chunk and framing state to a native writer of whole records; until
+   * {@link closeBatch}, nothing else may be called.
+   */
+  openBatch(): RecordBatch;
+  /** Takes in the records the native writer appended (its `state`). */
+  closeBatch(): void;
 }
+
+/**
+ * A {@link RecordTarget}'s current chunk and framing state, shared with a native writer of whole
+ * records (native/csv_encode.cc): it appends records at `state[BATCH_USED]` exactly as
+ * {@link RecordTarget.commit} would frame them (header, CRC, index entry in `entries`, event time
+ * in `eventTimes`), never past `state[BATCH_END]`, and stops where `reserve` would have to flush,
+ * move to a new part (`state[BATCH_ESTIMATE_LIMIT]`, checked against {@link SegmentEncoder.estimatedBytes})
+ * or fail. `entries` and `eventTimes` have room for every record that fits in the chunk.
+ */
+export interface RecordBatch {
+  readonly bytes: Buffer;
+  readonly state: Float64Array;
+  /** Index entries, 4 words each (see IndexEntries); the batch's go from entry `state[BATCH_COUNT]`. */
+  readonly entries: Uint32Array;
+  readonly eventTimes: Float64Array;
+}
+
+/** Slots of {@link RecordBatch.state} (the native side's `Batch`): the encoder's fields of the same names. */
+export const BATCH_USED = 0;
+export const BATCH_END = 1;
+export const BATCH_OFFSET = 2;
+export const BATCH_SALT = 3;
+export const BATCH_SEED = 4;
+export const BATCH_COUNT = 5;
+export const BATCH_MIN_EVENT_TIME = 6;
+export const BATCH_MAX_EVENT_TIME = 7;
+/** A record is appended only while the segment's estimatedBytes is at most this. */
+export const BATCH_ESTIMATE_LIMIT = 8;
+const BATCH_SLOTS = 9;
+/** The shortest record: header, a key of 1 to 8 bytes, a row of at least one 8-byte null block. */
+const MIN_RECORD_BYTES = RECORD_HEADER_BYTES + 8 + 8;
 
 /** A source of rows that can encode itself into a {@link RecordTarget} (what an import reader offers). */
 export const ENCODE_INTO: unique symbol = Symbol("strata.encodeInto");
@@ -109,8 +147,10 @@ export class SegmentEncoder implements RecordTarget {
   readonly segmentUuid: string;
   readonly hashSeed: number;
   private readonly entries = new IndexEntries();
-  private readonly eventTimes: number[] = [];
-  private readonly tombstones: number[] = [];
+  /** Per record, in write order: its event time and whether it is a tombstone (room for `entries.capacity`). */
+  private eventTimes = new Float64Array(0);
+  private tombstones = new Uint8Array(0);
+  private readonly batchState = new Float64Array(BATCH_SLOTS);
   /** Zero beyond `used` (records are written into zeroed memory; `flush` zeroes what it hands on). */
   private chunk = Buffer.alloc(CHUNK_BYTES);
   /** Views of the chunk, for writing values without a view per row (the chunk owns its ArrayBuffer). */
@@ -245,13 +285,57 @@ export class SegmentEncoder implements RecordTarget {
     this.offset += length;
   }
 
-  /** Event time and tombstone of every record (for the header), and their totals. */
+  /** Event time and tombstone of every record (for the header), and their totals. Call after entries.push. */
   private noteRecord(eventTimeMs: number, tombstone: number): void {
-    this.eventTimes.push(eventTimeMs);
-    this.tombstones.push(tombstone);
+    const i = this.entries.count - 1;
+    if (i >= this.eventTimes.length) this.growRecords(i + 1);
+    this.eventTimes[i] = eventTimeMs;
+    this.tombstones[i] = tombstone;
     this.allTombstones += tombstone;
     if (eventTimeMs < this.allMinEventTimeMs) this.allMinEventTimeMs = eventTimeMs;
     if (eventTimeMs > this.allMaxEventTimeMs) this.allMaxEventTimeMs = eventTimeMs;
+  }
+
+  openBatch(estimateLimit = Infinity): RecordBatch {
+    // Room for every record the chunk can still take, so the native side never runs out first.
+    this.growRecords(this.entries.count + Math.floor((this.chunk.length - this.used) / MIN_RECORD_BYTES) + 1);
+    const s = this.batchState;
+    s[BATCH_USED] = this.used;
+    s[BATCH_END] = this.chunk.length;
+    s[BATCH_OFFSET] = this.offset;
+    s[BATCH_SALT] = this.salt;
+    s[BATCH_SEED] = this.hashSeed >>> 0;
+    s[BATCH_COUNT] = this.entries.count;
+    s[BATCH_MIN_EVENT_TIME] = this.allMinEventTimeMs;
+    s[BATCH_MAX_EVENT_TIME] = this.allMaxEventTimeMs;
+    s[BATCH_ESTIMATE_LIMIT] = estimateLimit;
+    return { bytes: this.chunk, state: s, entries: this.entries.raw, eventTimes: this.eventTimes };
+  }
+
+  closeBatch(): void {
+    const s = this.batchState;
+    const added = s[BATCH_COUNT]! - this.entries.count;
+    if (added < 0 || s[BATCH_USED]! - this.used !== s[BATCH_OFFSET]! - this.offset)
+      throw new RangeError("A record batch went backwards");
+    // Native records are live rows: their tombstone bytes are already 0.
+    this.entries.count += added;
+    this.used = s[BATCH_USED]!;
+    this.offset = s[BATCH_OFFSET]!;
+    this.allMinEventTimeMs = s[BATCH_MIN_EVENT_TIME]!;
+    this.allMaxEventTimeMs = s[BATCH_MAX_EVENT_TIME]!;
+  }
+
+  /** Room for `n` records in the per-record arrays (and the index entries). */
+  private growRecords(n: number): void {
+    this.entries.ensure(n);
+    if (n <= this.eventTimes.length) return;
+    const cap = Math.max(n, this.eventTimes.length * 2, 1024);
+    const times = new Float64Array(cap);
+    times.set(this.eventTimes);
+    this.eventTimes = times;
+    const tombstones = new Uint8Array(cap);
+    tombstones.set(this.tombstones);
+    this.tombstones = tombstones;
   }
 
   /** Ends the data section and builds index, trailer and header. Call once, after the last add. */

@@ -11,17 +11,21 @@ export class IndexEntries {
   count = 0;
 
   push(fpLo: number, fpHi: number, offset: number, length: number): void {
-    if (this.count * 4 === this.words.length) {
-      const grown = new Uint32Array(this.words.length * 2);
-      grown.set(this.words);
-      this.words = grown;
-    }
+    if (this.count * 4 === this.words.length) this.ensure(this.count + 1);
     const w = this.count * 4;
     this.words[w] = fpLo;
     this.words[w + 1] = fpHi;
     this.words[w + 2] = offset;
     this.words[w + 3] = length;
     this.count++;
+  }
+
+  /** Room for `n` entries in `raw` (a native writer fills entries past `count` itself). */
+  ensure(n: number): void {
+    if (n * 4 <= this.words.length) return;
+    const grown = new Uint32Array(Math.max(n * 4, this.words.length * 2));
+    grown.set(this.words);
+    this.words = grown;
   }
 
   /** The entries' words: 4 per entry, valid for the first `count` entries. */

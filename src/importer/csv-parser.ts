@@ -193,22 +193,34 @@ export interface CsvParserOptions {
   maxRecordBytes?: number;
   /**
    * Optional fast path, offered every record that starts in bytes known to be valid UTF-8: it may
-   * consume the record at `record.buf[start..)` itself, straight from the bytes, when it is one
-   * complete physical line (no line feed inside quotes) ending before `limit`, returning the
-   * offset just past its line end; or return -1 to let the parser tokenise it and call
-   * `onRecord`. It must only take records that it handles exactly as tokenising them would
-   * (and decline anything doubtful, errors included). `record.line` is the record's line.
+   * consume records from `record.buf[start..)` itself, straight from the bytes (see
+   * {@link RecordTaker}). `record.line` is the first record's line.
    */
-  tryRecord?: (record: CsvRecord, start: number, limit: number) => number;
+  tryRecords?: RecordTaker;
   /** The first bytes are the file's start, where a UTF-8 BOM is skipped (default true). */
   fileStart?: boolean;
+}
+
+/**
+ * A fast path of the parser ({@link CsvParserOptions.tryRecords}): it takes one or more records,
+ * each one complete physical line (no line feed inside quotes) ending before `limit`, and handles
+ * them exactly as tokenising them would (declining anything doubtful, errors included).
+ */
+export interface RecordTaker {
+  /**
+   * Takes records from `record.buf[start..limit)`; returns how many (0: none, the parser then
+   * tokenises the record at `start` and calls `onRecord`), with {@link next} set past the last
+   * one's line end.
+   */
+  take(record: CsvRecord, start: number, limit: number): number;
+  next: number;
 }
 
 export class CsvParser {
   private readonly onRecord: (record: CsvRecord) => void;
   private readonly onError: ((err: ImportRowError, raw: string) => void) | undefined;
   private readonly maxRecordBytes: number;
-  private readonly tryRecord: ((record: CsvRecord, start: number, limit: number) => number) | undefined;
+  private readonly tryRecords: RecordTaker | undefined;
   private readonly rec = new CsvRecord();
   private names: readonly string[] | null = null;
 
@@ -244,7 +256,7 @@ export class CsvParser {
     this.onRecord = options.onRecord;
     this.onError = options.onError;
     this.maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
-    this.tryRecord = options.tryRecord;
+    this.tryRecords = options.tryRecords;
     if (options.fileStart === false) this.bomPending = null;
   }
 
@@ -380,7 +392,7 @@ export class CsvParser {
     const buf = this.buf;
     const len = this.len;
     const rec = this.rec;
-    const tryRecord = this.tryRecord;
+    const taker = this.tryRecords;
     rec.buf = buf;
     rec.forgetText(); // a caller may refill the same Buffer object between pushes
     let p = this.pos;
@@ -389,11 +401,13 @@ export class CsvParser {
     while (true) {
       if (mode === MODE_FIELD_START) {
         if (p >= len) break;
-        if (tryRecord !== undefined && rec.count === 0 && p >= this.utf8SlowUntil) {
+        if (taker !== undefined && rec.count === 0 && p >= this.utf8SlowUntil) {
           rec.line = this.recLine;
-          const next = tryRecord(rec, p, len);
-          if (next >= 0) {
-            p = next;
+          const taken = taker.take(rec, p, len);
+          if (taken > 0) {
+            // One physical line each: nextRecord counts the last one's line feed.
+            p = taker.next;
+            this.line += taken - 1;
             this.nextRecord(p);
             continue;
           }

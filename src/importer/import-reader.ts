@@ -12,9 +12,10 @@
  * Blank lines are skipped in both formats.
  */
 import type { TableSchema } from "../format/schema.js";
-import { CsvParser } from "./csv-parser.js";
+import { CsvParser, type RecordTaker } from "./csv-parser.js";
 import { ImportFileError, ImportRowError } from "./errors.js";
 import { JsonlParser } from "./jsonl-parser.js";
+import { NativeLines } from "./native-lines.js";
 import { CsvRowCoercer, JsonRowCoercer, type ImportRow, type RowCoercionOptions } from "./row-coercion.js";
 import type { RowLayout } from "../format/row-layout.js";
 import { ENCODE_INTO, type EncodableRows, type RecordTarget } from "../format/segment-encoder.js";
@@ -32,6 +33,11 @@ export interface ReadImportOptions extends RowCoercionOptions {
    * record first; the rows and errors are the same, only slower (tests compare the two).
    */
   csvFastPath?: boolean;
+  /**
+   * CSV into records (ENCODE_INTO) only: type plain lines in the addon (native/csv_encode.cc, the
+   * default) before trying tryLineInto, its JS reference; the bytes are the same (tests compare).
+   */
+  csvNative?: boolean;
 }
 
 export const DEFAULT_BATCH_SIZE = 1024;
@@ -185,11 +191,45 @@ export function makeParser(
   }
   let coercer: CsvRowCoercer | null = null;
   let fused = false;
+  let native: NativeLines | null = null;
   const fast = options.csvFastPath !== false;
   const input: ParserInput = { parser: null!, sawHeader: () => coercer !== null, rows: 0 };
   const start = (names: string[], line: number): void => {
     coercer = new CsvRowCoercer(schema, names, options, line);
     fused = fast && target !== null && layout !== null && coercer.prepareInto(layout);
+    const columns = fused && options.csvNative !== false ? coercer.fusedColumns() : null;
+    native =
+      columns !== null && NativeLines.accepts(options.defaultEventTimeMs)
+        ? new NativeLines(columns, options.defaultEventTimeMs)
+        : null;
+  };
+  // Plain lines: many at a time natively, else one by one in JS (which also takes the line the
+  // native side stopped at, when it can).
+  const taker: RecordTaker = {
+    next: 0,
+    take(rec, start, limit) {
+      if (coercer === null) return 0;
+      if (native !== null) {
+        const n = native.take(rec.buf, start, limit, target!);
+        if (n > 0) {
+          input.rows += n;
+          taker.next = native.next;
+          return n;
+        }
+      }
+      if (fused) {
+        const next = coercer.tryLineInto(rec, start, limit, target!);
+        if (next < 0) return 0;
+        input.rows++;
+        taker.next = next;
+        return 1;
+      }
+      const row = coercer.tryLine(rec, start, limit);
+      if (row === null) return 0;
+      emit(row);
+      taker.next = coercer.fastNext;
+      return 1;
+    },
   };
   const csv: CsvParser = new CsvParser({
     fileStart: part.fileStart,
@@ -215,20 +255,7 @@ export function makeParser(
       }
       emit(row);
     },
-    tryRecord: !fast
-      ? undefined
-      : (rec, start, limit) => {
-          if (coercer === null) return -1;
-          if (fused) {
-            const next = coercer.tryLineInto(rec, start, limit, target!);
-            if (next >= 0) input.rows++;
-            return next;
-          }
-          const row = coercer.tryLine(rec, start, limit);
-          if (row === null) return -1;
-          emit(row);
-          return coercer.fastNext;
-        },
+    tryRecords: fast ? taker : undefined,
     // A malformed header is fatal: skipping it would take the first row for the header.
     onError:
       onBadRow === undefined

@@ -61,6 +61,7 @@ export interface RowCoercionOptions {
 export const DEFAULT_EVENT_TIME_FIELD = "event_time_ms";
 export const MAX_KEY_BYTES = 1024;
 
+// Column kinds. native/csv_encode.cc (`Kind`) has the same numbers.
 const K_FLOAT32 = 0;
 const K_FLOAT64 = 1;
 const K_INT64 = 2;
@@ -124,6 +125,32 @@ const CR = 0x0d;
 
 /** Lines longer than this are not typed into a record directly (they take the general way). */
 const FUSED_LINE_BYTES = 16 * 1024;
+
+/**
+ * How {@link CsvRowCoercer.tryLineInto} types each column of the header, for its native port
+ * (importer/native-lines.ts packs it for native/csv_encode.cc).
+ */
+export interface FusedColumns {
+  /** Per column: its kind (K_* above; the key is 7, the event time 8). */
+  readonly kinds: Uint8Array;
+  /** Per column: the feature index, -1 for the key, -2 for the event time. */
+  readonly roles: Int32Array;
+  /** Per column: the feature's slot offset in the row, or -1. */
+  readonly slotOffsets: Int32Array;
+  /** Per column: the vector length (0 for scalars). */
+  readonly lengths: Int32Array;
+  readonly features: number;
+  readonly varStart: number;
+  readonly nullBytes: number;
+  readonly absentNulls: Uint8Array | null;
+  readonly varOffsets: Int32Array;
+  readonly varFeatures: Int32Array;
+  readonly direct: boolean;
+  /** What tryLineInto reserves for one line's record. */
+  readonly reserveBytes: number;
+  /** Longer lines are not typed into records directly. */
+  readonly lineBytes: number;
+}
 
 /** What {@link CsvRowCoercer.tryLineInto} needs of the row layout, per column of the header. */
 interface FusedPlan {
@@ -420,6 +447,27 @@ export class CsvRowCoercer {
       scratchWords: new Int32Array(scratch.buffer, scratch.byteOffset, scratch.length >> 2),
     };
     return true;
+  }
+
+  /** How {@link tryLineInto} types the columns; null until {@link prepareInto} said yes. */
+  fusedColumns(): FusedColumns | null {
+    const plan = this.fused;
+    if (plan === null) return null;
+    return {
+      kinds: this.columnKinds,
+      roles: this.roles,
+      slotOffsets: plan.slotOffsets,
+      lengths: this.columnLengths,
+      features: this.schema.kinds.length,
+      varStart: plan.varStart,
+      nullBytes: plan.nullBytes,
+      absentNulls: plan.absentNulls,
+      varOffsets: plan.varOffsets,
+      varFeatures: plan.varFeatures,
+      direct: plan.direct,
+      reserveBytes: plan.reserveBytes,
+      lineBytes: FUSED_LINE_BYTES,
+    };
   }
 
   /**

@@ -3,6 +3,7 @@
  * `mapSegmentFile` maps a file without charging V8's external-memory budget, and `BatchLocator`
  * looks a batch of keys up in one call, with the same checks as SegmentView.find. The JS lookup
  * (VersionSnapshot.locate) stays the reference; tests compare the two on the same segments.
+ * `encodeCsvLines` is the CSV import's hot loop (importer/native-lines.ts).
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -49,7 +50,21 @@ interface StrataNative {
   measureRows(...args: [...RowsArgs, field: number]): number;
   writeRows(...args: [...RowsArgs, field: number, target: Uint8Array, pos: number]): number;
   crc32Async(view: Uint8Array, callback: (crc: number) => void): void;
+  encodeCsvLines(...args: CsvLinesArgs): number;
 }
+
+/** What encodeCsvLines reads and writes (native/csv_encode.cc; importer/native-lines.ts packs `plan`). */
+export type CsvLinesArgs = [
+  plan: Int32Array,
+  cursor: Float64Array,
+  src: Uint8Array,
+  start: number,
+  limit: number,
+  bytes: Uint8Array,
+  state: Float64Array,
+  entries: Uint32Array,
+  eventTimes: Float64Array,
+];
 
 if (endianness() !== "LE") throw new Error("Strata reads segments in place and needs a little-endian host");
 
@@ -74,6 +89,14 @@ export function mapSegmentFile(path: string): Buffer {
 /** CRC-32 (zlib's) of `bytes`, computed on libuv's thread pool: the event loop goes on serving. */
 export function crc32OffThread(bytes: Uint8Array): Promise<number> {
   return new Promise((resolve) => native.crc32Async(bytes, resolve));
+}
+
+/**
+ * Types the plain CSV lines at `src[start..limit)` into segment records (native/csv_encode.cc):
+ * returns how many it took; see importer/native-lines.ts.
+ */
+export function encodeCsvLines(...args: CsvLinesArgs): number {
+  return native.encodeCsvLines(...args);
 }
 
 export const enum BatchStatus {

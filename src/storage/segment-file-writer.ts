@@ -6,6 +6,7 @@ import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, write
 import { join } from "node:path";
 import {
   SegmentEncoder,
+  type RecordBatch,
   type RecordTarget,
   type RowContent,
   type SegmentEncoderOptions,
@@ -157,6 +158,15 @@ export class PartedRecords implements RecordTarget {
   add(key: string | Buffer, eventTimeMs: number, values: RowContent | null): void {
     if (this.part.estimatedBytes > this.maxBytes) this.part = this.next();
     this.part.add(key, eventTimeMs, values);
+  }
+
+  /** The current part's; the native writer stops where `reserve` would move to the next part. */
+  openBatch(): RecordBatch {
+    return this.part.openBatch(this.maxBytes);
+  }
+
+  closeBatch(): void {
+    this.part.closeBatch();
   }
 }
 
