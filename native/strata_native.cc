@@ -21,6 +21,7 @@
 //                        message grammar; tests decode the result with protobufjs).
 //   crc32Async(...)      a whole segment's CRC on libuv's thread pool, for verifying before a swap.
 //   encodeCsvLines(...)  the CSV import's hot loop, in csv_encode.cc.
+//   placeIndexEntries(...) a segment index build's placement loop, in segment_index.cc.
 
 #include <node.h>
 #include <v8.h>
@@ -34,6 +35,7 @@
 
 #include "csv_encode.h"
 #include "segment_format.h"
+#include "segment_index.h"
 
 #include <cerrno>
 #include <cstdint>
@@ -703,4 +705,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("writeRows", WriteRows);
   set("crc32Async", Crc32Async);
   strata::RegisterCsvEncode(isolate, context, exports);
+  strata::RegisterSegmentIndex(isolate, context, exports);
 }

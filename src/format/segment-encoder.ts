@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { hashKeyRange, type KeyHash } from "./key-hash.js";
 import { crc32Range } from "./crc32.js";
-import { IndexEntries, buildIndex } from "./segment-index.js";
+import { IndexEntries, buildIndex, type PlaceEntries } from "./segment-index.js";
 import {
   FLAG_TOMBSTONE,
   FORMAT_VERSION,
@@ -50,6 +50,8 @@ export interface SegmentEncoderOptions {
   baseUuid?: string | null;
   segmentUuid?: string;
   hashSeed?: number;
+  /** The index build's placement loop in native code (storage's file writer passes it); same slots. */
+  placeIndexEntries?: PlaceEntries;
 }
 
 /**
@@ -343,7 +345,11 @@ export class SegmentEncoder implements RecordTarget {
     this.flush(0);
     const dataLength = alignUp(this.offset - HEADER_BYTES, PAGE_BYTES);
     const padding = Buffer.alloc(HEADER_BYTES + dataLength - this.offset);
-    const index = buildIndex(this.entries, (a, b) => this.keyAt(a).equals(this.keyAt(b)));
+    const index = buildIndex(
+      this.entries,
+      (a, b) => this.keyAt(a).equals(this.keyAt(b)),
+      this.options.placeIndexEntries,
+    );
     let tombstoneCount = this.allTombstones;
     let minEventTimeMs = this.allMinEventTimeMs;
     let maxEventTimeMs = this.allMaxEventTimeMs;

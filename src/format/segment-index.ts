@@ -41,17 +41,33 @@ export interface BuiltIndex {
   maxProbe: number;
   /** Records the index points at (later duplicates replaced earlier ones). */
   liveCount: number;
-  /** Write-order numbers of the live records, for counting tombstones and event times. */
-  liveEntries: Uint32Array;
+  /** Write-order numbers of the live records, for counting tombstones and event times (made when asked). */
+  readonly liveEntries: Uint32Array;
 }
+
+/**
+ * A faster placement loop (native/segment_index.cc `placeIndexEntries`): places entries
+ * `[from, count)` as the loop below does, up to the first whose fingerprint matches an occupied
+ * slot; returns that entry's number (or `count`). `state` is [maxProbe, liveCount], in and out.
+ */
+export type PlaceEntries = (
+  words: Uint32Array,
+  from: number,
+  count: number,
+  slots: Uint32Array,
+  slotEntry: Uint32Array,
+  state: Int32Array,
+) => number;
 
 /**
  * @param sameKey called only when two records share a 64-bit fingerprint: true if their keys
  *   (at the given record offsets) are equal.
+ * @param place places the entries up to such a match (the same slots); this loop places the rest.
  */
 export function buildIndex(
   entries: IndexEntries,
   sameKey: (offsetA: number, offsetB: number) => boolean,
+  place?: PlaceEntries,
 ): BuiltIndex {
   const slotCount = slotCountFor(entries.count);
   const bytes = Buffer.alloc(alignUp(slotCount * SLOT_BYTES, PAGE_BYTES));
@@ -61,7 +77,16 @@ export function buildIndex(
   let maxProbe = 0;
   let liveCount = 0;
   const words = entries.raw;
+  const state = new Int32Array(2);
   for (let i = 0; i < entries.count; i++) {
+    if (place !== undefined) {
+      state[0] = maxProbe;
+      state[1] = liveCount;
+      i = place(words, i, entries.count, slots, slotEntry, state);
+      maxProbe = state[0]!;
+      liveCount = state[1]!;
+      if (i >= entries.count) break;
+    }
     const lo = words[i * 4]!;
     const hi = words[i * 4 + 1]!;
     const offset = words[i * 4 + 2]!;
@@ -88,8 +113,19 @@ export function buildIndex(
     }
     if (probe > maxProbe) maxProbe = probe;
   }
-  const liveEntries = new Uint32Array(liveCount);
-  let n = 0;
-  for (let s = 0; s < slotCount; s++) if (slots[s * 4 + 3] !== 0) liveEntries[n++] = slotEntry[s]!;
-  return { bytes, slotCount, maxProbe, liveCount, liveEntries };
+  let live: Uint32Array | null = null;
+  return {
+    bytes,
+    slotCount,
+    maxProbe,
+    liveCount,
+    get liveEntries() {
+      if (live === null) {
+        live = new Uint32Array(liveCount);
+        let n = 0;
+        for (let s = 0; s < slotCount; s++) if (slots[s * 4 + 3] !== 0) live[n++] = slotEntry[s]!;
+      }
+      return live;
+    },
+  };
 }

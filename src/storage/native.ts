@@ -3,7 +3,8 @@
  * `mapSegmentFile` maps a file without charging V8's external-memory budget, and `BatchLocator`
  * looks a batch of keys up in one call, with the same checks as SegmentView.find. The JS lookup
  * (VersionSnapshot.locate) stays the reference; tests compare the two on the same segments.
- * `encodeCsvLines` is the CSV import's hot loop (importer/native-lines.ts).
+ * `encodeCsvLines` is the CSV import's hot loop (importer/native-lines.ts), `placeIndexEntries`
+ * the placement loop of a segment's index build.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -12,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { endianness } from "node:os";
 import type { SegmentView } from "../format/segment-view.js";
 import type { KeyBatch } from "../format/key-batch.js";
+import type { PlaceEntries } from "../format/segment-index.js";
 
 /** An opaque native handle. */
 type PreparedVersion = { readonly __prepared: unique symbol };
@@ -51,6 +53,7 @@ interface StrataNative {
   writeRows(...args: [...RowsArgs, field: number, target: Uint8Array, pos: number]): number;
   crc32Async(view: Uint8Array, callback: (crc: number) => void): void;
   encodeCsvLines(...args: CsvLinesArgs): number;
+  placeIndexEntries: PlaceEntries;
 }
 
 /** What encodeCsvLines reads and writes (native/csv_encode.cc; importer/native-lines.ts packs `plan`). */
@@ -98,6 +101,10 @@ export function crc32OffThread(bytes: Uint8Array): Promise<number> {
 export function encodeCsvLines(...args: CsvLinesArgs): number {
   return native.encodeCsvLines(...args);
 }
+
+/** buildIndex's placement loop (native/segment_index.cc), for SegmentEncoderOptions.placeIndexEntries. */
+export const placeIndexEntries: PlaceEntries = (words, from, count, slots, slotEntry, state) =>
+  native.placeIndexEntries(words, from, count, slots, slotEntry, state);
 
 export const enum BatchStatus {
   ABSENT = 0,
