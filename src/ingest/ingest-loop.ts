@@ -34,10 +34,15 @@ export interface IngestLoopOptions {
 }
 
 /**
- * Batches read but not yet applied, at most: while the worker decodes them, Kafka is read on.
+ * A batch is decoded in slices of this many messages, so that the first slice is applied while
+ * the worker decodes the next (a fetch brings batches of up to ~10 000 messages a partition).
+ */
+const DECODE_SLICE = 2_048;
+/**
+ * Slices read but not yet applied, at most: while the worker decodes them, Kafka is read on.
  * More would only hold more memory; the merge applies them one at a time anyway.
  */
-const MAX_BATCHES_IN_FLIGHT = 4;
+const MAX_SLICES_IN_FLIGHT = 8;
 
 export class TableIngestLoop {
   private readonly log: Logger;
@@ -53,7 +58,8 @@ export class TableIngestLoop {
   private wakeRunLoop: (() => void) | null = null;
   /** The batches in flight, applied one after another in the order they were read. */
   private applying: Promise<void> = Promise.resolve();
-  private inFlight = 0;
+  /** One promise per slice in flight, oldest first; each settles once its slice is applied. */
+  private readonly inFlight: Promise<void>[] = [];
   /** Why applying a batch failed (the dead letters could not be sent): ends the subscription. */
   private applyFailure: unknown = null;
 
@@ -164,28 +170,39 @@ export class TableIngestLoop {
 
   /**
    * Hands the batch to the decode pool and returns, so that Kafka is read on while it decodes;
-   * waits only when {@link MAX_BATCHES_IN_FLIGHT} are in flight. Batches are applied in the order
-   * they were read. A failure to apply one rejects this call or the next, which ends the
+   * waits only while {@link MAX_SLICES_IN_FLIGHT} slices are in flight. Slices are applied in the
+   * order they were read. A failure to apply one rejects this call or the next, which ends the
    * subscription; it is made again after a backoff.
    */
   private async onBatch(batch: DeltaBatch, generation: number): Promise<void> {
     this.throwApplyFailure();
-    // A batch read from positions that have since been reloaded (pin, another publisher) is stale.
-    if (this.stopping || generation !== this.ingestor.generation) return;
+    const { messages } = batch;
+    for (let at = 0; at < messages.length; at += DECODE_SLICE) {
+      // A batch read from positions that have since been reloaded (pin, another publisher) is stale.
+      if (this.stopping || generation !== this.ingestor.generation) return;
+      const slice =
+        messages.length <= DECODE_SLICE
+          ? batch
+          : { ...batch, messages: messages.slice(at, at + DECODE_SLICE) };
+      this.enqueue(slice, generation);
+      while (this.inFlight.length >= MAX_SLICES_IN_FLIGHT) await this.inFlight[0];
+      this.throwApplyFailure();
+    }
+  }
+
+  private enqueue(batch: DeltaBatch, generation: number): void {
     const decoded = this.options.decodePool?.decode(this.ingestor.table, batch.messages) ?? null;
-    this.inFlight++;
-    const applied = this.applying.then(async () => {
-      try {
-        await this.applyBatch(batch, await decoded, generation);
-      } finally {
-        this.inFlight--;
-      }
-    });
-    this.applying = applied.catch((err: unknown) => {
-      this.applyFailure ??= err;
-    });
-    if (this.inFlight >= MAX_BATCHES_IN_FLIGHT) await this.applying;
-    this.throwApplyFailure();
+    const applied = this.applying
+      .then(async () => this.applyBatch(batch, await decoded, generation))
+      .catch((err: unknown) => {
+        this.applyFailure ??= err;
+      })
+      .finally(() => {
+        // Not `() => this.inFlight.shift()`: finally would wait on the promise it returns, itself.
+        this.inFlight.shift();
+      });
+    this.inFlight.push(applied);
+    this.applying = applied;
   }
 
   private async applyBatch(

@@ -112,6 +112,24 @@ describe("startIngest() with an in-memory Kafka", () => {
     expect(() => ingest!.status("nope")).toThrow(/not defined/);
   });
 
+  it("applies batches many times larger than what may be in flight, in order, losing nothing", async () => {
+    // 50 000 messages a batch: ~25 decode slices, three times the window of slices in flight.
+    kafka.batchSize = 50_000;
+    for (let i = 0; i < 120_000; i++) {
+      kafka.produce(TOPIC, i % 2, { key: `k${i % 1000}`, value: up(`k${i % 1000}`, { age: i }) });
+    }
+    await start();
+    await until(
+      "every offset published",
+      () => offsetsOfCurrent()?.["0"] === "60000" && offsetsOfCurrent()?.["1"] === "60000",
+      20_000,
+    );
+    // Last write by offset wins: k(j) was last written by i = 119 000 + j.
+    for (const j of [0, 1, 499, 998, 999])
+      expect(row(`k${j}`).values?.[0], `k${j}`).toBe(BigInt(119_000 + j));
+    expect(ingest!.status("users").counters.messages).toBe(120_000);
+  }, 30_000);
+
   it("subscribes again after a source failure, from its positions, losing and repeating nothing", async () => {
     await start();
     for (let i = 0; i < 50; i++)
