@@ -18,9 +18,17 @@ constexpr uint16_t kFlagTombstone = 1;
 // MAX_SEGMENT_BYTES: every file stays under 2 GiB (u32 offsets on disk, int32 in lookups).
 constexpr uint64_t kMaxSegmentBytes = (uint64_t(1) << 31) - 4096;
 
-// CRC-32 tables (IEEE, zlib's), slicing-by-8; filled once per process by InitCrc.
+// CRC-32 tables (IEEE, zlib's), slicing-by-8; filled once per process by InitCrc, which also
+// looks for the carry-less multiply (PCLMULQDQ) that CrcFold uses.
 extern uint32_t crc_table[8][256];
+extern bool crc_fold_ready;
 void InitCrc();
+
+// The running CRC `c` (pre- and post-inverted by the caller, as in zlib) over p[0..n), n a
+// multiple of 16 and at least 64, by folding 64 bytes at a time with carry-less multiplies
+// (Intel's "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ"). About ten times the
+// speed of slicing-by-8 on long runs; only when crc_fold_ready.
+uint32_t CrcFold(const uint8_t* p, size_t n, uint32_t c);
 
 inline uint32_t load32(const uint8_t* p) {
   uint32_t v;
@@ -37,6 +45,12 @@ inline void store32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 // zlib.crc32(bytes, seed) of p[0..n).
 inline uint32_t Crc32(const uint8_t* p, size_t n, uint32_t seed) {
   uint32_t c = ~seed;
+  if (n >= 64 && crc_fold_ready) {
+    const size_t m = n & ~size_t(15);
+    c = CrcFold(p, m, c);
+    p += m;
+    n -= m;
+  }
   while (n >= 8) {
     uint32_t a = c ^ load32(p);
     c = crc_table[7][a & 0xff] ^ crc_table[6][(a >> 8) & 0xff] ^ crc_table[5][(a >> 16) & 0xff] ^

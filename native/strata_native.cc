@@ -22,6 +22,7 @@
 //   crc32Async(...)      a whole segment's CRC on libuv's thread pool, for verifying before a swap.
 //   encodeCsvLines(...)  the CSV import's hot loop, in csv_encode.cc.
 //   placeIndexEntries(...) a segment index build's placement loop, in segment_index.cc.
+//   crc32(view, seed)    zlib.crc32, faster (carry-less multiply), in checksum.cc.
 
 #include <node.h>
 #include <v8.h>
@@ -33,6 +34,7 @@
 
 #include <uv.h>
 
+#include "checksum.h"
 #include "csv_encode.h"
 #include "segment_format.h"
 #include "segment_index.h"
@@ -706,4 +708,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   set("crc32Async", Crc32Async);
   strata::RegisterCsvEncode(isolate, context, exports);
   strata::RegisterSegmentIndex(isolate, context, exports);
+  strata::RegisterChecksum(isolate, context, exports);
 }

@@ -50,8 +50,16 @@ export interface SegmentEncoderOptions {
   baseUuid?: string | null;
   segmentUuid?: string;
   hashSeed?: number;
-  /** The index build's placement loop in native code (storage's file writer passes it); same slots. */
-  placeIndexEntries?: PlaceEntries;
+  /** Faster equivalents in native code (storage's file writer passes the addon's); same bytes. */
+  native?: EncoderNative;
+}
+
+/** What the encoder can do faster in native code (src/storage/native.ts has the addon's). */
+export interface EncoderNative {
+  /** buildIndex's placement loop. */
+  placeIndexEntries: PlaceEntries;
+  /** zlib.crc32. */
+  crc32(data: Uint8Array, seed: number): number;
 }
 
 /**
@@ -168,6 +176,8 @@ export class SegmentEncoder implements RecordTarget {
   private bodyCrc = 0;
   private readonly salt: number;
   private readonly hash: KeyHash = { lo: 0, hi: 0 };
+  /** zlib.crc32, or the addon's (faster) one. */
+  private readonly crc32: (data: Uint8Array, seed: number) => number;
 
   constructor(
     private readonly sink: SegmentSink,
@@ -176,6 +186,7 @@ export class SegmentEncoder implements RecordTarget {
     this.segmentUuid = options.segmentUuid ?? randomBytes(16).toString("hex");
     this.hashSeed = options.hashSeed ?? DEFAULT_HASH_SEED;
     this.salt = saltOf(this.segmentUuid);
+    this.crc32 = options.native?.crc32 ?? crc32;
   }
 
   /** Bytes the file would have if it ended after the records so far (for splitting). */
@@ -348,7 +359,7 @@ export class SegmentEncoder implements RecordTarget {
     const index = buildIndex(
       this.entries,
       (a, b) => this.keyAt(a).equals(this.keyAt(b)),
-      this.options.placeIndexEntries,
+      this.options.native?.placeIndexEntries,
     );
     let tombstoneCount = this.allTombstones;
     let minEventTimeMs = this.allMinEventTimeMs;
@@ -367,7 +378,7 @@ export class SegmentEncoder implements RecordTarget {
       }
     }
     if (index.liveCount === 0) minEventTimeMs = maxEventTimeMs = 0;
-    this.bodyCrc = crc32(index.bytes, crc32(padding, this.bodyCrc));
+    this.bodyCrc = this.crc32(index.bytes, this.crc32(padding, this.bodyCrc));
     const indexOffset = HEADER_BYTES + dataLength;
     const header: SegmentHeader = {
       formatVersion: FORMAT_VERSION,
@@ -413,7 +424,7 @@ export class SegmentEncoder implements RecordTarget {
   private flush(next: number): void {
     if (this.used > 0) {
       const bytes = this.chunk.subarray(0, this.used);
-      this.bodyCrc = crc32(bytes, this.bodyCrc);
+      this.bodyCrc = this.crc32(bytes, this.bodyCrc);
       this.sink.append(bytes);
       bytes.fill(0);
       this.used = 0;

@@ -4,11 +4,11 @@
  * suspects. Nothing stays mapped afterwards, so checking a large base costs no memory after it.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { crc32 } from "node:zlib";
 import { SegmentCorruptError } from "../format/errors.js";
 import { HEADER_BYTES, TRAILER_BYTES, decodeHeader, decodeTrailer, hex32 } from "../format/segment-layout.js";
 import type { SegmentEntry } from "./manifest.js";
 import { errorMessage } from "../shared/errors.js";
+import { crc32 } from "./native.js";
 
 const READ_BYTES = 4 << 20;
 

@@ -15,7 +15,7 @@ import {
 import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
 import { checkSegmentFile } from "./segment-check.js";
-import { placeIndexEntries } from "./native.js";
+import { encoderNative } from "./native.js";
 import type { SegmentEntry } from "./manifest.js";
 
 export interface WrittenSegment {
@@ -55,7 +55,7 @@ export class SegmentFileWriter {
   ) {
     this.tempPath = tempPathFor(join(dataDir, "segment.seg"));
     this.fd = openSync(this.tempPath, "wx+", 0o644);
-    this.encoder = new SegmentEncoder(new FileSegmentSink(this.fd), { ...options, placeIndexEntries });
+    this.encoder = new SegmentEncoder(new FileSegmentSink(this.fd), { ...options, native: encoderNative });
   }
 
   get uuid(): string {
