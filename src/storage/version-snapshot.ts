@@ -113,7 +113,7 @@ export class VersionSnapshot {
 
   /** Looks a key up and decodes its values (copies). */
   get(key: string): { status: LookupStatus; eventTimeMs: number; values: FeatureValue[] | null } {
-    const loc = this.locate(key);
+    const loc = this.locateOne(key);
     if (loc.status !== "found") return { status: loc.status, eventTimeMs: 0, values: null };
     return { status: "found", eventTimeMs: loc.eventTimeMs, values: this.decode(loc) };
   }
