@@ -43,6 +43,11 @@ export interface ReadImportOptions extends RowCoercionOptions {
 export const DEFAULT_BATCH_SIZE = 1024;
 /** Chunks are parsed in pieces of at most this size, so one huge chunk cannot pile up rows. */
 export const MAX_PIECE_BYTES = 64 * 1024;
+/**
+ * Rows typed into records pile up nowhere, so those chunks are parsed in larger pieces: a line
+ * cut by a piece's end goes through the tokeniser, and the next piece is copied after it.
+ */
+export const ENCODE_PIECE_BYTES = 1024 * 1024;
 
 /** The format of an import file, from its extension: .csv, or .jsonl / .ndjson. */
 export function detectImportFormat(path: string): ImportFormat {
@@ -130,8 +135,10 @@ async function encodeRows(
   });
   for await (const chunk of stream) {
     const data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
-    for (let off = 0; off < data.length; off += MAX_PIECE_BYTES) {
-      input.parser.push(data.length <= MAX_PIECE_BYTES ? data : data.subarray(off, off + MAX_PIECE_BYTES));
+    for (let off = 0; off < data.length; off += ENCODE_PIECE_BYTES) {
+      input.parser.push(
+        data.length <= ENCODE_PIECE_BYTES ? data : data.subarray(off, off + ENCODE_PIECE_BYTES),
+      );
     }
     onProgress?.(input.rows);
   }

@@ -25,7 +25,12 @@ import {
 } from "../storage/segment-file-writer.js";
 import { CsvParser } from "./csv-parser.js";
 import { ImportRowError } from "./errors.js";
-import { MAX_PIECE_BYTES, makeParser, type ImportFormat, type ReadImportOptions } from "./import-reader.js";
+import {
+  ENCODE_PIECE_BYTES,
+  makeParser,
+  type ImportFormat,
+  type ReadImportOptions,
+} from "./import-reader.js";
 
 /** Smaller files are imported by one thread: a worker costs ~50 ms to start (tests lower it with STRATA_IMPORT_SPLIT_MIN_BYTES). */
 export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
@@ -228,8 +233,8 @@ export function encodeRange(job: RangeJob, onProgress: (rows: number) => void): 
         const buf = bufs[turn++ & 1]!;
         const n = readSync(fd, buf, 0, Math.min(READ_BYTES, to - at), at);
         if (n === 0) break;
-        for (let off = 0; off < n; off += MAX_PIECE_BYTES) {
-          parser.push(buf.subarray(off, Math.min(n, off + MAX_PIECE_BYTES)));
+        for (let off = 0; off < n; off += ENCODE_PIECE_BYTES) {
+          parser.push(buf.subarray(off, Math.min(n, off + ENCODE_PIECE_BYTES)));
         }
         at += n;
         onProgress(input.rows);
