@@ -137,6 +137,7 @@ export class TableIngestLoop {
       }
       // Batches of the last subscription first: the next one starts where they end.
       await this.applying;
+      this.applyFailure = null; // what ended the last subscription, if anything
       const generation = this.ingestor.generation;
       let subscription: DeltaSubscription | null = null;
       try {
