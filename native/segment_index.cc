@@ -1,4 +1,4 @@
-// placeIndexEntries(words, from, count, slots, slotEntry, state): number
+// placeIndexEntries(words, from, count, slots, state): number
 //
 // The loop of buildIndex (src/format/segment-index.ts, the reference) that places a segment's
 // index entries, in write order, into its open-addressing slots: linear probing from
@@ -11,7 +11,7 @@
 // the home slots of the next entries are prefetched while one is placed, so the misses overlap.
 //
 // words: 4 u32 per entry (fpLo, fpHi, record offset, record length; IndexEntries).
-// slots: slotCount * 4 u32 (the index section); slotEntry: slotCount u32 (the entry in each slot).
+// slots: slotCount * 4 u32 (the index section).
 // state (Int32Array): [maxProbe, liveCount], in and out.
 
 #include "segment_index.h"
@@ -44,14 +44,13 @@ constexpr uint64_t kAhead = 16;
 
 void PlaceIndexEntries(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (args.Length() < 6 || !args[0]->IsUint32Array() || !args[1]->IsNumber() || !args[2]->IsNumber() ||
-      !args[3]->IsUint32Array() || !args[4]->IsUint32Array() || !args[5]->IsInt32Array())
-    return Throw(isolate, "placeIndexEntries(words, from, count, slots, slotEntry, state): bad arguments");
-  size_t words_len, slots_len, entry_len, state_len;
+  if (args.Length() < 5 || !args[0]->IsUint32Array() || !args[1]->IsNumber() || !args[2]->IsNumber() ||
+      !args[3]->IsUint32Array() || !args[4]->IsInt32Array())
+    return Throw(isolate, "placeIndexEntries(words, from, count, slots, state): bad arguments");
+  size_t words_len, slots_len, state_len;
   const uint32_t* words = DataOf<uint32_t>(args[0], &words_len);
   uint32_t* slots = DataOf<uint32_t>(args[3], &slots_len);
-  uint32_t* slot_entry = DataOf<uint32_t>(args[4], &entry_len);
-  int32_t* state = DataOf<int32_t>(args[5], &state_len);
+  int32_t* state = DataOf<int32_t>(args[4], &state_len);
   const double from_arg = args[1].As<v8::Number>()->Value();
   const double count_arg = args[2].As<v8::Number>()->Value();
   const uint64_t slot_count = slots_len / 4;
@@ -59,9 +58,8 @@ void PlaceIndexEntries(const FunctionCallbackInfo<Value>& args) {
       !(from_arg >= 0 && from_arg <= count_arg && std::trunc(from_arg) == from_arg))
     return Throw(isolate, "placeIndexEntries: from and count must be within the entries");
   // A power of two, and room: the probe loop ends only at an empty slot (load <= 0.7 leaves some).
-  if (slot_count == 0 || (slot_count & (slot_count - 1)) != 0 || entry_len < slot_count || state_len < 2 ||
-      count_arg >= double(slot_count))
-    return Throw(isolate, "placeIndexEntries: bad slots, slotEntry or state");
+  if (slot_count == 0 || (slot_count & (slot_count - 1)) != 0 || state_len < 2 || count_arg >= double(slot_count))
+    return Throw(isolate, "placeIndexEntries: bad slots or state");
   const uint64_t count = uint64_t(count_arg);
   const uint32_t mask = uint32_t(slot_count - 1);
   int32_t max_probe = state[0];
@@ -82,7 +80,6 @@ void PlaceIndexEntries(const FunctionCallbackInfo<Value>& args) {
         w[1] = e[1];
         w[2] = e[2];
         w[3] = e[3];
-        slot_entry[s] = uint32_t(i);
         live++;
         break;
       }

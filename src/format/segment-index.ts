@@ -55,7 +55,6 @@ export type PlaceEntries = (
   from: number,
   count: number,
   slots: Uint32Array,
-  slotEntry: Uint32Array,
   state: Int32Array,
 ) => number;
 
@@ -72,7 +71,6 @@ export function buildIndex(
   const slotCount = slotCountFor(entries.count);
   const bytes = Buffer.alloc(alignUp(slotCount * SLOT_BYTES, PAGE_BYTES));
   const slots = new Uint32Array(bytes.buffer, bytes.byteOffset, slotCount * 4);
-  const slotEntry = new Uint32Array(slotCount);
   const mask = slotCount - 1;
   let maxProbe = 0;
   let liveCount = 0;
@@ -82,7 +80,7 @@ export function buildIndex(
     if (place !== undefined) {
       state[0] = maxProbe;
       state[1] = liveCount;
-      i = place(words, i, entries.count, slots, slotEntry, state);
+      i = place(words, i, entries.count, slots, state);
       maxProbe = state[0]!;
       liveCount = state[1]!;
       if (i >= entries.count) break;
@@ -100,14 +98,12 @@ export function buildIndex(
         slots[w + 1] = hi;
         slots[w + 2] = offset;
         slots[w + 3] = length;
-        slotEntry[s] = i;
         liveCount++;
         break;
       }
       if (slots[w] === lo && slots[w + 1] === hi && sameKey(slots[w + 2]!, offset)) {
         slots[w + 2] = offset;
         slots[w + 3] = length;
-        slotEntry[s] = i;
         break;
       }
     }
@@ -121,11 +117,26 @@ export function buildIndex(
     liveCount,
     get liveEntries() {
       if (live === null) {
+        // Records are written at increasing offsets: an entry is found by its record's offset.
         live = new Uint32Array(liveCount);
         let n = 0;
-        for (let s = 0; s < slotCount; s++) if (slots[s * 4 + 3] !== 0) live[n++] = slotEntry[s]!;
+        for (let s = 0; s < slotCount; s++) {
+          if (slots[s * 4 + 3] !== 0) live[n++] = entryAt(words, entries.count, slots[s * 4 + 2]!);
+        }
       }
       return live;
     },
   };
+}
+
+/** The number of the entry whose record is at `offset` (entries are in increasing offset order). */
+function entryAt(words: Uint32Array, count: number, offset: number): number {
+  let lo = 0;
+  let hi = count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (words[mid * 4 + 2]! < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

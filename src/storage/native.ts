@@ -105,8 +105,8 @@ export function encodeCsvLines(...args: CsvLinesArgs): number {
 }
 
 /** buildIndex's placement loop (native/segment_index.cc). */
-export const placeIndexEntries: PlaceEntries = (words, from, count, slots, slotEntry, state) =>
-  native.placeIndexEntries(words, from, count, slots, slotEntry, state);
+export const placeIndexEntries: PlaceEntries = (words, from, count, slots, state) =>
+  native.placeIndexEntries(words, from, count, slots, state);
 
 /**
  * zlib.crc32(data, seed), synchronously, about three times as fast on this machine (carry-less
