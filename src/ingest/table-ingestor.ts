@@ -203,6 +203,8 @@ export class TableIngestor {
       this.counters.messages++;
       position = message.offset + 1n;
       if (refused) {
+        if (refused.problem === "internal_error")
+          this.log.error({ partition, offset: String(message.offset), err: refused.reason }, "Decoder bug");
         this.deadLetter(partition, message, refused.problem, refused.reason);
         continue;
       }
