@@ -17,8 +17,11 @@ import type { RowChange } from "../storage/version-writer.js";
 /** The stored row of a key in the version being built on: its values, or null when absent. */
 export type StoredRowReader = (key: string) => FeatureValue[] | null;
 
+/** A row as it will be published: `length` bytes at `at` in `bytes`; bytes null for a delete. */
 interface PendingRow {
-  row: Buffer | null;
+  bytes: Buffer | null;
+  at: number;
+  length: number;
   eventTimeMs: number;
 }
 
@@ -33,53 +36,67 @@ export class PendingMerge {
   }
 
   delete(key: string, eventTimeMs: number): void {
-    this.set(key, null, eventTimeMs);
-  }
-
-  /** A whole row: it replaces whatever is pending. `row` must not change afterwards. */
-  upsert(key: string, eventTimeMs: number, row: Buffer): void {
-    this.set(key, row, eventTimeMs);
+    this.set(key, eventTimeMs, null, 0, 0);
   }
 
   /**
-   * A partial row: the features whose bit is set in `carried` (bit i % 8 of byte i / 8), taken
-   * from `row`, over the row as it stands. `readStored` is asked only for a key with nothing
-   * pending; if it throws, nothing changes.
+   * A whole row, `length` bytes at `at` in `bytes`: it replaces whatever is pending. The bytes
+   * are kept, not copied: they must not change afterwards.
+   */
+  upsert(key: string, eventTimeMs: number, bytes: Buffer, at: number, length: number): void {
+    this.set(key, eventTimeMs, bytes, at, length);
+  }
+
+  /**
+   * A partial row (decoded-batch.ts PATCH): the features whose bit is set in the carried mask
+   * right after the row, taken from the row, over the row as it stands. `readStored` is asked
+   * only for a key with nothing pending; if it throws, nothing changes.
    */
   patch(
     key: string,
     eventTimeMs: number,
-    row: Buffer,
-    carried: Uint8Array,
+    bytes: Buffer,
+    at: number,
+    length: number,
     readStored: StoredRowReader,
   ): void {
     const pending = this.rows.get(key);
     let values: FeatureValue[];
-    if (pending) values = pending.row === null ? this.emptyRow() : decodeRow(this.layout, pending.row);
-    else values = readStored(key) ?? this.emptyRow();
+    if (!pending) values = readStored(key) ?? this.emptyRow();
+    else if (pending.bytes === null) values = this.emptyRow();
+    else values = decodeRow(this.layout, pending.bytes, pending.at, pending.length);
+    const mask = at + length;
     for (const slot of this.layout.slots) {
       const i = slot.index;
-      if ((carried[i >> 3]! & (1 << (i & 7))) !== 0)
-        values[i] = readFeature(this.layout, slot, row, 0, row.length);
+      if ((bytes[mask + (i >> 3)]! & (1 << (i & 7))) !== 0)
+        values[i] = readFeature(this.layout, slot, bytes, at, length);
     }
-    this.set(key, encodeRow(this.layout, values), eventTimeMs);
+    const row = encodeRow(this.layout, values);
+    this.set(key, eventTimeMs, row, 0, row.length);
   }
 
   /** One change per key, for VersionWriter.publishDelta. */
   *changes(): Generator<RowChange> {
-    for (const [key, p] of this.rows) yield { key, eventTimeMs: p.eventTimeMs, values: p.row };
+    for (const [key, p] of this.rows) {
+      const values = p.bytes === null ? null : p.bytes.subarray(p.at, p.at + p.length);
+      yield { key, eventTimeMs: p.eventTimeMs, values };
+    }
   }
 
   clear(): void {
     this.rows.clear();
   }
 
-  private set(key: string, row: Buffer | null, eventTimeMs: number): void {
+  private set(key: string, eventTimeMs: number, bytes: Buffer | null, at: number, length: number): void {
     const pending = this.rows.get(key);
-    if (pending) {
-      pending.row = row;
-      pending.eventTimeMs = eventTimeMs;
-    } else this.rows.set(key, { row, eventTimeMs });
+    if (!pending) {
+      this.rows.set(key, { bytes, at, length, eventTimeMs });
+      return;
+    }
+    pending.bytes = bytes;
+    pending.at = at;
+    pending.length = length;
+    pending.eventTimeMs = eventTimeMs;
   }
 
   private emptyRow(): FeatureValue[] {

@@ -21,7 +21,7 @@ import { TablePinnedError } from "../storage/errors.js";
 import { errorMessage } from "../shared/errors.js";
 import { DeltaDecoder } from "./delta-event.js";
 import type { DeltaBatch, DeltaMessage } from "./delta-source.js";
-import { carriedMaskBytes, decodeBatch, DELETE, UPSERT, type DecodedBatch } from "./decoded-batch.js";
+import { decodeBatch, DELETE, UPSERT, type DecodedBatch } from "./decoded-batch.js";
 import { rowLayout, type RowLayout } from "../format/row-layout.js";
 import { deadLetterOf, type DeadLetter } from "./dead-letters.js";
 import { InvalidDeltaError, type DeltaProblem } from "./errors.js";
@@ -191,17 +191,17 @@ export class TableIngestor {
     const rows = decoded ?? decodeBatch(this.decoder, this.layout, messages);
     const rowBytes = Buffer.from(rows.rows.buffer, rows.rows.byteOffset, rows.rows.byteLength);
     let problem = 0;
-    let position = this.positions.get(partition);
-    const start = position;
+    const start = this.positions.get(partition);
+    let last: bigint | null = null;
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]!;
       const refused = rows.problems[problem]?.index === i ? rows.problems[problem++]! : null;
-      if (position !== undefined && message.offset < position) {
+      if (start !== undefined && message.offset < start) {
         this.counters.replayedSkipped++;
         continue;
       }
       this.counters.messages++;
-      position = message.offset + 1n;
+      last = message.offset;
       if (refused) {
         if (refused.problem === "internal_error")
           this.log.error({ partition, offset: String(message.offset), err: refused.reason }, "Decoder bug");
@@ -217,12 +217,11 @@ export class TableIngestor {
         continue;
       }
       const at = rows.rowSpans[i * 2]!;
-      const row = rowBytes.subarray(at, at + rows.rowSpans[i * 2 + 1]!);
-      if (kind === UPSERT) this.pending.upsert(key, eventTimeMs, row);
+      const length = rows.rowSpans[i * 2 + 1]!;
+      if (kind === UPSERT) this.pending.upsert(key, eventTimeMs, rowBytes, at, length);
       else {
         try {
-          const carried = rowBytes.subarray(at + row.length, at + row.length + carriedMaskBytes(this.layout));
-          this.pending.patch(key, eventTimeMs, row, carried, this.readStored);
+          this.pending.patch(key, eventTimeMs, rowBytes, at, length, this.readStored);
         } catch (err) {
           if (err instanceof InvalidDeltaError) this.deadLetter(partition, message, err.problem, err.message);
           else {
@@ -239,8 +238,8 @@ export class TableIngestor {
       }
       this.counters.upserts++;
     }
-    if (position !== undefined && position !== start) {
-      this.positions.set(partition, position);
+    if (last !== null) {
+      this.positions.set(partition, last + 1n);
       if (!this.dirty) {
         this.dirty = true;
         this.dirtySinceMs = this.now();
