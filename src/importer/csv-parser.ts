@@ -66,6 +66,8 @@ function latin1Slice(buf: Buffer, start: number, end: number): string {
     : buf.toString("latin1", start, end);
 }
 const MIN_WORK_BYTES = 64 * 1024;
+/** Pushes longer than this finish a carried-over record before the rest (see push). */
+const SPLIT_PUSH_BYTES = 4096;
 const QUOTED_JS_BYTES = 256;
 /** A work buffer grown past this for a huge record is dropped once the record is done. */
 const KEEP_WORK_BYTES = 8 * 1024 * 1024;
@@ -283,6 +285,20 @@ export class CsvParser {
       data = stripBom(joined);
     }
     if (data.length === 0) return;
+    if (this.len > this.recStart && data.length > SPLIT_PUSH_BYTES) {
+      // A record is carried over: appending copies all of `data` after it. Finish it with the
+      // bytes up to the first line feed first; if that ends it, the rest is scanned in place.
+      const nl = data.indexOf(LF);
+      if (nl >= 0 && nl + 1 < data.length) {
+        this.pushData(data.subarray(0, nl + 1));
+        this.pushData(data.subarray(nl + 1));
+        return;
+      }
+    }
+    this.pushData(data);
+  }
+
+  private pushData(data: Buffer): void {
     const newStart = this.append(data);
     this.checkUtf8Lines(newStart, false);
     this.scan(false);

@@ -254,6 +254,33 @@ describe("CsvParser: RFC 4180", () => {
     );
   });
 
+  it("gives the same records when large pushes finish a carried record first (property)", () => {
+    // Pushes over 4 KiB that find a record carried over are cut after their first line feed.
+    const field = fc.oneof(
+      fc.string({ unit: fc.constantFrom("a", "b", ",", '"', "\n", "\r", " ", "é", "😀"), maxLength: 40 }),
+      fc.string({ unit: "binary", maxLength: 60 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(field, { minLength: 1, maxLength: 6 }), { minLength: 50, maxLength: 400 }),
+        fc.constantFrom("\n", "\r\n"),
+        fc.array(fc.integer({ min: 1, max: 12_000 }), { minLength: 1, maxLength: 6 }),
+        (rows, eol, sizes) => {
+          const input = rows.map((r) => r.map(quoteAlways).join(",")).join(eol) + eol;
+          const p = parse(input, sizes);
+          expect(fieldsOf(p)).toEqual(rows);
+          let line = 1;
+          p.records.forEach((r, i) => {
+            expect(r.line).toBe(line);
+            line += 1 + rows[i]!.join(",").split("\n").length - 1;
+          });
+        },
+      ),
+      // Shrinking hundreds of rows takes minutes: report the first failure as found.
+      { numRuns: 150, endOnFailure: true },
+    );
+  });
+
   it("parses unquoted fields when nothing needs quotes (property)", () => {
     const plain = fc.string({ unit: fc.constantFrom("a", "1", ".", "-", " ", "é", "x"), minLength: 1 });
     fc.assert(
