@@ -451,6 +451,12 @@ void Throw(Isolate* isolate, const char* message) {
   isolate->ThrowException(v8::Exception::TypeError(v8::String::NewFromUtf8(isolate, message).ToLocalChecked()));
 }
 
+// Math.ceil for 0 <= x < 2^53, without a call to libm's ceil (no SSE4.1 rounding in the baseline).
+inline double CeilPositive(double x) {
+  const double t = double(int64_t(x));
+  return t < x ? t + 1 : t;
+}
+
 inline bool IsIndex(double v, double max) { return v >= 0 && v <= max && std::trunc(v) == v; }
 
 void EncodeCsvLines(const FunctionCallbackInfo<Value>& args) {
@@ -500,7 +506,7 @@ void EncodeCsvLines(const FunctionCallbackInfo<Value>& args) {
   while (p < limit) {
     // The room RecordTarget.reserve(plan.reserve) would find without a flush, a new part or an
     // error (SegmentEncoder.reserve, PartedRecords.reserve's estimatedBytes): else JS does that.
-    const double estimate = double(offset) + std::ceil(double(count) / 0.7) * 16 + 8192;
+    const double estimate = double(offset) + CeilPositive(double(count) / 0.7) * 16 + 8192;
     if (used + plan.reserve > end || offset + plan.reserve + kTrailerBytes > kMaxSegmentBytes ||
         estimate > estimate_limit || count >= max_count) {
       stop = kStopRoom;
