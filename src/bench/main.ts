@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only storage,import,serve,ingest]`: runs the benchmark suites and writes
+ * `npm run bench [-- --quick] [-- --only import,storage,serve,swaps,ingest]`: runs the benchmark suites and writes
  * bench/results/latest.json ({machine, metrics}) and bench/results/latest.md (a table and bar
  * charts). Figures are medians; peers are measured in the same run, so ratios compare like with
  * like on this shared, noisy machine.
@@ -9,15 +9,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
-import { benchStorage } from "./storage-bench.js";
+import { parseArgs } from "node:util";
+import { benchImport, benchStorage } from "./storage-bench.js";
 import { log, type Metric } from "./metric.js";
 import { renderReport } from "./report.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const SUITES: Record<string, (opts: { quick: boolean }) => Promise<Metric[]>> = {
+  import: benchImport,
   storage: benchStorage,
-  import: async (opts) => (await import("./storage-bench.js")).benchImport(opts),
   serve: async (opts) => (await import("./serve-bench.js")).benchServe(opts),
   swaps: async (opts) => (await import("./swap-bench.js")).benchSwaps(opts),
   ingest: async (opts) => {
@@ -34,12 +35,14 @@ const SUITES: Record<string, (opts: { quick: boolean }) => Promise<Metric[]>> = 
 };
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const quick = args.includes("--quick");
-  const onlyAt = args.indexOf("--only");
-  // "import" is part of "storage": by itself only when asked for.
-  const only =
-    onlyAt >= 0 ? (args[onlyAt + 1] ?? "").split(",") : Object.keys(SUITES).filter((s) => s !== "import");
+  const { values: args } = parseArgs({
+    options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  });
+  const quick = args.quick;
+  const only = args.only?.split(",") ?? Object.keys(SUITES);
+  const unknown = only.filter((name) => !(name in SUITES));
+  if (unknown.length > 0)
+    throw new Error(`Unknown suite "${unknown.join(", ")}" (have ${Object.keys(SUITES).join(", ")})`);
   const machine = {
     cpus: cpus().length,
     cpu_model: cpus()[0]?.model ?? "unknown",
@@ -52,8 +55,7 @@ async function main(): Promise<void> {
   const metrics: Metric[] = [];
   const failures: string[] = [];
   for (const name of only) {
-    const suite = SUITES[name];
-    if (!suite) throw new Error(`Unknown suite "${name}" (have ${Object.keys(SUITES).join(", ")})`);
+    const suite = SUITES[name]!;
     log(`suite ${name}`);
     try {
       metrics.push(...(await suite({ quick })));
