@@ -11,9 +11,14 @@ import {
   type ServerUnaryCall,
   type sendUnaryData,
 } from "@grpc/grpc-js";
+import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../serve/message-framing.js";
 
 const [port, responseFile] = process.argv.slice(2);
-const response = readFileSync(responseFile!);
+// Framed in place as Strata's responses are, so that neither pays grpc-js's copy.
+installMessageFraming();
+const message = readFileSync(responseFile!);
+const response = frameMessage(Buffer.alloc(FRAME_PREFIX_BYTES + message.length));
+message.copy(response);
 const raw = {
   requestSerialize: (b: Buffer) => b,
   requestDeserialize: (b: Buffer) => b,

@@ -151,7 +151,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         }
         observe("StreamFeatures", started, code);
         // Backpressure: stop reading requests while the client is not reading responses. Once
-        // written (grpc-js has copied it into its frame), a response's bytes can be reused.
+        // written (HTTP/2 has sent its frame: message-framing.ts), a response's bytes can be reused.
         const response = out;
         const written = response instanceof Buffer ? () => encoder.release(response) : undefined;
         if (!call.write(response, written)) {

@@ -1,8 +1,9 @@
 /**
  * Encodes GetFeaturesResponse and ScanTableResponse messages straight from mapped segment bytes:
  * the read path of the product. The keys of a request are located in one native call (lookup +
- * CRC check), the rows are measured in a second, one buffer of the exact size is allocated, and a
- * third writes the rows into it from the mapping (native/strata_native.cc `writeRows`): float32,
+ * CRC check), the rows are measured in a second, one buffer of the exact size is allocated (with
+ * the gRPC frame's prefix in front, so that grpc-js sends it without a copy: message-framing.ts),
+ * and a third writes the rows into it from the mapping (native/strata_native.cc `writeRows`): float32,
  * float64 and vectors byte for byte, since the segment and protobuf are both little-endian
  * IEEE 754. No per-value objects are created, and nothing in the response refers to the mapping
  * once it is encoded (see storage/mapped-segment.ts on buffer lifetime).
@@ -18,6 +19,7 @@ import { KeyBatchBuilder, type KeyBatch } from "../format/key-batch.js";
 import type { RowLocation, VersionSnapshot } from "../storage/version-snapshot.js";
 import { BatchLocations, BatchStatus, type ResponseRows } from "../storage/native.js";
 import { Slab } from "./slab.js";
+import { FRAME_PREFIX_BYTES, frameMessage } from "./message-framing.js";
 import {
   WIRE_VARINT,
   encodeStringFields,
@@ -121,7 +123,7 @@ export class ResponseEncoder {
       uint64FieldSize(3, snapshot.version) +
       getFeatures.length +
       this.measure(snapshot, rows);
-    const buf = this.slab.buffer(size);
+    const buf = frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
     let pos = 0;
     if (requestIdSize > 0) {
       buf[pos++] = tag(1, WIRE_VARINT);
@@ -167,7 +169,7 @@ export class ResponseEncoder {
       uint64FieldSize(2, snapshot.version) +
       scanFeatures.length +
       this.measure(snapshot, rows);
-    const buf = this.slab.buffer(size);
+    const buf = frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
     pos += scanFeatures.copy(buf, pos);
@@ -177,8 +179,9 @@ export class ResponseEncoder {
   }
 
   /**
-   * The caller is done with a response from this encoder (grpc-js has serialized it: a stream
-   * write's callback ran), so its bytes may be reused. Never call it for a response still in use.
+   * The caller is done with a response from this encoder (its stream write's callback ran: HTTP/2
+   * has sent its frame, message-framing.ts), so its bytes may be reused. Never call it for a
+   * response still in use.
    */
   release(response: Buffer): void {
     this.slab.release(response);

@@ -15,6 +15,7 @@ import type { TablesConfig } from "../config/tables-config.js";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { ServedTable, type VersionEvent } from "./served-table.js";
 import { createFeatureService } from "./feature-service.js";
+import { installMessageFraming } from "./message-framing.js";
 import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
@@ -69,6 +70,12 @@ export class StrataServer {
 
   /** Loads the tables, binds the port, starts watching; resolves once requests can be served. */
   async start(): Promise<void> {
+    if (!installMessageFraming()) {
+      this.logger.warn(
+        { component: "grpc" },
+        "this grpc-js has no serializeMessage to wrap: responses are copied into their frames",
+      );
+    }
     const pkg = loadServerProto();
     const service = pkg[SERVICE_NAME] as ServiceDefinition;
     this.grpc.addService(
