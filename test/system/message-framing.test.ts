@@ -30,7 +30,7 @@ describe("message framing", () => {
   let client: EchoClient;
   /** The frame the server last sent, reused (rewritten) once its write's callback has run. */
   const frame = Buffer.alloc(FRAME_PREFIX_BYTES + 3);
-  let reused = frameMessage(frame);
+  const reused = frameMessage(frame);
 
   beforeAll(async () => {
     expect(installMessageFraming()).toBe(true);
