@@ -12,7 +12,7 @@
  *
  * This reaches into grpc-js: a class its package does not export, a method it does not document.
  * A grpc-js without them still works, with the copy: `installMessageFraming` returns false, the
- * server logs it, and a unit test fails, so that an upgrade notices.
+ * server logs it, and test/system/message-framing.test.ts fails, so that an upgrade notices.
  */
 import { createRequire } from "node:module";
 

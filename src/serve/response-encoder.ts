@@ -3,9 +3,9 @@
  * the read path of the product. The keys of a request are located in one native call (lookup +
  * CRC check), the rows are measured in a second, one buffer of the exact size is allocated (with
  * the gRPC frame's prefix in front, so that grpc-js sends it without a copy: message-framing.ts),
- * and a third writes the rows into it from the mapping (native/strata_native.cc `writeRows`): float32,
- * float64 and vectors byte for byte, since the segment and protobuf are both little-endian
- * IEEE 754. No per-value objects are created, and nothing in the response refers to the mapping
+ * and a third writes the rows into it from the mapping (native/strata_native.cc `writeRows`):
+ * float32, float64 and vectors byte for byte, since the segment and protobuf are both
+ * little-endian IEEE 754. No per-value objects are created, and nothing in the response refers to the mapping
  * once it is encoded (see storage/mapped-segment.ts on buffer lifetime).
  *
  * Messages (proto/strata/v1/feature_store.proto):
