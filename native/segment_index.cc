@@ -45,12 +45,18 @@ void Throw(Isolate* isolate, const char* message) {
 // each of their pages took two faults: a read (of the probe) mapped the shared zero page, and
 // the write after it replaced that page and flushed its TLB entry on every CPU running the
 // process, an inter-processor interrupt that is costly on a VM (perf: about 7% of an import).
-// Best effort: without MADV_POPULATE_WRITE (Linux < 5.14) the faults simply happen as before.
+// Best effort: without MADV_POPULATE_WRITE (Linux < 5.14, other systems) the faults simply
+// happen as before.
 void PopulateForWrite(void* data, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
   const uintptr_t page = 4096;
   const uintptr_t from = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
   const uintptr_t to = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(page - 1);
   if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
 }
 
 // How far ahead home slots are prefetched: enough misses in flight to fill the memory pipeline.
