@@ -129,7 +129,9 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
       const strataCpu0 = cpuMs(strata.child.pid!);
       const s = await runGrpc(`127.0.0.1:${strataPort}`, mode.streams, seconds, requests);
       const strataCpu = cpuMs(strata.child.pid!) - strataCpu0;
+      const ceilingCpu0 = cpuMs(ceiling.child.pid!);
       const c = await runGrpc(`127.0.0.1:${ceilingPort}`, mode.streams, seconds, requests);
+      const ceilingCpu = cpuMs(ceiling.child.pid!) - ceilingCpu0;
       log(
         `${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s, ceiling ${Math.round(c.rowsPerSec)} rows/s`,
       );
@@ -175,6 +177,8 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
           name: `serve_${mode.name}_server_cpu_per_batch`,
           value: round((strataCpu * 1000) / s.batches, 1),
           unit: "µs/batch",
+          peer: "pre-encoded grpc-js server (ceiling)",
+          peer_value: round((ceilingCpu * 1000) / c.batches, 1),
           conditions: `server process user+system CPU / batches answered; ${conditions}`,
         },
       );
