@@ -1,8 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only import,storage,serve,swaps,ingest]`: runs the benchmark suites and writes
- * bench/results/latest.json ({machine, metrics}) and bench/results/latest.md (a table and bar
- * charts). Figures are medians; peers are measured in the same run, so ratios compare like with
- * like on this shared, noisy machine.
+ * `npm run bench [-- --quick] [-- --only import,storage,serve,swaps,ingest]`: runs the benchmark
+ * suites and writes bench/results/latest.json ({machine, metrics}) and bench/results/latest.md
+ * (a table and bar charts). Figures are medians; peers are measured in the same run, so ratios
+ * compare like with like on this shared, noisy machine.
  */
 import { cpus, totalmem, platform, release } from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";

@@ -5,8 +5,8 @@
  * the gRPC frame's prefix in front, so that grpc-js sends it without a copy: message-framing.ts),
  * and a third writes the rows into it from the mapping (native/strata_native.cc `writeRows`):
  * float32, float64 and vectors byte for byte, since the segment and protobuf are both
- * little-endian IEEE 754. No per-value objects are created, and nothing in the response refers to the mapping
- * once it is encoded (see storage/mapped-segment.ts on buffer lifetime).
+ * little-endian IEEE 754. No per-value objects are created, and nothing in the response refers to
+ * the mapping once it is encoded (see storage/mapped-segment.ts on buffer lifetime).
  *
  * Messages (proto/strata/v1/feature_store.proto):
  *   GetFeaturesResponse := 1 request_id, 2 table, 3 version, 4 features*, 5 rows*
@@ -123,7 +123,7 @@ export class ResponseEncoder {
       uint64FieldSize(3, snapshot.version) +
       getFeatures.length +
       this.measure(snapshot, rows);
-    const buf = frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
+    const buf = this.newMessage(size);
     let pos = 0;
     if (requestIdSize > 0) {
       buf[pos++] = tag(1, WIRE_VARINT);
@@ -169,7 +169,7 @@ export class ResponseEncoder {
       uint64FieldSize(2, snapshot.version) +
       scanFeatures.length +
       this.measure(snapshot, rows);
-    const buf = frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
+    const buf = this.newMessage(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
     pos += scanFeatures.copy(buf, pos);
@@ -185,6 +185,11 @@ export class ResponseEncoder {
    */
   release(response: Buffer): void {
     this.slab.release(response);
+  }
+
+  /** `size` bytes for a response, carved with its gRPC frame prefix in front. */
+  private newMessage(size: number): Buffer {
+    return frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
   }
 
   /** Row statuses from the lookups, with the table's max age applied, counted. */
