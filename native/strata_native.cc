@@ -348,13 +348,25 @@ void LocateOne(const FunctionCallbackInfo<Value>& args) {
   uint8_t stack[512];
   std::vector<uint8_t> heap;
   uint8_t* bytes = stack;
-  int length = key->Utf8Length(isolate);
-  if (size_t(length) > sizeof(stack)) {
-    heap.resize(length);
-    bytes = heap.data();
+  int length = key->Length();
+  // Keys are mostly ASCII, where the one-byte copy is the UTF-8 bytes: one pass over the string
+  // instead of Utf8Length's and WriteUtf8's two (a quarter of a lookup's work when it hits the cache).
+  bool ascii = false;
+  if (key->IsOneByte() && size_t(length) <= sizeof(stack)) {
+    key->WriteOneByte(isolate, bytes, 0, length, v8::String::NO_NULL_TERMINATION);
+    uint8_t high = 0;
+    for (int i = 0; i < length; i++) high |= bytes[i];
+    ascii = high < 0x80;
   }
-  key->WriteUtf8(isolate, reinterpret_cast<char*>(bytes), length, nullptr,
-                 v8::String::NO_NULL_TERMINATION | v8::String::REPLACE_INVALID_UTF8);
+  if (!ascii) {
+    length = key->Utf8Length(isolate);
+    if (size_t(length) > sizeof(stack)) {
+      heap.resize(length);
+      bytes = heap.data();
+    }
+    key->WriteUtf8(isolate, reinterpret_cast<char*>(bytes), length, nullptr,
+                   v8::String::NO_NULL_TERMINATION | v8::String::REPLACE_INVALID_UTF8);
+  }
   const uint32_t bounds[2] = {0, uint32_t(length)};
   LocateChunk(version, bytes, bounds, 1, version.one_out, version.one_time);
   args.GetReturnValue().Set(version.one_out[kOutStatus]);

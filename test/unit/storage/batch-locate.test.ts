@@ -1,7 +1,8 @@
 /**
  * The native batch lookup (storage/native.ts) against the JS reference (VersionSnapshot.locate)
- * on the same segments: every key, found, absent, deleted, shadowed, non-ASCII, under two hash
- * seeds, and with a damaged record.
+ * on the same segments: every key, found, absent, deleted, shadowed, non-ASCII (two-byte and
+ * Latin-1 strings), longer than locateOne's stack buffer, under two hash seeds, and with a damaged
+ * record.
  */
 import { describe, expect, it } from "vitest";
 import { encodeSegment } from "../../../src/format/segment-encoder.js";
@@ -25,7 +26,8 @@ const schema: TableSchema = {
 };
 const layout = rowLayout(schema);
 const base = { tableName: "users", schemaHash: schemaHash(schema), layout };
-const key = (i: number): string => (i % 7 === 0 ? `ключ:${i}` : `user:${i}`);
+// Two-byte strings, one-byte strings beyond ASCII (Latin-1 in V8, two UTF-8 bytes a char), and ASCII.
+const key = (i: number): string => (i % 7 === 0 ? `ключ:${i}` : i % 11 === 0 ? `café:${i}` : `user:${i}`);
 const values = (i: number, gen: number): FeatureValue[] => [BigInt(i * 10 + gen), `v${gen}-${i}`];
 
 function snapshotOf(parts: Buffer[]): VersionSnapshot {
