@@ -1,0 +1,65 @@
+/**
+ * Request metrics are tallied in plain arrays and turned into Prometheus samples at scrape time
+ * (serve/metrics.ts): what a scrape shows must be what prom-client's own counter and histogram
+ * would have shown.
+ */
+import { describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
+import { ServerMetrics } from "../../../src/serve/metrics.js";
+
+const lines = (text: string, prefix: string): string[] =>
+  text.split("\n").filter((l) => l.startsWith(prefix));
+
+describe("request metrics", () => {
+  it("counts requests by method and code, and buckets their latency cumulatively", async () => {
+    const m = new ServerMetrics();
+    m.observeRequest("StreamFeatures", status.OK, 0.00003);
+    m.observeRequest("StreamFeatures", status.OK, 0.0003);
+    m.observeRequest("StreamFeatures", status.OK, 2);
+    m.observeRequest("GetFeatures", status.NOT_FOUND, 0.001);
+    m.observeRequest("GetFeatures", 99, 0.001); // not a gRPC code: counted as UNKNOWN
+    const text = await m.registry.metrics();
+    expect(text).toContain("# TYPE strata_grpc_request_duration_seconds histogram");
+    expect(lines(text, "strata_grpc_requests_total").sort()).toEqual([
+      'strata_grpc_requests_total{method="GetFeatures",code="NOT_FOUND"} 1',
+      'strata_grpc_requests_total{method="GetFeatures",code="UNKNOWN"} 1',
+      'strata_grpc_requests_total{method="StreamFeatures",code="OK"} 3',
+    ]);
+    const stream = lines(text, "strata_grpc_request_duration_seconds").filter((l) =>
+      l.includes('method="StreamFeatures"'),
+    );
+    expect(stream).toEqual([
+      ...[
+        ["0.00005", 1],
+        ["0.0001", 1],
+        ["0.00025", 1],
+        ["0.0005", 2],
+        ["0.001", 2],
+        ["0.0025", 2],
+        ["0.005", 2],
+        ["0.01", 2],
+        ["0.05", 2],
+        ["0.25", 2],
+        ["1", 2],
+        ["+Inf", 3],
+      ].map(
+        ([le, n]) => `strata_grpc_request_duration_seconds_bucket{le="${le}",method="StreamFeatures"} ${n}`,
+      ),
+      'strata_grpc_request_duration_seconds_sum{method="StreamFeatures"} 2.00033',
+      'strata_grpc_request_duration_seconds_count{method="StreamFeatures"} 3',
+    ]);
+    // A bound is inclusive (le): an observation equal to it falls in its bucket.
+    m.observeRequest("ScanTable", status.OK, 0.001);
+    expect(await m.registry.metrics()).toContain(
+      'strata_grpc_request_duration_seconds_bucket{le="0.001",method="ScanTable"} 1',
+    );
+  });
+
+  it("starts over when the registry is reset", async () => {
+    const m = new ServerMetrics();
+    m.observeRequest("GetFeatures", status.OK, 0.001);
+    m.registry.resetMetrics();
+    const text = await m.registry.metrics();
+    expect(lines(text, "strata_grpc_request")).toEqual([]);
+  });
+});
