@@ -1,0 +1,71 @@
+/**
+ * The hand-written GetFeaturesRequest decoder (serve/request-decoder.ts) against protobufjs on the
+ * same bytes: every request protobufjs encodes decodes to the same fields, keys included (short
+ * ASCII keys take a fast path, others the general one), and no byte string makes it throw.
+ */
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import protobuf from "protobufjs";
+import { decodeGetFeaturesRequest } from "../../../src/serve/request-decoder.js";
+
+const root = protobuf.loadSync("proto/strata/v1/feature_store.proto");
+const Request = root.lookupType("strata.v1.GetFeaturesRequest");
+
+const keyText = fc.oneof(
+  fc.string({ maxLength: 20 }), // ASCII, the fast path
+  fc.string({ minLength: 120, maxLength: 300 }), // lengths past one varint byte
+  fc.string({ unit: "grapheme", maxLength: 20 }), // beyond ASCII
+);
+
+describe("GetFeaturesRequest decoder", () => {
+  it("decodes whatever protobufjs encodes to the same fields", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          table: fc.string({ maxLength: 10 }),
+          keys: fc.array(keyText, { maxLength: 40 }),
+          features: fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+          requestId: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+          version: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+          encoding: fc.integer({ min: 0, max: 1 }),
+        }),
+        (r) => {
+          const bytes = Buffer.from(
+            Request.encode(
+              Request.fromObject({ ...r, requestId: r.requestId.toString(), version: r.version }),
+            ).finish(),
+          );
+          const d = decodeGetFeaturesRequest(bytes);
+          expect(d.invalid).toBeUndefined();
+          const keys = Array.from({ length: d.keys.count }, (_, i) =>
+            d.keys.bytes.toString("utf8", d.keys.bounds[2 * i], d.keys.bounds[2 * i + 1]),
+          );
+          expect({ table: d.table, keys, features: d.features }).toEqual({
+            table: r.table,
+            keys: r.keys,
+            features: r.features,
+          });
+          expect(BigInt(d.requestIdHi) * 2n ** 32n + BigInt(d.requestIdLo)).toBe(r.requestId);
+          expect([d.version, d.encoding]).toEqual([r.version, r.encoding]);
+        },
+      ),
+    );
+  });
+
+  it("answers any bytes with a request or a reason, never an exception", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const d = decodeGetFeaturesRequest(Buffer.from(bytes));
+        if (d.invalid !== undefined) expect(d.invalid).toMatch(/^Malformed GetFeaturesRequest: /);
+      }),
+    );
+  });
+
+  it("names what is wrong: invalid UTF-8, truncation", () => {
+    const reason = (bytes: number[]) => decodeGetFeaturesRequest(Buffer.from(bytes)).invalid;
+    expect(reason([0x12, 2, 0xff, 0xfe])).toBe("Malformed GetFeaturesRequest: key is not valid UTF-8");
+    expect(reason([0x12, 2, 0x61, 0x62, 0x12, 5, 0x61])).toBe("Malformed GetFeaturesRequest: truncated key");
+    expect(reason([0x12])).toBe("Malformed GetFeaturesRequest: truncated varint");
+    expect(reason([0x0a, 1, 0xc3])).toBe("Malformed GetFeaturesRequest: table is not valid UTF-8");
+  });
+});
