@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
+import { AggregatorRegistry } from "prom-client";
 import { ServerMetrics } from "../../../src/serve/metrics.js";
 
 const lines = (text: string, prefix: string): string[] =>
@@ -53,6 +54,22 @@ describe("request metrics", () => {
     expect(await m.registry.metrics()).toContain(
       'strata_grpc_request_duration_seconds_bucket{le="0.001",method="ScanTable"} 1',
     );
+  });
+
+  it("sums across --workers as prom-client's cluster aggregation does", async () => {
+    const [a, b] = [new ServerMetrics(), new ServerMetrics()];
+    a.observeRequest("GetFeatures", status.OK, 0.001);
+    b.observeRequest("GetFeatures", status.OK, 0.002);
+    b.observeRequest("GetFeatures", status.NOT_FOUND, 0.1);
+    const summed = AggregatorRegistry.aggregate([
+      await a.registry.getMetricsAsJSON(),
+      await b.registry.getMetricsAsJSON(),
+    ]);
+    const text = await summed.metrics();
+    expect(text).toContain('strata_grpc_requests_total{method="GetFeatures",code="OK"} 2');
+    expect(text).toContain('strata_grpc_request_duration_seconds_bucket{le="0.001",method="GetFeatures"} 1');
+    expect(text).toContain('strata_grpc_request_duration_seconds_bucket{le="0.0025",method="GetFeatures"} 2');
+    expect(text).toContain('strata_grpc_request_duration_seconds_count{method="GetFeatures"} 3');
   });
 
   it("starts over when the registry is reset", async () => {
