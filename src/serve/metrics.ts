@@ -149,7 +149,10 @@ export class ServerMetrics {
 class RequestTally {
   /** By gRPC status code (0-16; anything else counts as UNKNOWN). */
   readonly codes = new Float64Array(17);
-  /** Observations per bucket (not cumulative): slot b holds those in (bound b-1, bound b], the last slot those above every bound. */
+  /**
+   * Observations per bucket, not cumulative: slot b holds those in (bound b-1, bound b], the last
+   * slot those above every bound.
+   */
   readonly buckets: Float64Array;
   sum = 0;
   count = 0;
