@@ -228,8 +228,9 @@ void Prepare(const FunctionCallbackInfo<Value>& args) {
 // reads group t-1's slots (prefetched a step ago) and prefetches their records, and checks
 // group t-2's records (CRC, key). Misses are requested a little at a time, a step before they
 // are needed, instead of all at once: with every record of 32 keys requested together, the
-// core's miss queue filled and the CRC work waited for it. Groups of 4 look 100 random keys of
-// 256 B up in 15 µs instead of 20 (groups of 8: 17, 16: 19.5; docs/benchmarks.md).
+// core's miss queue filled and the CRC work waited for it. In process, groups of 4 look 100
+// random keys of 256 B up in 15 µs instead of 20 (groups of 8: 17, 16: 19.5); inside the bench's
+// server, whose client shares the memory system, every variant takes about 20 (docs/benchmarks.md).
 constexpr uint32_t kChunk = 128;
 constexpr uint32_t kGroup = 4;
 constexpr uint32_t kNone = 0xffffffffu;
