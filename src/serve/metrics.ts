@@ -24,6 +24,14 @@ export class ServerMetrics {
     help: "gRPC requests (stream messages count one each) by method and status code",
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
+    // Counted in the latency tallies on the hot path; set from them when scraped.
+    collect: () => {
+      this.requests.reset();
+      for (const [method, tally] of this.latency.tallies)
+        tally.codes.forEach((n, code) => {
+          if (n > 0) this.requests.inc({ method, code: grpcStatusName(code) }, n);
+        });
+    },
   });
   readonly latency = new RequestLatency(
     "strata_grpc_request_duration_seconds",
@@ -78,14 +86,6 @@ export class ServerMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: "strata_" });
     // A duck-typed metric (name, help, type, get, reset): what the registry reads of one.
     this.registry.registerMetric(this.latency as unknown as Metric);
-    const requests = this.requests;
-    (requests as unknown as { collect: () => void }).collect = () => {
-      requests.reset();
-      for (const [method, tally] of this.latency.tallies)
-        tally.codes.forEach((n, code) => {
-          if (n > 0) requests.inc({ method, code: grpcStatusName(code) }, n);
-        });
-    };
     if (rowCounts) {
       const rows = this.rows;
       (rows as unknown as { collect: () => void }).collect = () => {
@@ -155,7 +155,6 @@ class RequestTally {
    */
   readonly buckets: Float64Array;
   sum = 0;
-  count = 0;
 
   constructor(private readonly upperBounds: readonly number[]) {
     this.buckets = new Float64Array(upperBounds.length + 1);
@@ -168,7 +167,6 @@ class RequestTally {
     while (b < bounds.length && seconds > bounds[b]!) b++;
     this.buckets[b]!++;
     this.sum += seconds;
-    this.count++;
   }
 }
 
@@ -204,9 +202,10 @@ class RequestLatency {
         below += t.buckets[b]!;
         values.push({ labels: { le, method }, value: below, metricName: `${this.name}_bucket` });
       });
-      values.push({ labels: { le: "+Inf", method }, value: t.count, metricName: `${this.name}_bucket` });
+      const count = below + t.buckets[this.upperBounds.length]!;
+      values.push({ labels: { le: "+Inf", method }, value: count, metricName: `${this.name}_bucket` });
       values.push({ labels: { method }, value: t.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: { method }, value: t.count, metricName: `${this.name}_count` });
+      values.push({ labels: { method }, value: count, metricName: `${this.name}_count` });
     }
     const { name, help, type, aggregator } = this;
     return Promise.resolve({ name, help, type, aggregator, values });

@@ -75,13 +75,13 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
   };
   const readString = (what: string): string => buf.toString("utf8", readUtf8(what), pos);
   const keys = req.keys;
-  const addKey = (start: number): void => {
-    keys.bounds[keys.count * 2] = start;
-    keys.bounds[keys.count * 2 + 1] = pos;
-    keys.count++;
-  };
   const bounds = keys.bounds;
   const end = buf.length;
+  const addKey = (start: number): void => {
+    bounds[keys.count * 2] = start;
+    bounds[keys.count * 2 + 1] = pos;
+    keys.count++;
+  };
   try {
     while (pos < end) {
       // Keys are most of a request: a run of keys of up to 127 ASCII bytes each is read here, in
