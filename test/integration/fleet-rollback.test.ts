@@ -95,6 +95,14 @@ describe("fleet rollback, pin and resume (writer + 2 replicas, real Redis)", () 
     // (A node whose heartbeat expired is gone, not a straggler.)
     const frozen = await h.startNode("replica-frozen", "replica", { STRATA_NODE_TTL_MS: "20000" });
     await until("the new node on v4", async () => (await servedVersion(frozen)) === 4, 5000);
+    // The CLI names stragglers from their heartbeats, which follow a swap by a few ms: freeze the
+    // node only once Redis has heard it serve v4, or its last word may be "nothing yet".
+    const coord = await h.connect();
+    await until("the new node's heartbeat on v4", async () => {
+      const status = (await coord.listNodes()).find((n) => n.node === "replica-frozen");
+      return status?.tables["users"]?.serving === 4;
+    });
+    await coord.close();
     frozen.proc.kill("SIGSTOP");
     try {
       const r = await h.cli(["rollback", "users", "--fleet", "--to", "2", "--force", "--timeout", "600"]);
