@@ -150,11 +150,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
           };
         }
         observe("StreamFeatures", started, code);
-        // Backpressure: stop reading requests while the client is not reading responses. Once
-        // written (HTTP/2 has sent its frame: message-framing.ts), a response's bytes can be reused.
-        const response = out;
-        const written = response instanceof Buffer ? () => encoder.release(response) : undefined;
-        if (!call.write(response, written)) {
+        // Backpressure: stop reading requests while the client is not reading responses.
+        if (!call.write(out)) {
           call.pause();
           call.once("drain", () => call.resume());
         }

@@ -7,33 +7,50 @@
  * (`frameMessage`), and `serializeMessage` is wrapped to hand such a message's frame to HTTP/2 as
  * it is; every other message (errors, version events, health) goes through grpc-js's own code.
  *
- * The frame is then what HTTP/2 sends, not a copy: the encoder may reuse its bytes only after the
- * stream write's callback, which Node calls once the socket write is done (feature-service.ts).
+ * The frame is then what HTTP/2 sends, not a copy: its bytes may be reused only after the stream
+ * write's callback, which Node calls once the socket write is done. `sendMessage` is wrapped too,
+ * so that a framed message's `onSent` runs then, for a unary answer as for a stream write (grpc-js
+ * tells a unary handler nothing once it has answered). A message that is never sent (the call was
+ * cancelled, the write failed) never calls it.
  *
  * This reaches into grpc-js: a class its package does not export, a method it does not document.
- * A grpc-js without them still works, with the copy: `installMessageFraming` returns false, the
- * server logs it, and test/system/message-framing.test.ts fails, so that an upgrade notices.
+ * A grpc-js without them still works, with the copy (and no `onSent`): `installMessageFraming`
+ * returns false, the server logs it, and test/system/message-framing.test.ts fails, so that an
+ * upgrade notices.
  */
 import { createRequire } from "node:module";
 
 export const FRAME_PREFIX_BYTES = 5;
 
+/** Called with a framed message once HTTP/2 is done with its bytes. */
+export type OnSent = (message: Buffer) => void;
+
+interface Framed {
+  readonly frame: Buffer;
+  readonly onSent: OnSent | undefined;
+}
+
 /** Message → its frame, for the messages `frameMessage` made. */
-const frames = new WeakMap<object, Buffer>();
+const framed = new WeakMap<object, Framed>();
 
 /**
  * Writes the gRPC prefix (not compressed; the message length) at the start of `frame` and returns
- * the message: the bytes after it, to be filled in before it is sent.
+ * the message: the bytes after it, to be filled in before it is sent. `onSent` runs each time the
+ * message has been sent.
  */
-export function frameMessage(frame: Buffer): Buffer {
+export function frameMessage(frame: Buffer, onSent?: OnSent): Buffer {
   frame[0] = 0;
   frame.writeUInt32BE(frame.length - FRAME_PREFIX_BYTES, 1);
   const message = frame.subarray(FRAME_PREFIX_BYTES);
-  frames.set(message, frame);
+  framed.set(message, { frame, onSent });
   return message;
 }
 
+const framingOf = (value: unknown): Framed | undefined =>
+  typeof value === "object" && value !== null ? framed.get(value) : undefined;
+
 type SerializeMessage = (this: unknown, value: unknown) => Buffer;
+type SendMessage = (this: unknown, value: unknown, callback: (...args: unknown[]) => void) => void;
 let installed: boolean | null = null;
 
 /** Makes grpc-js send framed messages without copying them (once per process); false if it cannot. */
@@ -42,13 +59,26 @@ export function installMessageFraming(): boolean {
   installed = false;
   try {
     const internals = createRequire(import.meta.url)("@grpc/grpc-js/build/src/server-interceptors.js") as {
-      BaseServerInterceptingCall?: { prototype: { serializeMessage?: SerializeMessage } };
+      BaseServerInterceptingCall?: {
+        prototype: { serializeMessage?: SerializeMessage; sendMessage?: SendMessage };
+      };
     };
     const prototype = internals.BaseServerInterceptingCall?.prototype;
-    const original = prototype?.serializeMessage;
-    if (prototype === undefined || typeof original !== "function") return false;
+    const serialize = prototype?.serializeMessage;
+    const send = prototype?.sendMessage;
+    if (prototype === undefined || typeof serialize !== "function" || typeof send !== "function")
+      return false;
     prototype.serializeMessage = function (this: unknown, value: unknown): Buffer {
-      return (typeof value === "object" && value !== null && frames.get(value)) || original.call(this, value);
+      return framingOf(value)?.frame ?? serialize.call(this, value);
+    };
+    // Its callback runs once the HTTP/2 stream's write is done (and never if the write failed).
+    prototype.sendMessage = function (this: unknown, value: unknown, callback): void {
+      const onSent = framingOf(value)?.onSent;
+      if (onSent === undefined) return send.call(this, value, callback);
+      send.call(this, value, (...args) => {
+        onSent(value as Buffer);
+        callback(...args);
+      });
     };
     installed = true;
   } catch {

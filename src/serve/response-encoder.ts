@@ -96,6 +96,8 @@ export class ResponseEncoder {
   private readonly located = new BatchLocations();
   private readonly scanKeys = new KeyBatchBuilder();
   private readonly slab = new Slab();
+  /** A response's bytes go back to the slab once HTTP/2 has sent it. */
+  private readonly sent = (response: Buffer): void => this.slab.release(response);
 
   /**
    * Encodes a GetFeaturesResponse for `keys` read from `snapshot`. `counters` receives the row
@@ -179,17 +181,11 @@ export class ResponseEncoder {
   }
 
   /**
-   * The caller is done with a response from this encoder (its stream write's callback ran: HTTP/2
-   * has sent its frame, message-framing.ts), so its bytes may be reused. Never call it for a
-   * response still in use.
+   * `size` bytes for a response, carved with its gRPC frame prefix in front. Its bytes are reused
+   * once HTTP/2 has sent it (message-framing.ts): a response must be sent once, and never kept.
    */
-  release(response: Buffer): void {
-    this.slab.release(response);
-  }
-
-  /** `size` bytes for a response, carved with its gRPC frame prefix in front. */
   private newMessage(size: number): Buffer {
-    return frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size));
+    return frameMessage(this.slab.buffer(FRAME_PREFIX_BYTES + size), this.sent);
   }
 
   /** Row statuses from the lookups, with the table's max age applied, counted. */

@@ -11,6 +11,8 @@ import {
   Metadata,
   type Client,
   type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
 } from "@grpc/grpc-js";
 import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../../src/serve/message-framing.js";
 
@@ -22,8 +24,18 @@ const raw = {
 };
 const definition = {
   Echo: { path: "/test.Framing/Echo", requestStream: true, responseStream: true, ...raw },
+  Fill: { path: "/test.Framing/Fill", requestStream: false, responseStream: false, ...raw },
 };
-type EchoClient = Client & { Echo(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean } };
+type EchoClient = Client & {
+  Echo(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean };
+  Fill(req: Buffer, cb: (err: Error | null, res?: Buffer) => void): void;
+};
+
+/** Fill's answer to a request whose first byte is `seed`: 100 KiB, larger than a flow-control window. */
+const FILL_BYTES = 100 * 1024;
+const fill = (message: Buffer, seed: number): void => {
+  for (let j = 0; j < message.length; j++) message[j] = (seed * 131 + j * 7) & 0xff;
+};
 
 describe("message framing", () => {
   let server: Server;
@@ -31,6 +43,17 @@ describe("message framing", () => {
   /** The frame the server last sent, reused (rewritten) once its write's callback has run. */
   const frame = Buffer.alloc(FRAME_PREFIX_BYTES + 3);
   const reused = frameMessage(frame);
+  /** Fill's frames, each back here from `onSent`; a request waits while all are out. */
+  const idle: Buffer[] = [];
+  const waiting: Array<(message: Buffer) => void> = [];
+  let sentCount = 0;
+  const onSent = (message: Buffer): void => {
+    sentCount++;
+    const next = waiting.shift();
+    if (next) next(message);
+    else idle.push(message);
+  };
+  for (let i = 0; i < 3; i++) idle.push(frameMessage(Buffer.alloc(FRAME_PREFIX_BYTES + FILL_BYTES), onSent));
 
   beforeAll(async () => {
     expect(installMessageFraming()).toBe(true);
@@ -58,6 +81,16 @@ describe("message framing", () => {
           );
         });
         call.on("end", () => void previous.then(() => call.end()));
+      },
+      // A unary answer in one of three frames, rewritten only once onSent gave it back.
+      Fill: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+        const answer = (message: Buffer): void => {
+          fill(message, call.request[0]!);
+          callback(null, message);
+        };
+        const message = idle.pop();
+        if (message) answer(message);
+        else waiting.push(answer);
       },
     });
     const port = await new Promise<number>((res, rej) =>
@@ -102,5 +135,28 @@ describe("message framing", () => {
     await ended;
     expect(received.length).toBe(requests.length);
     requests.forEach((r, i) => expect(received[i]!.equals(r), `response ${i}`).toBe(true));
+  });
+
+  it("calls onSent once a unary answer is sent: frames reused from it arrive intact", async () => {
+    const calls = 120;
+    const call = (seed: number): Promise<Buffer> =>
+      new Promise((res, rej) => client.Fill(Buffer.from([seed]), (e, b) => (e ? rej(e) : res(b!))));
+    // Six calls in flight over three frames: each frame is rewritten as soon as it comes back.
+    const answers: Buffer[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        while (next < calls) {
+          const seed = next++ % 256;
+          const got = await call(seed);
+          const want = Buffer.alloc(FILL_BYTES);
+          fill(want, seed);
+          expect(got.equals(want), `answer to seed ${seed}`).toBe(true);
+          answers.push(got);
+        }
+      }),
+    );
+    expect(answers.length).toBe(calls);
+    await expect.poll(() => sentCount).toBe(calls);
   });
 });
