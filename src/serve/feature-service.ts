@@ -13,7 +13,7 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import { ResponseEncoder, type Encoding } from "./response-encoder.js";
-import type { GetFeaturesRequest } from "./request-decoder.js";
+import { releaseGetFeaturesRequest, type GetFeaturesRequest } from "./request-decoder.js";
 import { keyLength } from "../format/key-batch.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
 import { RequestError, RequestTooLargeError, UnauthenticatedError } from "./errors.js";
@@ -60,8 +60,16 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     throw new RequestError(`Unknown encoding ${e}`);
   };
 
-  /** Answers one GetFeaturesRequest: the encoded response, or throws a StrataError. */
+  /** Answers one GetFeaturesRequest (then released): the encoded response, or throws a StrataError. */
   const answer = (req: GetFeaturesRequest): Buffer => {
+    try {
+      return encode(req);
+    } finally {
+      releaseGetFeaturesRequest(req);
+    }
+  };
+
+  const encode = (req: GetFeaturesRequest): Buffer => {
     if (req.invalid) throw new RequestError(req.invalid);
     const table = tableOf(req.table);
     const keys = req.keys;

@@ -53,13 +53,16 @@ export class Slab {
     return at < 0 ? new Uint32Array(count) : new Uint32Array(this.slab, at, count);
   }
 
-  /** The caller is done with `buf` (from `buffer`) and keeps no view of it: its bytes may be reused. */
-  release(buf: Buffer): void {
-    const state = this.states.get(buf.buffer as ArrayBuffer);
+  /**
+   * The caller is done with `view` (from `buffer` or `uint32s`) and keeps no view of it: its bytes
+   * may be reused. Once per view.
+   */
+  release(view: ArrayBufferView): void {
+    const state = this.states.get(view.buffer as ArrayBuffer);
     if (!state) return; // not carved
     state.outstanding--;
-    if (state.outstanding === 0 && buf.buffer !== this.slab && this.spare.length < SPARE_SLABS) {
-      this.spare.push(buf.buffer as ArrayBuffer);
+    if (state.outstanding === 0 && view.buffer !== this.slab && this.spare.length < SPARE_SLABS) {
+      this.spare.push(view.buffer as ArrayBuffer);
     }
   }
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import protobuf from "protobufjs";
-import { decodeGetFeaturesRequest } from "../../../src/serve/request-decoder.js";
+import { decodeGetFeaturesRequest, releaseGetFeaturesRequest } from "../../../src/serve/request-decoder.js";
 
 const root = protobuf.loadSync("proto/strata/v1/feature_store.proto");
 const Request = root.lookupType("strata.v1.GetFeaturesRequest");
@@ -67,5 +67,31 @@ describe("GetFeaturesRequest decoder", () => {
     expect(reason([0x12, 2, 0x61, 0x62, 0x12, 5, 0x61])).toBe("Malformed GetFeaturesRequest: truncated key");
     expect(reason([0x12])).toBe("Malformed GetFeaturesRequest: truncated varint");
     expect(reason([0x0a, 1, 0xc3])).toBe("Malformed GetFeaturesRequest: table is not valid UTF-8");
+  });
+
+  it("reuses the key bounds of released requests, and never those of a request still held", () => {
+    const encode = (keys: string[]): Buffer =>
+      Buffer.from(Request.encode(Request.fromObject({ table: "t", keys })).finish());
+    const bytes = encode(Array.from({ length: 100 }, (_, i) => `user:${i}`));
+    const other = encode(Array.from({ length: 100 }, (_, i) => `k${i}`)); // other bounds
+    const decodeMany = (b: Buffer, release: boolean) =>
+      Array.from({ length: 2000 }, () => {
+        const req = decodeGetFeaturesRequest(b);
+        expect(req.keys.count).toBe(100);
+        const bounds = req.keys.bounds;
+        if (release) {
+          releaseGetFeaturesRequest(req);
+          expect(req.keys.count).toBe(0);
+          releaseGetFeaturesRequest(req); // a second release does nothing
+        }
+        return { req, bounds };
+      });
+    // 2000 requests take about 10 MiB of bounds: released, they fit in two slabs of 1 MiB.
+    expect(new Set(decodeMany(bytes, true).map((r) => r.bounds.buffer)).size).toBeLessThanOrEqual(2);
+    const held = decodeMany(bytes, false);
+    expect(new Set(held.map((r) => r.bounds.buffer)).size).toBeGreaterThanOrEqual(8);
+    const want = [...held[0]!.bounds.subarray(0, 200)];
+    decodeMany(other, true);
+    for (const { req } of held) expect([...req.keys.bounds.subarray(0, 200)]).toEqual(want);
   });
 });
