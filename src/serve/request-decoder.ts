@@ -32,8 +32,8 @@ const NO_BOUNDS = new Uint32Array(0);
 
 /**
  * The handler is done with `req`: its key bounds go back to be reused (without this, every request
- * took a few KiB of a fresh slab, external memory that kept V8 collecting). Afterwards `req` has
- * no keys. Only a request nothing else holds keys of may be released; a second release does nothing.
+ * took a few KiB of a fresh slab, external memory that kept V8 collecting). Call it only once
+ * nothing reads the request's keys any more; afterwards `req` has none, and a second call does nothing.
  */
 export function releaseGetFeaturesRequest(req: GetFeaturesRequest): void {
   slab.release(req.keys.bounds);
