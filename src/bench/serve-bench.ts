@@ -133,7 +133,8 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
       const c = await runGrpc(`127.0.0.1:${ceilingPort}`, mode.streams, seconds, requests);
       const ceilingCpu = cpuMs(ceiling.child.pid!) - ceilingCpu0;
       log(
-        `${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s, ceiling ${Math.round(c.rowsPerSec)} rows/s`,
+        `${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s (p50 ${round(s.p50Ms, 2)}, p99 ${round(s.p99Ms, 2)} ms), ` +
+          `ceiling ${Math.round(c.rowsPerSec)} rows/s (p50 ${round(c.p50Ms, 2)}, p99 ${round(c.p99Ms, 2)} ms)`,
       );
       const conditions = `${BATCH}-key batches of ${FLOATS} float32 from ${n} rows, random keys, ${CONCURRENCY} requests in flight${mode.streams ? ` over ${mode.streams} stream(s)` : ""}, ${seconds} s, client and server on one 2-core machine`;
       metrics.push(
