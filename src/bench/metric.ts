@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
@@ -54,4 +55,27 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/**
+ * The share of this process's resident pages of files under `root` that are mapped with 2 MiB
+ * pages (FilePmdMapped over Rss in /proc/self/smaps), or null where smaps is not there.
+ */
+export function hugePageShare(root: string): number | null {
+  let smaps: string;
+  try {
+    smaps = readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return null;
+  }
+  let rss = 0;
+  let pmd = 0;
+  for (const block of smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const head = block.slice(0, block.indexOf("\n"));
+    const slash = head.indexOf("/");
+    if (slash < 0 || !head.slice(slash).startsWith(root)) continue;
+    rss += Number(/\nRss:\s+(\d+)/.exec(block)?.[1] ?? 0);
+    pmd += Number(/\nFilePmdMapped:\s+(\d+)/.exec(block)?.[1] ?? 0);
+  }
+  return rss > 0 ? pmd / rss : null;
 }

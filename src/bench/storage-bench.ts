@@ -17,7 +17,7 @@ import { KeyBatchBuilder } from "../format/key-batch.js";
 import { BatchLocations } from "../storage/native.js";
 import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
 import { readImportRows } from "../importer/import-reader.js";
-import { log, median, round, settle, shuffle, type Metric } from "./metric.js";
+import { hugePageShare, log, median, round, settle, shuffle, type Metric } from "./metric.js";
 
 const VALUE_FLOATS = 32; // 128 B of feature values per row
 
@@ -101,6 +101,7 @@ export async function benchStorage(opts: { quick: boolean }): Promise<Metric[]> 
       strataJsRates.push(rate(1, keys, strataJsLookup(base)));
       lmdbRates.push(rate(1, keys, lmdbLookup));
     }
+    const huge = hugePageShare(store.dataDir);
     const s = median(strataRates);
     const sj = median(strataJsRates);
     const l = median(lmdbRates);
@@ -112,7 +113,7 @@ export async function benchStorage(opts: { quick: boolean }): Promise<Metric[]> 
       peer_value: Math.round(l),
       ratio: round(s / l),
       target: "ratio >= 2.5",
-      conditions: `${n} keys, 128 B values, random order, one thread, one native call per key, CRC-32 checked on every read, median of ${rounds} alternating passes`,
+      conditions: `${n} keys, 128 B values, random order, one thread, one native call per key, CRC-32 checked on every read, median of ${rounds} alternating passes; ${huge === null ? "huge pages unknown" : `${Math.round(huge * 100)}% of the segment's resident pages mapped as 2 MiB pages`}`,
     });
     metrics.push({
       name: "lookup_rate_crc_js",
