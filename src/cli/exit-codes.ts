@@ -23,6 +23,8 @@ export const EXIT = {
   UNAVAILABLE: 8,
   /** A fleet command saved its desired state, but some live nodes did not reach it in time (named). */
   INCOMPLETE: 9,
+  /** The operating system refused a call: disk full, permission denied, too many open files (named). */
+  SYSTEM: 10,
 } as const;
 
 const BY_CODE: Record<ErrorCode, number> = {
@@ -47,6 +49,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   STRATA_DELTA_INVALID: EXIT.BAD_INPUT,
   STRATA_WRITER_FENCED: EXIT.REFUSED,
   STRATA_FLEET_INCOMPLETE: EXIT.INCOMPLETE,
+  STRATA_SYSTEM: EXIT.SYSTEM,
   STRATA_INVARIANT: EXIT.INTERNAL,
 };
 

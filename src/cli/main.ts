@@ -15,7 +15,7 @@ import { registerFleetCommand } from "./commands/fleet.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
-import { StrataError, errorMessage } from "../shared/errors.js";
+import { StrataError, errorMessage, systemCallError } from "../shared/errors.js";
 
 export function buildProgram(): Command {
   const program = new Command("strata")
@@ -40,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
-  } catch (err) {
+  } catch (thrown) {
+    // A failed system call (disk full, permission denied) is the machine's refusal, not a bug.
+    const err = systemCallError(thrown) ?? thrown;
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     const code = err instanceof RangeError ? EXIT.USAGE : exitCodeOf(err);
     const json = argv.includes("--json");

@@ -24,6 +24,7 @@ import {
   type WrittenSegment,
 } from "../storage/segment-file-writer.js";
 import { CsvParser } from "./csv-parser.js";
+import { isErrnoError } from "../shared/errors.js";
 import { ImportRowError } from "./errors.js";
 import {
   ENCODE_PIECE_BYTES,
@@ -320,6 +321,8 @@ export interface SerializedError {
   importRow: { reason: string; line: number; column: number | null; field: string | null } | null;
   message: string;
   stack: string | undefined;
+  /** A failed system call's fields (isErrnoError), so that the CLI still reports it as one. */
+  system?: { code: string; syscall: string; path: string | undefined };
 }
 
 export function serializeError(err: unknown): SerializedError {
@@ -331,12 +334,13 @@ export function serializeError(err: unknown): SerializedError {
     };
   }
   const e = err instanceof Error ? err : new Error(String(err));
-  return { importRow: null, message: e.message, stack: e.stack };
+  const system = isErrnoError(e) ? { code: e.code, syscall: e.syscall, path: e.path } : undefined;
+  return { importRow: null, message: e.message, stack: e.stack, system };
 }
 
 function deserializeError(s: SerializedError): Error {
   if (s.importRow !== null) return rebuildError(s.importRow, 0);
-  const err = new Error(s.message);
+  const err: NodeJS.ErrnoException = Object.assign(new Error(s.message), s.system);
   if (s.stack !== undefined) err.stack = s.stack;
   return err;
 }

@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   "STRATA_DELTA_INVALID",
   "STRATA_WRITER_FENCED",
   "STRATA_FLEET_INCOMPLETE",
+  "STRATA_SYSTEM",
   "STRATA_INVARIANT",
 ] as const;
 
@@ -79,6 +80,58 @@ export class UnavailableError extends StrataError {
   }
 }
 
+/**
+ * The operating system refused a call: a full disk, a missing permission, a read-only filesystem,
+ * too many open files. Not a bug and not bad input; `errno` says which (ENOSPC, EACCES, ...).
+ */
+export class SystemCallError extends StrataError {
+  readonly code = "STRATA_SYSTEM";
+  constructor(
+    message: string,
+    readonly errno: string,
+    readonly syscall: string,
+    readonly path: string | undefined,
+    options: ErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+/** Node's form of a failed system call: a string errno `code` and the `syscall`. */
+export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string; syscall: string } {
+  const e = err as Partial<NodeJS.ErrnoException> | null;
+  return (
+    err instanceof Error &&
+    typeof e?.code === "string" &&
+    /^E[A-Z0-9]+$/.test(e.code) &&
+    typeof e.syscall === "string"
+  );
+}
+
+/** Names `path` in a failed call on a file descriptor (Node names none there); returns `err`. */
+export function withPath(err: unknown, path: string): unknown {
+  if (isErrnoError(err) && err.path === undefined) err.path = path;
+  return err;
+}
+
+/**
+ * `err` as a SystemCallError when it is a failed file system call, worded "no space left on
+ * device (ENOSPC): write '/data/...'", else null. Network errors ("connect ECONNREFUSED ...")
+ * are not: the code that connects reports them as UnavailableError.
+ */
+export function systemCallError(err: unknown): SystemCallError | null {
+  if (err instanceof SystemCallError) return err;
+  if (!isErrnoError(err)) return null;
+  // Node words a failed file call "ENOSPC: no space left on device, write '/path'".
+  const description = new RegExp(`^${err.code}: ([^,]+)`).exec(err.message)?.[1];
+  if (description === undefined) return null;
+  const where = err.path === undefined ? err.syscall : `${err.syscall} '${err.path}'`;
+  return new SystemCallError(`${description} (${err.code}): ${where}`, err.code, err.syscall, err.path, {
+    cause: err,
+  });
+}
+
+/** For logs and reports; a failed file system call comes with its file (see systemCallError). */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return err instanceof Error ? (systemCallError(err) ?? err).message : String(err);
 }

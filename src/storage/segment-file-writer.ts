@@ -16,6 +16,7 @@ import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
 import { checkSegmentFile } from "./segment-check.js";
 import { encoderNative } from "./native.js";
+import { InvariantViolationError, withPath } from "../shared/errors.js";
 import type { SegmentEntry } from "./manifest.js";
 
 export interface WrittenSegment {
@@ -41,7 +42,10 @@ class FileSegmentSink implements SegmentSink {
   private pieceStart = 0;
   private filled = HEADER_BYTES;
 
-  constructor(private readonly fd: number) {
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+  ) {
     // The header page is written last, in place (SegmentFileWriter.finish); zero until then.
     this.piece.fill(0, 0, HEADER_BYTES);
   }
@@ -56,6 +60,11 @@ class FileSegmentSink implements SegmentSink {
     }
   }
 
+  /** The file offset the next appended byte goes to. */
+  get position(): number {
+    return this.pieceStart + this.filled;
+  }
+
   /** Writes what is left (the file's last, partial piece). */
   close(): void {
     if (this.filled > 0) this.writePiece();
@@ -64,14 +73,20 @@ class FileSegmentSink implements SegmentSink {
   readAt(offset: number, length: number): Buffer {
     const out = Buffer.alloc(length);
     const onDisk = Math.max(0, Math.min(length, this.pieceStart - offset));
-    if (onDisk > 0) readSync(this.fd, out, 0, onDisk, offset);
+    if (onDisk > 0) {
+      try {
+        readSync(this.fd, out, 0, onDisk, offset);
+      } catch (err) {
+        throw withPath(err, this.path);
+      }
+    }
     if (onDisk < length)
       this.piece.copy(out, onDisk, offset + onDisk - this.pieceStart, offset + length - this.pieceStart);
     return out;
   }
 
   private writePiece(): void {
-    writeFully(this.fd, this.piece.subarray(0, this.filled), this.pieceStart);
+    writeFully(this.fd, this.piece.subarray(0, this.filled), this.pieceStart, this.path);
     this.pieceStart += this.filled;
     this.filled = 0;
   }
@@ -89,7 +104,7 @@ export class SegmentFileWriter {
   ) {
     this.tempPath = tempPathFor(join(dataDir, "segment.seg"));
     this.fd = openSync(this.tempPath, "wx+", 0o644);
-    this.sink = new FileSegmentSink(this.fd);
+    this.sink = new FileSegmentSink(this.fd, this.tempPath);
     this.encoder = new SegmentEncoder(this.sink, { ...options, native: encoderNative });
   }
 
@@ -118,10 +133,14 @@ export class SegmentFileWriter {
   finish(): WrittenSegment {
     try {
       const end = this.encoder.finish();
-      // The tail starts where the records end (end.tailOffset), so it is appended like them.
+      // The tail starts where the records end, so it is appended like them.
+      if (end.tailOffset !== this.sink.position)
+        throw new InvariantViolationError(
+          `Segment tail at ${end.tailOffset}, records end at ${this.sink.position}`,
+        );
       for (const part of end.tailParts) this.sink.append(part);
       this.sink.close();
-      writeFully(this.fd, end.headerBytes, 0);
+      writeFully(this.fd, end.headerBytes, 0, this.tempPath);
       fsyncSync(this.fd);
       closeSync(this.fd);
       const path = join(this.dataDir, `${this.uuid}.seg`);
@@ -137,7 +156,7 @@ export class SegmentFileWriter {
       };
     } catch (err) {
       this.abort();
-      throw err;
+      throw withPath(err, this.tempPath);
     }
   }
 
@@ -204,9 +223,14 @@ export class PartedRecords implements RecordTarget {
   }
 }
 
-function writeFully(fd: number, bytes: Uint8Array, position: number): void {
-  let at = 0;
-  while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at, position + at);
+/** Writes all of `bytes` at `position` of the file `path` open as `fd`. */
+function writeFully(fd: number, bytes: Uint8Array, position: number, path: string): void {
+  try {
+    let at = 0;
+    while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at, position + at);
+  } catch (err) {
+    throw withPath(err, path);
+  }
 }
 
 /** Where and how a row source may write base parts of its own (see {@link ENCODE_PARTS}). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
-import { ERROR_CODES } from "../../../src/shared/errors.js";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { ERROR_CODES, SystemCallError, systemCallError, withPath } from "../../../src/shared/errors.js";
 import { exitCodeOf } from "../../../src/cli/exit-codes.js";
 import { toGrpcStatus } from "../../../src/serve/status-mapping.js";
 import { SegmentCorruptError } from "../../../src/format/errors.js";
@@ -27,5 +27,43 @@ describe("error catalogue", () => {
       code: status.INTERNAL,
       details: "Internal error (see the server log)",
     });
+  });
+
+  it("reports a failed system call with its reason and file, as exit 10", () => {
+    let thrown: unknown;
+    try {
+      readFileSync("/nonexistent/strata");
+    } catch (err) {
+      thrown = err;
+    }
+    const err = systemCallError(thrown);
+    expect(err).toBeInstanceOf(SystemCallError);
+    expect(err!.message).toBe("no such file or directory (ENOENT): open '/nonexistent/strata'");
+    expect([err!.errno, err!.syscall, err!.path]).toEqual(["ENOENT", "open", "/nonexistent/strata"]);
+    expect(err!.cause).toBe(thrown);
+    expect(exitCodeOf(err)).toBe(10);
+    expect(systemCallError(new Error("ENOSPC: not a system call"))).toBeNull();
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), {
+      code: "ECONNREFUSED",
+      syscall: "connect",
+    });
+    expect(systemCallError(refused)).toBeNull();
+    expect(systemCallError("ENOSPC")).toBeNull();
+  });
+
+  it("names the file of a failed call on a descriptor, and keeps a name already there", () => {
+    const fd = openSync("/dev/null", "r");
+    let thrown: unknown;
+    try {
+      writeSync(fd, "x"); // EBADF: open for reading only
+    } catch (err) {
+      thrown = withPath(err, "/data/t/data/.tmp-x.seg");
+    } finally {
+      closeSync(fd);
+    }
+    expect(systemCallError(thrown)!.message).toBe(
+      "bad file descriptor (EBADF): write '/data/t/data/.tmp-x.seg'",
+    );
+    expect((withPath(thrown, "/elsewhere") as NodeJS.ErrnoException).path).toBe("/data/t/data/.tmp-x.seg");
   });
 });
