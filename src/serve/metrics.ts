@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import { status } from "@grpc/grpc-js";
 import type { EncodeCounters } from "./response-encoder.js";
+import { listenError } from "../shared/errors.js";
 
 /** What the server reads of an ingestor's status (src/ingest/ingest-status.ts has the rest). */
 export interface IngestFreshness {
@@ -136,13 +137,18 @@ export class ServerMetrics {
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, resolve);
-    });
-    const address = server.address();
-    return { server, port: typeof address === "object" && address ? address.port : port };
+    return { server, port: await listenOn(server, host, port, "/metrics") };
   }
+}
+
+/** Starts `server` listening; resolves with the bound port, or rejects with listenError's reason. */
+export async function listenOn(server: Server, host: string, port: number, what: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(listenError(what, `${host}:${port}`, err)));
+    server.listen(port, host, resolve);
+  });
+  const address = server.address();
+  return typeof address === "object" && address ? address.port : port;
 }
 
 /** Requests of one method: counts by status code and a latency histogram, in plain arrays. */

@@ -20,7 +20,7 @@ import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
-import { UnavailableError, errorMessage } from "../shared/errors.js";
+import { errorMessage, listenError } from "../shared/errors.js";
 
 export interface StrataServerOptions {
   config: Config;
@@ -68,8 +68,21 @@ export class StrataServer {
     this.events.on("version", (e: VersionEvent) => this.onVersionEvent(e));
   }
 
-  /** Loads the tables, binds the port, starts watching; resolves once requests can be served. */
+  /**
+   * Loads the tables, binds the port, starts watching; resolves once requests can be served. When
+   * it fails (a port in use), what it had started is stopped again, so that nothing keeps the
+   * process alive.
+   */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     if (!installMessageFraming()) {
       this.logger.warn(
         { component: "grpc" },
@@ -120,9 +133,7 @@ export class StrataServer {
       : ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) =>
       this.grpc.bindAsync(`${host}:${port}`, credentials, (err, bound) =>
-        err
-          ? reject(new UnavailableError(`Cannot listen on ${host}:${port}: ${err.message}`, { cause: err }))
-          : resolve(bound),
+        err ? reject(listenError("gRPC", `${host}:${port}`, err)) : resolve(bound),
       ),
     );
     if (this.options.config.metricsPort !== null) {

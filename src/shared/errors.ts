@@ -4,6 +4,8 @@
  * The gRPC boundary (serve/status-mapping.ts) and the CLI (cli/exit-codes.ts) map codes, never
  * messages. Codes are listed in docs/errors.md, and a test keeps the two in step.
  */
+import { getSystemErrorMap } from "node:util";
+
 export const ERROR_CODES = [
   "STRATA_CONFIG_INVALID",
   "STRATA_SEGMENT_CORRUPT",
@@ -127,6 +129,21 @@ export function systemCallError(err: unknown): SystemCallError | null {
   if (description === undefined) return null;
   const where = err.path === undefined ? err.syscall : `${err.syscall} '${err.path}'`;
   return new SystemCallError(`${description} (${err.code}): ${where}`, err.code, err.syscall, err.path, {
+    cause: err,
+  });
+}
+
+/**
+ * Why `what` cannot listen on `address`: a SystemCallError when the system refused the port (in
+ * use, not permitted), found in Node's error ("listen EADDRINUSE: address already in use ...")
+ * or in grpc-js's summary of it (in a cluster worker: "bind EADDRINUSE ..."); else UnavailableError.
+ */
+export function listenError(what: string, address: string, err: unknown): StrataError {
+  const where = `Cannot listen on ${address} (${what})`;
+  const errno = /\b(?:listen|bind) (E[A-Z0-9]+)\b/.exec(errorMessage(err))?.[1];
+  if (errno === undefined) return new UnavailableError(`${where}: ${errorMessage(err)}`, { cause: err });
+  const description = [...getSystemErrorMap().values()].find(([name]) => name === errno)?.[1] ?? errno;
+  return new SystemCallError(`${where}: ${description} (${errno})`, errno, "listen", undefined, {
     cause: err,
   });
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { resolve } from "node:path";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { freePort } from "../helpers/free-port.js";
 
 const run = promisify(execFile);
@@ -83,5 +85,55 @@ describe("strata serve", () => {
     expect(await code(["bogus"])).toBe(2);
     expect(await code(["get", "users", "user:1", "--server", "127.0.0.1:1"])).toBe(8);
     expect(await code(["--config", "/nonexistent.json", "tables"])).toBe(3);
+  });
+
+  it("exits 10, saying which port is taken, when its gRPC or metrics port is in use", async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, "127.0.0.1", done));
+    const busy = (taken.address() as AddressInfo).port;
+    try {
+      // Within the timeout: nothing it started (watchers, the gRPC server) may keep it alive.
+      const serve = (port: number, metricsPort: number, workers = 1) =>
+        run(
+          "node",
+          [
+            CLI,
+            ...SAMPLE,
+            "serve",
+            "--port",
+            String(port),
+            "--metrics-port",
+            String(metricsPort),
+            "--workers",
+            String(workers),
+          ],
+          {
+            env: ENV,
+            timeout: 20_000,
+          },
+        ).then(
+          () => ({ code: 0, stderr: "" }),
+          (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+        );
+      const grpc = await serve(busy, await freePort());
+      expect(grpc.code).toBe(10);
+      expect(grpc.stderr).toContain(
+        `strata: Cannot listen on 127.0.0.1:${busy} (gRPC): address already in use (EADDRINUSE)\n`,
+      );
+      const metrics = await serve(await freePort(), busy);
+      expect(metrics.code).toBe(10);
+      expect(metrics.stderr).toContain(
+        `strata: Cannot listen on 127.0.0.1:${busy} (/metrics): address already in use (EADDRINUSE)\n`,
+      );
+      expect(metrics.stderr).not.toContain("    at "); // no stack: not a bug
+      // Workers that cannot bind are not started again and again: the primary exits with them.
+      const workers = await serve(busy, await freePort(), 2);
+      expect(workers.code).toBe(10);
+      expect(workers.stderr).toContain(
+        `Cannot listen on 127.0.0.1:${busy} (gRPC): address already in use (EADDRINUSE)`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -4,10 +4,14 @@
  * ingestor in the primary when Kafka is configured.
  */
 import cluster from "node:cluster";
+import { format } from "node:util";
+import { setLogger } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { createServer } from "node:http";
+import { listenOn } from "../../serve/metrics.js";
+import { EXIT } from "../exit-codes.js";
 import type { CliContext } from "../context.js";
 import { StrataServer } from "../../serve/strata-server.js";
 import { joinFleet } from "../../control/join-fleet.js";
@@ -55,6 +59,13 @@ export function registerServeCommand(
         pino.destination(2),
       ) as unknown as Logger;
       void c.tables; // validate the table config before forking anything
+      // grpc-js's own messages ("E No address added ...") go to the log, not bare to stderr.
+      const grpcLog = logger.child({ component: "grpc-js" });
+      setLogger({
+        error: (...args: unknown[]) => grpcLog.warn({}, format(...args)),
+        info: (...args: unknown[]) => grpcLog.info({}, format(...args)),
+        debug: (...args: unknown[]) => grpcLog.debug({}, format(...args)),
+      });
 
       if (workers > 1 && cluster.isPrimary) {
         await runPrimary(c, workers, logger, startIngest);
@@ -71,7 +82,13 @@ export function registerServeCommand(
         new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
         AggregatorRegistry.setRegistries([server.metrics.registry]);
       }
-      await server.start();
+      try {
+        await server.start();
+      } catch (err) {
+        cluster.worker?.disconnect(); // or its channel to the primary keeps it alive
+        throw err;
+      }
+      process.send?.(WORKER_READY);
       // With STRATA_REDIS_URL the node joins the fleet, which runs ingest under the writer lease.
       const fleet = inWorker ? null : await joinFleet({ config: c.config, tables: c.tables, server, logger });
       const ingest = inWorker || fleet ? null : await startIngest(c, logger, server);
@@ -99,14 +116,6 @@ async function runPrimary(
     server: StrataServer | null,
   ) => Promise<{ stop(): Promise<void> } | null>,
 ): Promise<void> {
-  for (let i = 0; i < workers; i++) cluster.fork();
-  let stopping = false;
-  const signalled = untilSignal(() => (stopping = true));
-  cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
-    logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
-    cluster.fork();
-  });
   // /metrics of every worker, summed, on the primary's metrics port.
   const aggregator = new AggregatorRegistry();
   const metrics =
@@ -118,7 +127,31 @@ async function runPrimary(
             (text) => res.writeHead(200, { "content-type": aggregator.contentType }).end(text),
             (err: unknown) => res.writeHead(500).end(String(err)),
           );
-        }).listen(c.config.metricsPort, c.config.host);
+        });
+  if (metrics) await listenOn(metrics, c.config.host, c.config.metricsPort!, "/metrics");
+  // A worker that cannot start (its port taken) has said why and exits: so does the primary,
+  // with its code, instead of starting it again and again. Later deaths are replaced.
+  const starting = Array.from({ length: workers }, () => cluster.fork()).map(
+    (w) =>
+      new Promise<number | null>((resolve) => {
+        w.on("message", (m) => m === WORKER_READY && resolve(null));
+        w.once("exit", (code) => resolve(code || EXIT.INTERNAL));
+      }),
+  );
+  const failed = (await Promise.all(starting)).find((code) => code !== null);
+  if (failed !== undefined) {
+    await stopWorkers();
+    metrics?.close();
+    process.exitCode = failed;
+    return;
+  }
+  let stopping = false;
+  const signalled = untilSignal(() => (stopping = true));
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
+    cluster.fork();
+  });
   const fleet = await joinFleet({ config: c.config, tables: c.tables, server: null, logger });
   const ingest = fleet ? null : await startIngest(c, logger, null);
   if (!c.json)
@@ -126,6 +159,15 @@ async function runPrimary(
   await signalled;
   await fleet?.stop();
   await ingest?.stop();
+  await stopWorkers();
+  metrics?.close();
+}
+
+/** What a serving worker tells the primary once it serves. */
+const WORKER_READY = "strata:worker-ready";
+
+/** SIGTERM to every live worker; resolves once all have exited. */
+async function stopWorkers(): Promise<void> {
   const exits = Object.values(cluster.workers ?? {}).map(
     (w) =>
       new Promise((resolve) =>
@@ -133,7 +175,6 @@ async function runPrimary(
       ),
   );
   await Promise.all(exits);
-  metrics?.close();
 }
 
 /** Resolves on SIGINT or SIGTERM; `onSignal` runs at once, in the signal handler. */
