@@ -85,6 +85,9 @@ describe("strata serve", () => {
     expect(await code(["bogus"])).toBe(2);
     expect(await code(["get", "users", "user:1", "--server", "127.0.0.1:1"])).toBe(8);
     expect(await code(["--config", "/nonexistent.json", "tables"])).toBe(3);
+    expect(await code(["verify", "users", "--version", "999"])).toBe(4);
+    expect(await code(["import", "users", "/nonexistent.csv"])).toBe(7);
+    expect(await code(["import", "users", resolve("sample"), "--format", "csv"])).toBe(7); // a directory
   });
 
   it("exits 10, saying which port is taken, when its gRPC or metrics port is in use", async () => {

@@ -6,6 +6,7 @@ import { verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { SegmentCorruptError } from "../../format/errors.js";
 import type { Manifest } from "../../storage/manifest.js";
+import { VersionNotFoundError } from "../../storage/errors.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
 
 /** `--fleet` of rollback, pin, unpin and resume: apply through the fleet's Redis (fleet.ts). */
@@ -73,11 +74,13 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         });
       c.print(
         { table, current, pinned: state.pinned, pinned_version: state.pinned_version, versions: rows },
-        rows.map(
-          (r) =>
-            `${r.current ? "*" : " "} v${r.version}\t${r.reason}\t${r.created_at}\tsegments=${r.segments}\trecords=${r.records}` +
-            `${r.pinned ? "\tPINNED" : ""}${r.rolled_back ? "\tROLLED-BACK" : ""}`,
-        ),
+        rows.length === 0
+          ? [`${table}: nothing published yet (import a file or start ingest)`]
+          : rows.map(
+              (r) =>
+                `${r.current ? "*" : " "} v${r.version}\t${r.reason}\t${r.created_at}\tsegments=${r.segments}\trecords=${r.records}` +
+                `${r.pinned ? "\tPINNED" : ""}${r.rolled_back ? "\tROLLED-BACK" : ""}`,
+            ),
       );
     });
 
@@ -106,9 +109,10 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .action((table: string, o: { version?: string; all?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
-      const versions = o.all
-        ? store.listVersions()
-        : [parseVersionArg(o.version) ?? store.requireCurrentVersion()];
+      const retained = store.listVersions();
+      const asked = parseVersionArg(o.version);
+      if (asked !== undefined && !retained.includes(asked)) throw new VersionNotFoundError(table, asked);
+      const versions = o.all ? retained : [asked ?? store.requireCurrentVersion()];
       const report = verifyVersions(store, versions);
       const ok = report.problems.length === 0;
       c.print(
