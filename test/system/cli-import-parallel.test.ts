@@ -5,14 +5,10 @@
  * falls inside a quoted field is noticed (one thread then reads on).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-
-const run = promisify(execFile);
-const CLI = resolve("dist/cli/main.js");
+import { join } from "node:path";
+import { CLI, runCommand } from "../helpers/cli.js";
 
 const tablesJson = {
   tables: [
@@ -32,17 +28,9 @@ const tablesJson = {
 describe("strata import in two threads", () => {
   let dir: string;
   const strata = (threads: number, data: string, ...args: string[]) =>
-    run("node", [CLI, "--data-dir", join(dir, data), "--config", join(dir, "tables.json"), ...args], {
-      maxBuffer: 1 << 30,
+    runCommand("node", [CLI, "--data-dir", join(dir, data), "--config", join(dir, "tables.json"), ...args], {
       env: { ...process.env, STRATA_IMPORT_THREADS: String(threads), STRATA_IMPORT_SPLIT_MIN_BYTES: "1" },
-    }).then(
-      (r) => ({ ...r, code: 0 }),
-      (e: { stdout: string; stderr: string; code: number }) => ({
-        stdout: e.stdout,
-        stderr: e.stderr,
-        code: e.code,
-      }),
-    );
+    });
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "strata-par-"));
     writeFileSync(join(dir, "tables.json"), JSON.stringify(tablesJson));

@@ -5,14 +5,10 @@
  * two (the worker's error crosses a thread).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-
-const run = promisify(execFile);
-const CLI = resolve("dist/cli/main.js");
+import { join } from "node:path";
+import { CLI, runCommand } from "../helpers/cli.js";
 
 const tablesJson = {
   tables: [{ name: "t", key: "id", features: [{ name: "v", type: "float32[16]" }] }],
@@ -22,7 +18,7 @@ describe("strata import refused by the system", () => {
   let dir: string;
   /** Runs the CLI under a limit of `fileKiB` KiB per written file (none when null). */
   const strata = (fileKiB: number | null, threads: number, ...args: string[]) =>
-    run(
+    runCommand(
       "bash",
       [
         "-c",
@@ -36,13 +32,6 @@ describe("strata import refused by the system", () => {
         ...args,
       ],
       { env: { ...process.env, STRATA_IMPORT_THREADS: String(threads), STRATA_IMPORT_SPLIT_MIN_BYTES: "1" } },
-    ).then(
-      (r) => ({ ...r, code: 0 }),
-      (e: { stdout: string; stderr: string; code: number }) => ({
-        stdout: e.stdout,
-        stderr: e.stderr,
-        code: e.code,
-      }),
     );
 
   beforeAll(() => {

@@ -5,9 +5,18 @@ import { resolve } from "node:path";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { freePort } from "../helpers/free-port.js";
+import { CLI, runCommand } from "../helpers/cli.js";
 
 const run = promisify(execFile);
-const CLI = resolve("dist/cli/main.js");
+const serveFlags = (port: number, metricsPort: number, workers: number): string[] => [
+  "serve",
+  "--port",
+  String(port),
+  "--metrics-port",
+  String(metricsPort),
+  "--workers",
+  String(workers),
+];
 // A single host: not the fleet or broker an integration run in the same vitest process exports.
 const ENV = { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" };
 const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("sample/strata.tables.json")];
@@ -15,21 +24,10 @@ const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("s
 describe("strata serve", () => {
   it("serves the bundled sample with 2 workers: get --server, summed metrics, clean exit on SIGTERM", async () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
-    const server = spawn(
-      "node",
-      [
-        CLI,
-        ...SAMPLE,
-        "serve",
-        "--port",
-        String(port),
-        "--metrics-port",
-        String(metricsPort),
-        "--workers",
-        "2",
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], env: ENV },
-    );
+    const server = spawn("node", [CLI, ...SAMPLE, ...serveFlags(port, metricsPort, 2)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: ENV,
+    });
     let out = "";
     server.stdout.on("data", (d: Buffer) => (out += d));
     const exited = new Promise<number | null>((r) => server.on("exit", (code) => r(code)));
@@ -75,11 +73,7 @@ describe("strata serve", () => {
   });
 
   it("exits with the documented codes", async () => {
-    const code = (args: string[]) =>
-      run("node", [CLI, ...SAMPLE, ...args]).then(
-        () => 0,
-        (e: { code: number }) => e.code,
-      );
+    const code = async (args: string[]) => (await runCommand("node", [CLI, ...SAMPLE, ...args])).code;
     expect(await code(["versions", "nope"])).toBe(4);
     expect(await code(["get", "users", "x", "--version", "999"])).toBe(4);
     expect(await code(["bogus"])).toBe(2);
@@ -97,27 +91,10 @@ describe("strata serve", () => {
     try {
       // Within the timeout: nothing it started (watchers, the gRPC server) may keep it alive.
       const serve = (port: number, metricsPort: number, workers = 1) =>
-        run(
-          "node",
-          [
-            CLI,
-            ...SAMPLE,
-            "serve",
-            "--port",
-            String(port),
-            "--metrics-port",
-            String(metricsPort),
-            "--workers",
-            String(workers),
-          ],
-          {
-            env: ENV,
-            timeout: 20_000,
-          },
-        ).then(
-          () => ({ code: 0, stderr: "" }),
-          (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
-        );
+        runCommand("node", [CLI, ...SAMPLE, ...serveFlags(port, metricsPort, workers)], {
+          env: ENV,
+          timeout: 20_000,
+        });
       const grpc = await serve(busy, await freePort());
       expect(grpc.code).toBe(10);
       expect(grpc.stderr).toContain(

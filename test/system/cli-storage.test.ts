@@ -19,9 +19,9 @@ import { TableStore } from "../../src/storage/table-store.js";
 import { VersionWriter, type RowChange } from "../../src/storage/version-writer.js";
 import { parseTablesConfig } from "../../src/config/tables-config.js";
 import { until } from "../helpers/served-table.js";
+import { CLI, runCommand, type CommandResult } from "../helpers/cli.js";
 
 const run = promisify(execFile);
-const CLI = resolve("dist/cli/main.js");
 
 const tablesJson = {
   tables: [
@@ -42,21 +42,19 @@ const tablesJson = {
 
 describe("strata CLI over a data dir", () => {
   let dir: string;
-  let strata: (...args: string[]) => Promise<{ stdout: string; stderr: string; code: number }>;
+  let strata: (...args: string[]) => Promise<CommandResult>;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "strata-cli-"));
     writeFileSync(join(dir, "tables.json"), JSON.stringify(tablesJson));
     strata = (...args) =>
-      run("node", [CLI, "--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), ...args], {
-        maxBuffer: 1 << 30,
-      }).then(
-        (r) => ({ ...r, code: 0 }),
-        (e: { stdout: string; stderr: string; code: number }) => ({
-          stdout: e.stdout,
-          stderr: e.stderr,
-          code: e.code,
-        }),
-      );
+      runCommand("node", [
+        CLI,
+        "--data-dir",
+        join(dir, "data"),
+        "--config",
+        join(dir, "tables.json"),
+        ...args,
+      ]);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
