@@ -25,15 +25,11 @@ import { toGrpcStatus } from "./status-mapping.js";
 import type { ServedTable } from "./served-table.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import { sha256 } from "../storage/manifest.js";
-import { WRITE_PIECE_BYTES } from "../storage/segment-file-writer.js";
 
 export const FLEET_PROTO = "strata/v1/fleet.proto";
 export const SEGMENT_FETCH_SERVICE = "strata.v1.SegmentFetch";
-/**
- * Bytes per SegmentChunk: well under grpc-js's default 4 MiB message limit, and one aligned piece
- * of the follower's file, so that it gets the same huge pages as a file written here.
- */
-export const SEGMENT_CHUNK_BYTES = WRITE_PIECE_BYTES;
+/** Bytes per SegmentChunk: well under grpc-js's default 4 MiB message limit. */
+export const SEGMENT_CHUNK_BYTES = 1 << 20;
 
 const UUID = /^[0-9a-f]{32}$/;
 

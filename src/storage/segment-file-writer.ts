@@ -29,66 +29,35 @@ export interface WrittenSegment {
 }
 
 /**
- * The file is written in whole, aligned pieces of 2 MiB. Filesystems with large folios (XFS, and
- * ext4 since Linux 6.16) then keep each piece in the page cache as one 2 MiB folio, which a
- * read-only mapping maps with a single huge-page entry, so a random lookup misses the TLB far
- * less often (docs/decisions.md, decision 20). The bytes on disk are the same either way.
+ * Appends records in file order. The writes are the encoder's 1 MiB chunks, as they come: writing
+ * aligned 2 MiB pieces instead (for huge-page mappings) was measured and undone (decision 20).
  */
-export const WRITE_PIECE_BYTES = 2 << 20;
-
 class FileSegmentSink implements SegmentSink {
-  /** The piece of the file being filled: file bytes [pieceStart, pieceStart + filled). */
-  private readonly piece = Buffer.allocUnsafe(WRITE_PIECE_BYTES);
-  private pieceStart = 0;
-  private filled = HEADER_BYTES;
+  private end = HEADER_BYTES;
 
   constructor(
     private readonly fd: number,
     private readonly path: string,
-  ) {
-    // The header page is written last, in place (SegmentFileWriter.finish); zero until then.
-    this.piece.fill(0, 0, HEADER_BYTES);
-  }
-
-  append(chunk: Uint8Array): void {
-    for (let at = 0; at < chunk.length;) {
-      const n = Math.min(chunk.length - at, WRITE_PIECE_BYTES - this.filled);
-      this.piece.set(chunk.subarray(at, at + n), this.filled);
-      this.filled += n;
-      at += n;
-      if (this.filled === WRITE_PIECE_BYTES) this.writePiece();
-    }
-  }
+  ) {}
 
   /** The file offset the next appended byte goes to. */
   get position(): number {
-    return this.pieceStart + this.filled;
+    return this.end;
   }
 
-  /** Writes what is left (the file's last, partial piece). */
-  close(): void {
-    if (this.filled > 0) this.writePiece();
+  append(chunk: Uint8Array): void {
+    writeFully(this.fd, chunk, this.end, this.path);
+    this.end += chunk.length;
   }
 
   readAt(offset: number, length: number): Buffer {
     const out = Buffer.alloc(length);
-    const onDisk = Math.max(0, Math.min(length, this.pieceStart - offset));
-    if (onDisk > 0) {
-      try {
-        readSync(this.fd, out, 0, onDisk, offset);
-      } catch (err) {
-        throw withPath(err, this.path);
-      }
+    try {
+      readSync(this.fd, out, 0, length, offset);
+    } catch (err) {
+      throw withPath(err, this.path);
     }
-    if (onDisk < length)
-      this.piece.copy(out, onDisk, offset + onDisk - this.pieceStart, offset + length - this.pieceStart);
     return out;
-  }
-
-  private writePiece(): void {
-    writeFully(this.fd, this.piece.subarray(0, this.filled), this.pieceStart, this.path);
-    this.pieceStart += this.filled;
-    this.filled = 0;
   }
 }
 
@@ -139,7 +108,6 @@ export class SegmentFileWriter {
           `Segment tail at ${end.tailOffset}, records end at ${this.sink.position}`,
         );
       for (const part of end.tailParts) this.sink.append(part);
-      this.sink.close();
       writeFully(this.fd, end.headerBytes, 0, this.tempPath);
       fsyncSync(this.fd);
       closeSync(this.fd);
