@@ -1,7 +1,9 @@
 /** `strata get --server`: the same rows as `get --local`, asked of a running server. */
 import { createStrataClient, type ClientValue } from "../client/index.js";
 import type { GetFromServer, PrintedRow } from "./commands/get.js";
-import { UnavailableError } from "../shared/errors.js";
+import { Metadata, status } from "@grpc/grpc-js";
+import { ServerAnsweredError, UnavailableError } from "../shared/errors.js";
+import { errorCodeOfCall } from "../serve/status-mapping.js";
 import { float32ToJson, type JsonValue } from "../format/value-json.js";
 import { parseFeatureKind } from "../format/schema.js";
 
@@ -11,10 +13,14 @@ export const getFromServer: GetFromServer = async (server, table, keys, features
     const [described, res] = await Promise.all([
       client.describeTable(table),
       client.getFeatures({ table, keys, features, version }),
-    ]).catch((err: Error & { code?: number; details?: string }) => {
-      if (err.code === 14)
-        throw new UnavailableError(`Cannot reach server ${server}: ${err.details ?? err.message}`);
-      throw new Error(`Server ${server} answered: ${err.details ?? err.message}`);
+    ]).catch((err: Error & { code?: number; details?: string; metadata?: Metadata }) => {
+      const details = err.details ?? err.message;
+      // The server's own error code (its trailer) gives the exit code `get --local` would have.
+      const code = errorCodeOfCall(err);
+      if (code !== null) throw new ServerAnsweredError(code, `Server ${server} answered: ${details}`);
+      if (err.code === status.UNAVAILABLE)
+        throw new UnavailableError(`Cannot reach server ${server}: ${details}`);
+      throw new Error(`Server ${server} answered: ${details}`);
     });
     const types = new Map(
       (described.features as { name: string; type: string }[]).map((f) => [f.name, f.type]),

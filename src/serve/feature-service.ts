@@ -126,10 +126,10 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         observe("GetFeatures", started, status.OK);
         callback(null, buf);
       } catch (err) {
-        const s = toGrpcStatus(err);
-        if (s.code === status.INTERNAL) o.logger.error({ err }, "GetFeatures failed");
-        observe("GetFeatures", started, s.code);
-        callback({ ...toServiceError(err), code: s.code, details: s.details });
+        const failure = toServiceError(err);
+        if (failure.code === status.INTERNAL) o.logger.error({ err }, "GetFeatures failed");
+        observe("GetFeatures", started, failure.code);
+        callback(failure);
       }
     },
 
@@ -137,7 +137,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       try {
         checkAuth(call.metadata);
       } catch (err) {
-        call.emit("error", { code: status.UNAUTHENTICATED, details: (err as Error).message });
+        call.emit("error", toServiceError(err));
         return;
       }
       call.on("data", (req: GetFeaturesRequest) => {
@@ -204,9 +204,9 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         observe("ScanTable", started, status.OK);
         call.end();
       } catch (err) {
-        const s = toGrpcStatus(err);
-        observe("ScanTable", started, s.code);
-        call.emit("error", { code: s.code, details: s.details });
+        const failure = toServiceError(err);
+        observe("ScanTable", started, failure.code);
+        call.emit("error", failure);
       }
     },
 
@@ -215,7 +215,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         checkAuth(call.metadata);
         for (const name of call.request.tables) tableOf(name);
       } catch (err) {
-        call.emit("error", { ...toGrpcStatus(err) });
+        call.emit("error", toServiceError(err));
         return;
       }
       const wanted = new Set(call.request.tables);
@@ -264,7 +264,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         checkAuth(call.metadata);
         callback(null, { table: describe(tableOf(call.request.table), o.freshness) });
       } catch (err) {
-        callback({ ...toServiceError(err), ...toGrpcStatus(err) });
+        callback(toServiceError(err));
       }
     },
   };

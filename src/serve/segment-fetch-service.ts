@@ -21,7 +21,7 @@ import {
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { PROTO_LOADER_OPTIONS } from "./proto.js";
 import { RequestError, UnauthenticatedError } from "./errors.js";
-import { toGrpcStatus } from "./status-mapping.js";
+import { toServiceError } from "./status-mapping.js";
 import type { ServedTable } from "./served-table.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import { sha256 } from "../storage/manifest.js";
@@ -81,8 +81,7 @@ export function createSegmentFetchService(o: SegmentFetchServiceOptions): Untype
           sha256: sha256(bytes),
         });
       } catch (err) {
-        const s = toGrpcStatus(err);
-        callback({ code: s.code, details: s.details });
+        callback(toServiceError(err));
       }
     },
 
@@ -117,8 +116,7 @@ export function createSegmentFetchService(o: SegmentFetchServiceOptions): Untype
         }
         call.end();
       } catch (err) {
-        const s = toGrpcStatus(err);
-        call.emit("error", { code: s.code, details: s.details });
+        call.emit("error", toServiceError(err));
       } finally {
         await file?.close();
       }

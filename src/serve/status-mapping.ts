@@ -2,8 +2,15 @@
  * Domain errors → gRPC status: the only place that knows both vocabularies. Anything that is not
  * a StrataError is a bug: INTERNAL, with the details scrubbed (they go to the log).
  */
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { StrataError, type ErrorCode } from "../shared/errors.js";
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { ERROR_CODES, StrataError, type ErrorCode } from "../shared/errors.js";
+
+/**
+ * The trailer that carries a failed call's Strata error code next to its gRPC status, so that a
+ * client can tell what the status alone cannot (an unknown table from a table with nothing
+ * published, say); `strata get --server` exits with the same code as `--local` from it.
+ */
+export const ERROR_CODE_TRAILER = "strata-error-code";
 
 const BY_CODE: Record<ErrorCode, status> = {
   STRATA_CONFIG_INVALID: status.FAILED_PRECONDITION,
@@ -41,7 +48,16 @@ export function toGrpcStatus(err: unknown): GrpcStatus {
   return { code: status.INTERNAL, details: "Internal error (see the server log)" };
 }
 
-export function toServiceError(err: unknown): Partial<ServiceError> {
+/** What a handler fails a call with: status, details and the error code trailer. */
+export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
   const s = toGrpcStatus(err);
-  return { code: s.code, details: s.details, message: s.details };
+  const metadata = new Metadata();
+  if (err instanceof StrataError) metadata.set(ERROR_CODE_TRAILER, err.code);
+  return { code: s.code, details: s.details, message: s.details, metadata };
+}
+
+/** The Strata error code a failed call's trailers carry (see ERROR_CODE_TRAILER), if any. */
+export function errorCodeOfCall(err: { metadata?: Metadata }): ErrorCode | null {
+  const value = err.metadata?.get(ERROR_CODE_TRAILER)[0];
+  return (ERROR_CODES as readonly unknown[]).includes(value) ? (value as ErrorCode) : null;
 }

@@ -82,6 +82,16 @@ export class UnavailableError extends StrataError {
   }
 }
 
+/** An error a Strata server answered a call with, under the code it gave (its trailer). */
+export class ServerAnsweredError extends StrataError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * The operating system refused a call: a full disk, a missing permission, a read-only filesystem,
  * too many open files. Not a bug and not bad input; `errno` says which (ENOSPC, EACCES, ...).

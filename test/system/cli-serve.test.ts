@@ -64,6 +64,12 @@ describe("strata serve", () => {
         (await run("node", [CLI, ...SAMPLE, "get", "users", "user:1", "--json"])).stdout,
       );
       expect(local.rows[0].features).toEqual(got!.rows[0]!.features);
+      // The server's errors give the exit codes `--local` gives (4 unknown version or table, 2 bad request).
+      const remote = async (...args: string[]) =>
+        (await runCommand("node", [CLI, ...SAMPLE, "get", ...args, "--server", `127.0.0.1:${port}`])).code;
+      expect(await remote("users", "x", "--version", "999")).toBe(4);
+      expect(await remote("nosuch", "x")).toBe(4);
+      expect(await remote("users", "x", "--features", "nope")).toBe(2);
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/strata_rows_total\{table="users",status="found"\} [1-9]/);
     } finally {

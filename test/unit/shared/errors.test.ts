@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { ERROR_CODES, SystemCallError, systemCallError, withPath } from "../../../src/shared/errors.js";
 import { exitCodeOf } from "../../../src/cli/exit-codes.js";
-import { toGrpcStatus } from "../../../src/serve/status-mapping.js";
+import { errorCodeOfCall, toGrpcStatus, toServiceError } from "../../../src/serve/status-mapping.js";
 import { SegmentCorruptError } from "../../../src/format/errors.js";
 import { VersionNotFoundError } from "../../../src/storage/errors.js";
 import { status } from "@grpc/grpc-js";
@@ -27,6 +27,12 @@ describe("error catalogue", () => {
       code: status.INTERNAL,
       details: "Internal error (see the server log)",
     });
+    // A failed call carries its code in a trailer, which a client reads back.
+    const failure = toServiceError(err);
+    expect(failure).toMatchObject({ code: status.NOT_FOUND, details: err.message });
+    expect(errorCodeOfCall(failure)).toBe("STRATA_VERSION_NOT_FOUND");
+    expect(errorCodeOfCall(toServiceError(new Error("secret detail")))).toBeNull();
+    expect(errorCodeOfCall({})).toBeNull();
   });
 
   it("reports a failed system call with its reason and file, as exit 10", () => {
