@@ -1,9 +1,12 @@
 /** What every command needs: the parsed config, the tables, and an output that honours --json. */
+import { statSync, type Stats } from "node:fs";
 import { loadConfig, type Config, type ConfigFlags } from "../config/config.js";
 import { findTable, loadTablesConfig, type TablesConfig } from "../config/tables-config.js";
 import { TableStore } from "../storage/table-store.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import type { TableSchema } from "../format/schema.js";
+import { ImportFileError } from "../importer/errors.js";
+import { errorMessage } from "../shared/errors.js";
 
 export interface GlobalOptions extends ConfigFlags {
   json?: boolean;
@@ -53,4 +56,19 @@ export function parseVersionArg(v: string | undefined): number | undefined {
   if (!Number.isSafeInteger(n) || n < 1)
     throw new RangeError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
   return n;
+}
+
+/**
+ * The size of an input file (import, produce); one that is missing, unreadable or a directory is
+ * bad input (exit 7), named.
+ */
+export function inputFileSize(file: string): number {
+  let stat: Stats;
+  try {
+    stat = statSync(file);
+  } catch (err) {
+    throw new ImportFileError(`Cannot read input file: ${errorMessage(err)}`, { cause: err });
+  }
+  if (stat.isDirectory()) throw new ImportFileError(`Input file "${file}" is a directory`);
+  return stat.size;
 }

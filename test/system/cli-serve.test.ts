@@ -87,6 +87,7 @@ describe("strata serve", () => {
     expect(await code(["--config", "/nonexistent.json", "tables"])).toBe(3);
     expect(await code(["verify", "users", "--version", "999"])).toBe(4);
     expect(await code(["import", "users", "/nonexistent.csv"])).toBe(7);
+    expect(await code(["produce", "users", "/nonexistent.jsonl", "--kafka-brokers", "127.0.0.1:1"])).toBe(7);
     expect(await code(["import", "users", resolve("sample"), "--format", "csv"])).toBe(7); // a directory
   });
 

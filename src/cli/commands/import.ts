@@ -1,12 +1,10 @@
 /** strata import <table> <file>: a CSV or JSONL file becomes a new base version. */
-import { createReadStream, statSync, writeSync, openSync, closeSync, type Stats } from "node:fs";
+import { createReadStream, writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import type { CliContext } from "../context.js";
+import { inputFileSize, type CliContext } from "../context.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { detectImportFormat, readImportRows } from "../../importer/import-reader.js";
-import { ImportFileError } from "../../importer/errors.js";
-import { errorMessage } from "../../shared/errors.js";
 
 export function registerImportCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
   program
@@ -28,7 +26,7 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         const c = ctx(cmd);
         const schema = c.schema(table);
         const format = o.format ?? detectImportFormat(file);
-        const totalBytes = importFileSize(file);
+        const totalBytes = inputFileSize(file);
         const input = createReadStream(file, { highWaterMark: 1 << 20 });
         const bar =
           o.progress && process.stderr.isTTY && !c.json
@@ -77,16 +75,4 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         }
       },
     );
-}
-
-/** The size of the file to import; a missing or unreadable one is bad input (exit 7), named. */
-function importFileSize(file: string): number {
-  let stat: Stats;
-  try {
-    stat = statSync(file);
-  } catch (err) {
-    throw new ImportFileError(`Cannot read import file: ${errorMessage(err)}`, { cause: err });
-  }
-  if (stat.isDirectory()) throw new ImportFileError(`Import file "${file}" is a directory`);
-  return stat.size;
 }

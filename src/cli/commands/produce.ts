@@ -10,7 +10,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
-import type { CliContext } from "../context.js";
+import { inputFileSize, type CliContext } from "../context.js";
 import { ConfigError } from "../../shared/errors.js";
 import { DeltaDecoder } from "../../ingest/delta-event.js";
 import { InvalidDeltaError } from "../../ingest/errors.js";
@@ -34,6 +34,7 @@ export function registerProduceCommand(program: Command, ctx: (cmd: Command) => 
     .action(async (table: string, file: string, o: ProduceOptions, cmd: Command) => {
       const c = ctx(cmd);
       const schema = c.schema(table);
+      inputFileSize(file); // a missing file is named before anything is sent
       if (c.config.kafkaBrokers.length === 0) {
         throw new ConfigError(
           "Cannot produce: no Kafka brokers are configured (set STRATA_KAFKA_BROKERS or --kafka-brokers)",
