@@ -57,7 +57,7 @@ export interface FleetChange {
 
 async function knownTable(store: CoordinationStore, table: string): Promise<void> {
   if (!TABLE_NAME_PATTERN.test(table) || !(await store.listTables()).includes(table)) {
-    throw new TableNotFoundError(table);
+    throw new TableNotFoundError(table, "known to the fleet: no node has announced a version of it");
   }
 }
 

@@ -2,8 +2,12 @@ import { StrataError } from "../shared/errors.js";
 
 export class TableNotFoundError extends StrataError {
   readonly code = "STRATA_TABLE_NOT_FOUND";
-  constructor(readonly table: string) {
-    super(`Table "${table}" is not defined in the table config`);
+  /** @param where where it was looked for */
+  constructor(
+    readonly table: string,
+    where = "defined in the table config",
+  ) {
+    super(`Table "${table}" is not ${where}`);
   }
 }
 

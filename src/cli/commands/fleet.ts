@@ -87,7 +87,7 @@ export async function runFleetVersionCommand(
 export function registerFleetCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
   const fleet = program.command("fleet").description("the fleet's nodes and tables (needs STRATA_REDIS_URL)");
   fleet
-    .command("status")
+    .command("status", { isDefault: true })
     .description(
       "nodes with their role, versions per table, freshness and last heartbeat; tables with target and writer",
     )

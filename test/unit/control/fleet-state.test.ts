@@ -9,9 +9,12 @@ import {
   stragglers,
 } from "../../../src/control/fleet-state.js";
 import type { DesiredState, NodeStatus } from "../../../src/control/coordination-store.js";
+import { MemoryCoordinationStore } from "../../../src/control/memory-coordination-store.js";
+import { fleetPin } from "../../../src/control/fleet-admin.js";
 import {
   NoPreviousVersionError,
   NoVersionError,
+  TableNotFoundError,
   VersionNotFoundError,
   VersionRolledBackError,
 } from "../../../src/storage/errors.js";
@@ -128,5 +131,17 @@ describe("stragglers()", () => {
     expect(stragglers([node("a", 3), node("b", 2), node("c", null)], "users", 3)).toEqual([
       { node: "b", serving: 2, error: "fetch failed" },
     ]);
+  });
+});
+
+describe("fleet commands on a table the fleet does not know", () => {
+  it("say so, as a table not found (exit 4), without touching the desired state", async () => {
+    const store = new MemoryCoordinationStore();
+    const pin = fleetPin(store, "users", 100);
+    await expect(pin).rejects.toBeInstanceOf(TableNotFoundError);
+    await expect(pin).rejects.toThrow(
+      'Table "users" is not known to the fleet: no node has announced a version of it',
+    );
+    expect(await store.getDesired("users")).toBeNull();
   });
 });
