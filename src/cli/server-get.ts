@@ -1,7 +1,7 @@
 /** `strata get --server`: the same rows as `get --local`, asked of a running server. */
 import { createStrataClient, type ClientValue } from "../client/index.js";
 import type { GetFromServer, PrintedRow } from "./commands/get.js";
-import { Metadata, status } from "@grpc/grpc-js";
+import { status, type Metadata } from "@grpc/grpc-js";
 import { ServerAnsweredError, UnavailableError } from "../shared/errors.js";
 import { errorCodeOfCall } from "../serve/status-mapping.js";
 import { float32ToJson, type JsonValue } from "../format/value-json.js";
