@@ -318,6 +318,35 @@ describe("strata CLI over a data dir", () => {
     const got = JSON.parse((await cli("get", "t", "a", "--json")).stdout);
     expect(got.rows[0].features.i64).toBe(10);
   });
+
+  it("compacts a version with deltas into a new base, and leaves one without deltas as it is", async () => {
+    const root = join(dir, "compact");
+    const store = new TableStore(root, "t");
+    const writer = new VersionWriter(store, parseTablesConfig(tablesJson).tables[0]!);
+    const row = (i: number): RowChange => ({
+      key: `k${i}`,
+      eventTimeMs: i,
+      values: [1, 2, BigInt(i), true, "s", null],
+    });
+    await writer.importRows(
+      (async function* () {
+        yield [row(1), row(2)];
+      })(),
+    );
+    const cli = (...a: string[]) =>
+      runCommand("node", [CLI, "--data-dir", root, "--config", join(dir, "tables.json"), ...a]);
+    const noop = await cli("compact", "t", "--json");
+    expect(noop.code).toBe(0);
+    expect(JSON.parse(noop.stdout)).toMatchObject({ version: 1, compacted: false });
+    expect(store.listVersions()).toEqual([1]);
+    writer.publishDelta([row(3)], null, 1);
+    const compacted = await cli("compact", "t", "--json");
+    expect(JSON.parse(compacted.stdout)).toMatchObject({ version: 3, reason: "compact", compacted: true });
+    expect(store.readManifest(3).manifest.segments.map((s) => s.kind)).toEqual(["base"]);
+    expect((await cli("gc", "t", "--keep", "abc")).stderr).toBe(
+      'strata: --keep must be a positive integer (got "abc")\n',
+    );
+  });
 });
 
 function flip(path: string, at: number): void {

@@ -204,7 +204,10 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .requiredOption("--keep <n>", "versions to keep")
     .action((table: string, o: { keep: string }, cmd: Command) => {
       const c = ctx(cmd);
-      const result = c.store(table).gc(Number(o.keep));
+      const keep = Number(o.keep);
+      if (!Number.isSafeInteger(keep) || keep < 1)
+        throw new RangeError(`--keep must be a positive integer (got "${o.keep}")`);
+      const result = c.store(table).gc(keep);
       c.print(
         { table, deleted_versions: result.versions, deleted_segments: result.segments },
         `${table}: deleted ${result.versions.length} version(s), ${result.segments.length} segment file(s)`,
@@ -216,9 +219,19 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .description("merge the current version's base and deltas into a new base")
     .action((table: string, _o, cmd: Command) => {
       const c = ctx(cmd);
-      const m = new VersionWriter(c.store(table), c.schema(table)).compact();
+      const store = c.store(table);
+      const current = store.readManifest(store.requireCurrentVersion()).manifest;
+      if (!current.segments.some((s) => s.kind === "delta")) {
+        // A new version with the same rows would only take disk and a swap.
+        c.print(
+          { ...current, compacted: false },
+          `${table}: v${current.version} has no deltas: nothing to compact`,
+        );
+        return;
+      }
+      const m = new VersionWriter(store, c.schema(table)).compact();
       c.print(
-        m,
+        { ...m, compacted: true },
         `${table}: compacted into v${m.version} (${m.segments.reduce((n, s) => n + s.records, 0)} records)`,
       );
     });
