@@ -65,7 +65,14 @@ export class ServedTable {
   /** The snapshot a request reads: the current one, or a retained version asked for by number. */
   snapshotFor(version: number): VersionSnapshot {
     if (version === 0 || version === this.current?.version) {
-      if (!this.current) throw new NoVersionError(this.schema.name);
+      if (!this.current) {
+        if (this.refused.size === 0) throw new NoVersionError(this.schema.name);
+        const refused = [...this.refused].sort((a, b) => b - a).map((v) => `v${v}`);
+        throw new NoVersionError(
+          this.schema.name,
+          `has no version that verifies (refused: ${refused.join(", ")})`,
+        );
+      }
       return this.current;
     }
     let snap = this.older.get(version);
@@ -131,11 +138,30 @@ export class ServedTable {
       return false;
     }
     if (target === null || target === this.current?.version || this.refused.has(target)) return false;
-    return this.swapTo(
-      target,
-      target < (this.current?.version ?? 0) ? "rolled_back" : "published",
-      "current moved",
-    );
+    if (
+      await this.swapTo(
+        target,
+        target < (this.current?.version ?? 0) ? "rolled_back" : "published",
+        "current moved",
+      )
+    )
+      return true;
+    // Refused. A server that serves something keeps it; one that serves nothing yet (a start on a
+    // damaged current) falls back as it would after a CRC failure, rather than serve nothing.
+    return this.current === null ? this.fallBackBelow(target, `version ${target} was refused`) : false;
+  }
+
+  /** Swaps to the newest retained version below `version` that verifies; false when none does. */
+  private async fallBackBelow(version: number, reason: string): Promise<boolean> {
+    for (const v of this.store.listVersions().reverse()) {
+      if (v >= version || this.refused.has(v)) continue;
+      if (verifyVersions(this.store, [v]).problems.length > 0) {
+        this.refused.add(v);
+        continue;
+      }
+      if (await this.swapTo(v, "fallback", reason)) return true;
+    }
+    return false;
   }
 
   /**
@@ -151,15 +177,8 @@ export class ServedTable {
         if (problems.length === 0) return;
         this.refused.add(snap.version);
         const reason = `version ${snap.version} failed verification: ${problems[0]!.message}`;
-        for (const v of this.store.listVersions().reverse()) {
-          if (v >= snap.version || this.refused.has(v)) continue;
-          if (verifyVersions(this.store, [v]).problems.length > 0) {
-            this.refused.add(v);
-            continue;
-          }
-          for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
-          if (await this.swapTo(v, "fallback", reason)) return;
-        }
+        for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
+        if (await this.fallBackBelow(snap.version, reason)) return;
         this.emit("rejected", snap.version, `${reason}; no older version verifies, still serving it`);
       } catch (err) {
         this.emit("rejected", snap.version, `Cannot verify version ${snap.version}: ${errorMessage(err)}`);
@@ -186,7 +205,7 @@ export class ServedTable {
     const previous = this.current?.version ?? 0;
     this.current = next;
     this.older.delete(version);
-    this.emit(previous === 0 ? "serving" : type, version, reason, previous);
+    this.emit(previous === 0 && type !== "fallback" ? "serving" : type, version, reason, previous);
     return true;
   }
 

@@ -23,8 +23,12 @@ export class VersionNotFoundError extends StrataError {
 
 export class NoVersionError extends StrataError {
   readonly code = "STRATA_NO_VERSION";
-  constructor(readonly table: string) {
-    super(`Table "${table}" has no published version yet: import a file or start ingest`);
+  /** @param why why there is none to serve, when versions exist but none verified */
+  constructor(
+    readonly table: string,
+    why = "has no published version yet: import a file or start ingest",
+  ) {
+    super(`Table "${table}" ${why}`);
   }
 }
 

@@ -40,7 +40,13 @@ export async function* inBatches(rows: RowChange[], size = 500): AsyncGenerator<
 }
 
 export async function startHarness(
-  options: { tables?: object[]; env?: Record<string, string>; seed?: RowChange[] } = {},
+  options: {
+    tables?: object[];
+    env?: Record<string, string>;
+    seed?: RowChange[];
+    /** Runs after the seed, before the server starts. */
+    beforeStart?: (h: { store: TableStore; writer: VersionWriter; server: StrataServer }) => void;
+  } = {},
 ): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), "strata-serve-"));
   const tables = parseTablesConfig({ tables: options.tables ?? [usersSchemaJson] });
@@ -50,6 +56,7 @@ export async function startHarness(
   if (options.seed) await writer.importRows(inBatches(options.seed));
   const config = loadConfig({ dataDir: root, port: 0, metricsPort: 0 }, { ...options.env });
   const server = new StrataServer({ config, tables, backstopIntervalMs: 200 });
+  options.beforeStart?.({ store, writer, server });
   await server.start();
   const address = `127.0.0.1:${server.port}`;
   const client = createStrataClient(

@@ -112,6 +112,43 @@ describe("hot swap", () => {
     watch.cancel();
   });
 
+  it("starting on a current version that fails verification, serves the newest one that verifies", async () => {
+    const events: { type: string; version: number; previousVersion: number }[] = [];
+    h = await startHarness({
+      seed: allAt(1),
+      beforeStart: ({ store, writer, server }) => {
+        const m = writer.publishDelta(allAt(2), null, 1);
+        const fd = openSync(store.segmentPath(m.segments[1]!.uuid), "r+");
+        writeSync(fd, Buffer.from([0xee]), 0, 1, 4096 + 100);
+        closeSync(fd);
+        server.events.on("version", (e: (typeof events)[number]) => events.push(e));
+      },
+    });
+    expect(h.store.requireCurrentVersion()).toBe(2);
+    expect(events.map((e) => [e.type, e.version])).toEqual([
+      ["rejected", 2],
+      ["fallback", 1],
+    ]);
+    const res = await h.client.getFeatures({ table: "users", keys: ["user:1"] });
+    expect(res.version).toBe(1);
+    expect(res.rows[0]!.values[0]).toBe("1");
+  });
+
+  it("starting with no version that verifies, says so to every request", async () => {
+    h = await startHarness({
+      seed: allAt(1),
+      beforeStart: ({ store }) => {
+        const fd = openSync(store.segmentPath(store.readManifest(1).manifest.segments[0]!.uuid), "r+");
+        writeSync(fd, Buffer.from([0xee]), 0, 1, 4096 + 100);
+        closeSync(fd);
+      },
+    });
+    await expect(h.client.getFeatures({ table: "users", keys: ["user:1"] })).rejects.toMatchObject({
+      code: 14, // UNAVAILABLE, as with nothing published
+      details: 'Table "users" has no version that verifies (refused: v1)',
+    });
+  });
+
   it("refuses a published version that fails verification and keeps serving", async () => {
     h = await startHarness({ seed: allAt(1) });
     const events: VersionEvent[] = [];
