@@ -1,14 +1,19 @@
 /** `strata get --server`: the same rows as `get --local`, asked of a running server. */
 import { createStrataClient, type ClientValue } from "../client/index.js";
 import type { GetFromServer, PrintedRow } from "./commands/get.js";
-import { status, type Metadata } from "@grpc/grpc-js";
-import { ServerAnsweredError, UnavailableError } from "../shared/errors.js";
+import { readFileSync } from "node:fs";
+import { credentials, status, type Metadata } from "@grpc/grpc-js";
+import { ConfigError, ServerAnsweredError, UnavailableError, errorMessage } from "../shared/errors.js";
 import { errorCodeOfCall } from "../serve/status-mapping.js";
 import { float32ToJson, type JsonValue } from "../format/value-json.js";
 import { parseFeatureKind } from "../format/schema.js";
 
-export const getFromServer: GetFromServer = async (server, table, keys, features, version, c) => {
-  const client = createStrataClient(server, c.config.authToken ? { token: c.config.authToken } : {});
+export const getFromServer: GetFromServer = async (target, table, keys, features, version, c) => {
+  const server = target.address;
+  const client = createStrataClient(server, {
+    ...(c.config.authToken ? { token: c.config.authToken } : {}),
+    ...(target.tlsCa === null ? {} : { credentials: credentials.createSsl(readTlsCa(target.tlsCa)) }),
+  });
   try {
     const [described, res] = await Promise.all([
       client.describeTable(table),
@@ -49,4 +54,13 @@ function toJson(type: string, v: ClientValue): JsonValue {
     return Number.isSafeInteger(n) ? n : String(v);
   }
   return v as JsonValue;
+}
+
+/** The certificate `--tls-ca` names; a missing file is a configuration error naming it. */
+function readTlsCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`Cannot use --tls-ca "${path}": ${errorMessage(err)}`, { cause: err });
+  }
 }

@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { freePort } from "../helpers/free-port.js";
 import { CLI, runCommand } from "../helpers/cli.js";
+import { until } from "../helpers/served-table.js";
 
 const run = promisify(execFile);
 const serveFlags = (port: number, metricsPort: number, workers: number): string[] => [
@@ -72,6 +73,54 @@ describe("strata serve", () => {
       expect(await remote("users", "x", "--features", "nope")).toBe(2);
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/strata_rows_total\{table="users",status="found"\} [1-9]/);
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("serves over TLS to a client that trusts its certificate; refuses a certificate that is not PEM (exit 3)", async () => {
+    const [cert, key] = ["cert.pem", "key.pem"].map((f) => resolve("test/fixtures/tls", f)) as [
+      string,
+      string,
+    ];
+    const port = await freePort();
+    const server = spawn(
+      "node",
+      [CLI, ...SAMPLE, ...serveFlags(port, await freePort(), 1), "--tls-cert", cert, "--tls-key", key],
+      { stdio: "ignore", env: ENV },
+    );
+    const exited = new Promise<number | null>((r) => server.on("exit", (code) => r(code)));
+    try {
+      const get = (...extra: string[]) =>
+        runCommand("node", [
+          CLI,
+          ...SAMPLE,
+          "get",
+          "users",
+          "user:1",
+          "--server",
+          `127.0.0.1:${port}`,
+          ...extra,
+        ]);
+      await until(async () => (await get("--tls-ca", cert)).code === 0, 20_000);
+      expect((await get("--tls-ca", cert)).stdout).toMatch(/^user:1\tFOUND\t/);
+      expect((await get()).code).toBe(8); // plaintext to a TLS port
+      const bad = await runCommand(
+        "node",
+        [
+          CLI,
+          ...SAMPLE,
+          ...serveFlags(await freePort(), await freePort(), 1),
+          "--tls-cert",
+          key,
+          "--tls-key",
+          key,
+        ],
+        { env: ENV, timeout: 20_000 },
+      );
+      expect(bad.code).toBe(3);
+      expect(bad.stderr).toContain(`strata: Cannot use --tls-cert "${key}"`);
     } finally {
       server.kill("SIGTERM");
     }

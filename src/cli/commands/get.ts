@@ -26,6 +26,10 @@ export function registerGetCommand(
     .description("print rows by key, from a server (--server host:port) or the local data dir (--local)")
     .option("--local", "read the data dir directly (the default when --server is not given)")
     .option("--server <host:port>", "ask a running Strata server")
+    .option(
+      "--tls-ca <pem>",
+      "with --server: connect over TLS, trusting this CA (or self-signed) certificate",
+    )
     .option("--version <n>", "a retained version (default: current)")
     .option("--features <names>", "comma-separated subset of features")
     .option(
@@ -36,7 +40,7 @@ export function registerGetCommand(
       async (
         table: string,
         argKeys: string[],
-        o: { server?: string; version?: string; features?: string; keysFrom?: string },
+        o: { server?: string; tlsCa?: string; version?: string; features?: string; keysFrom?: string },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
@@ -49,7 +53,14 @@ export function registerGetCommand(
         const version = parseVersionArg(o.version);
         const features = o.features ? o.features.split(",").map((f) => f.trim()) : [];
         const result = o.server
-          ? await fromServer(o.server, table, keys, features, version ?? 0, c)
+          ? await fromServer(
+              { address: o.server, tlsCa: o.tlsCa ?? null },
+              table,
+              keys,
+              features,
+              version ?? 0,
+              c,
+            )
           : getLocal(c, table, keys, features, version);
         if (o.keysFrom && c.json) {
           // One row per line: a million keys would not fit in one JSON document comfortably.
@@ -69,7 +80,7 @@ export function registerGetCommand(
 }
 
 export type GetFromServer = (
-  server: string,
+  server: { address: string; tlsCa: string | null },
   table: string,
   keys: string[],
   features: string[],
