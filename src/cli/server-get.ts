@@ -1,8 +1,8 @@
 /** `strata get --server`: the same rows as `get --local`, asked of a running server. */
-import { createStrataClient, type ClientValue } from "../client/index.js";
-import type { GetFromServer, PrintedRow } from "./commands/get.js";
 import { readFileSync } from "node:fs";
 import { credentials, status, type Metadata } from "@grpc/grpc-js";
+import { createStrataClient, type ClientValue } from "../client/index.js";
+import type { GetFromServer, PrintedRow } from "./commands/get.js";
 import { ConfigError, ServerAnsweredError, UnavailableError, errorMessage } from "../shared/errors.js";
 import { errorCodeOfCall } from "../serve/status-mapping.js";
 import { float32ToJson, type JsonValue } from "../format/value-json.js";

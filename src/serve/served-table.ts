@@ -138,14 +138,8 @@ export class ServedTable {
       return false;
     }
     if (target === null || target === this.current?.version || this.refused.has(target)) return false;
-    if (
-      await this.swapTo(
-        target,
-        target < (this.current?.version ?? 0) ? "rolled_back" : "published",
-        "current moved",
-      )
-    )
-      return true;
+    const type = target < (this.current?.version ?? 0) ? "rolled_back" : "published";
+    if (await this.swapTo(target, type, "current moved")) return true;
     // Refused. A server that serves something keeps it; one that serves nothing yet (a start on a
     // damaged current) falls back as it would after a CRC failure, rather than serve nothing.
     return this.current === null ? this.fallBackBelow(target, `version ${target} was refused`) : false;
