@@ -1,9 +1,9 @@
 /** `strata get --server`: the same rows as `get --local`, asked of a running server. */
-import { readFileSync } from "node:fs";
 import { credentials, status, type Metadata } from "@grpc/grpc-js";
 import { createStrataClient, type ClientValue } from "../client/index.js";
 import type { GetFromServer, PrintedRow } from "./commands/get.js";
-import { ConfigError, ServerAnsweredError, UnavailableError, errorMessage } from "../shared/errors.js";
+import { ServerAnsweredError, UnavailableError } from "../shared/errors.js";
+import { readCertificate } from "../shared/tls-files.js";
 import { errorCodeOfCall } from "../serve/status-mapping.js";
 import { float32ToJson, type JsonValue } from "../format/value-json.js";
 import { parseFeatureKind } from "../format/schema.js";
@@ -12,7 +12,9 @@ export const getFromServer: GetFromServer = async (target, table, keys, features
   const server = target.address;
   const client = createStrataClient(server, {
     ...(c.config.authToken ? { token: c.config.authToken } : {}),
-    ...(target.tlsCa === null ? {} : { credentials: credentials.createSsl(readTlsCa(target.tlsCa)) }),
+    ...(target.tlsCa === null
+      ? {}
+      : { credentials: credentials.createSsl(readCertificate(target.tlsCa, "--tls-ca")) }),
   });
   try {
     const [described, res] = await Promise.all([
@@ -54,13 +56,4 @@ function toJson(type: string, v: ClientValue): JsonValue {
     return Number.isSafeInteger(n) ? n : String(v);
   }
   return v as JsonValue;
-}
-
-/** The certificate `--tls-ca` names; a missing file is a configuration error naming it. */
-function readTlsCa(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`Cannot use --tls-ca "${path}": ${errorMessage(err)}`, { cause: err });
-  }
 }

@@ -10,7 +10,7 @@ import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { openSnapshot, openVerifiedSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
 import { TableStore } from "../storage/table-store.js";
 import { verifyVersions } from "../storage/version-verify.js";
-import { VersionNotFoundError, NoVersionError } from "../storage/errors.js";
+import { NoVersionError } from "../storage/errors.js";
 import type { TableSchema } from "../format/schema.js";
 import { ResponsePlan, type EncodeCounters, type Encoding } from "./response-encoder.js";
 import { RequestError } from "./errors.js";
@@ -77,8 +77,7 @@ export class ServedTable {
     }
     let snap = this.older.get(version);
     if (!snap) {
-      if (!this.store.listVersions().includes(version))
-        throw new VersionNotFoundError(this.schema.name, version);
+      this.store.requireRetained(version);
       snap = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });
       if (this.older.size >= PINNED_SNAPSHOTS) this.older.delete(this.older.keys().next().value!);
       this.older.set(version, snap);

@@ -8,8 +8,6 @@ import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
 import { watch, type FSWatcher } from "chokidar";
-import { readFileSync } from "node:fs";
-import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
 import type { Config } from "../config/config.js";
 import type { TablesConfig } from "../config/tables-config.js";
@@ -21,7 +19,8 @@ import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
-import { ConfigError, errorMessage, listenError } from "../shared/errors.js";
+import { errorMessage, listenError } from "../shared/errors.js";
+import { readCertificate, readPrivateKey } from "../shared/tls-files.js";
 
 export interface StrataServerOptions {
   config: Config;
@@ -126,7 +125,16 @@ export class StrataServer {
     const { host, port } = this.options.config;
     const tls = this.options.tls;
     const credentials = tls
-      ? ServerCredentials.createSsl(null, [readTlsPair(tls.certPath, tls.keyPath)], false)
+      ? ServerCredentials.createSsl(
+          null,
+          [
+            {
+              cert_chain: readCertificate(tls.certPath, "--tls-cert"),
+              private_key: readPrivateKey(tls.keyPath, "--tls-key"),
+            },
+          ],
+          false,
+        )
       : ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) =>
       this.grpc.bindAsync(`${host}:${port}`, credentials, (err, bound) =>
@@ -210,24 +218,4 @@ export class StrataServer {
       "version event",
     );
   }
-}
-
-/**
- * The certificate chain and key for TLS, read and parsed up front: a missing file or one that is
- * not PEM is a configuration error naming the file, not a failure to listen.
- */
-function readTlsPair(certPath: string, keyPath: string): { cert_chain: Buffer; private_key: Buffer } {
-  const read = (path: string, what: string, parse: (pem: Buffer) => unknown): Buffer => {
-    try {
-      const pem = readFileSync(path);
-      parse(pem);
-      return pem;
-    } catch (err) {
-      throw new ConfigError(`Cannot use ${what} "${path}": ${errorMessage(err)}`, { cause: err });
-    }
-  };
-  return {
-    cert_chain: read(certPath, "--tls-cert", (pem) => new X509Certificate(pem)),
-    private_key: read(keyPath, "--tls-key", (pem) => createPrivateKey(pem)),
-  };
 }

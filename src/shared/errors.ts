@@ -133,14 +133,18 @@ export function withPath(err: unknown, path: string): unknown {
  */
 export function systemCallError(err: unknown): SystemCallError | null {
   if (err instanceof SystemCallError) return err;
+  const message = fileCallMessage(err);
+  if (message === null || !isErrnoError(err)) return null;
+  return new SystemCallError(message, err.code, err.syscall, err.path, { cause: err });
+}
+
+/** systemCallError's wording of a failed file system call, or null for anything else. */
+function fileCallMessage(err: unknown): string | null {
   if (!isErrnoError(err)) return null;
   // Node words a failed file call "ENOSPC: no space left on device, write '/path'".
   const description = new RegExp(`^${err.code}: ([^,]+)`).exec(err.message)?.[1];
   if (description === undefined) return null;
-  const where = err.path === undefined ? err.syscall : `${err.syscall} '${err.path}'`;
-  return new SystemCallError(`${description} (${err.code}): ${where}`, err.code, err.syscall, err.path, {
-    cause: err,
-  });
+  return `${description} (${err.code}): ${err.path === undefined ? err.syscall : `${err.syscall} '${err.path}'`}`;
 }
 
 /**
@@ -160,5 +164,5 @@ export function listenError(what: string, address: string, err: unknown): Strata
 
 /** For logs and reports; a failed file system call comes with its file (see systemCallError). */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? (systemCallError(err) ?? err).message : String(err);
+  return err instanceof Error ? (fileCallMessage(err) ?? err.message) : String(err);
 }

@@ -16,7 +16,7 @@ import { HEADER_BYTES, type SegmentHeader } from "../format/segment-layout.js";
 import { fsyncDir, tempPathFor } from "./durable-fs.js";
 import { checkSegmentFile } from "./segment-check.js";
 import { encoderNative } from "./native.js";
-import { InvariantViolationError, withPath } from "../shared/errors.js";
+import { withPath } from "../shared/errors.js";
 import type { SegmentEntry } from "./manifest.js";
 
 export interface WrittenSegment {
@@ -33,21 +33,16 @@ export interface WrittenSegment {
  * aligned 2 MiB pieces instead (for huge-page mappings) was measured and undone (decision 20).
  */
 class FileSegmentSink implements SegmentSink {
-  private end = HEADER_BYTES;
+  private position = HEADER_BYTES;
 
   constructor(
     private readonly fd: number,
     private readonly path: string,
   ) {}
 
-  /** The file offset the next appended byte goes to. */
-  get position(): number {
-    return this.end;
-  }
-
   append(chunk: Uint8Array): void {
-    writeFully(this.fd, chunk, this.end, this.path);
-    this.end += chunk.length;
+    writeFully(this.fd, chunk, this.position, this.path);
+    this.position += chunk.length;
   }
 
   readAt(offset: number, length: number): Buffer {
@@ -65,7 +60,6 @@ export class SegmentFileWriter {
   readonly tempPath: string;
   private readonly fd: number;
   private readonly encoder: SegmentEncoder;
-  private readonly sink: FileSegmentSink;
 
   constructor(
     private readonly dataDir: string,
@@ -73,8 +67,10 @@ export class SegmentFileWriter {
   ) {
     this.tempPath = tempPathFor(join(dataDir, "segment.seg"));
     this.fd = openSync(this.tempPath, "wx+", 0o644);
-    this.sink = new FileSegmentSink(this.fd, this.tempPath);
-    this.encoder = new SegmentEncoder(this.sink, { ...options, native: encoderNative });
+    this.encoder = new SegmentEncoder(new FileSegmentSink(this.fd, this.tempPath), {
+      ...options,
+      native: encoderNative,
+    });
   }
 
   get uuid(): string {
@@ -102,12 +98,11 @@ export class SegmentFileWriter {
   finish(): WrittenSegment {
     try {
       const end = this.encoder.finish();
-      // The tail starts where the records end, so it is appended like them.
-      if (end.tailOffset !== this.sink.position)
-        throw new InvariantViolationError(
-          `Segment tail at ${end.tailOffset}, records end at ${this.sink.position}`,
-        );
-      for (const part of end.tailParts) this.sink.append(part);
+      let at = end.tailOffset;
+      for (const part of end.tailParts) {
+        writeFully(this.fd, part, at, this.tempPath);
+        at += part.length;
+      }
       writeFully(this.fd, end.headerBytes, 0, this.tempPath);
       fsyncSync(this.fd);
       closeSync(this.fd);

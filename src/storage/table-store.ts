@@ -120,6 +120,11 @@ export class TableStore {
     return versions.sort((a, b) => a - b);
   }
 
+  /** Throws VersionNotFoundError unless `version` is retained. */
+  requireRetained(version: number): void {
+    if (!this.listVersions().includes(version)) throw new VersionNotFoundError(this.table, version);
+  }
+
   /** The version `current` points at, or null before the first publish. */
   currentVersion(): number | null {
     let target: string;
@@ -316,7 +321,7 @@ export class TableStore {
     },
   ): { from: number | null; to: number; changed: boolean } {
     return this.withPublishLock(() => {
-      if (!this.listVersions().includes(version)) throw new VersionNotFoundError(this.table, version);
+      this.requireRetained(version);
       const current = this.currentVersion();
       const state = this.readState();
       const rolledBack = [...new Set([...state.rolled_back, ...options.rolledBack])]

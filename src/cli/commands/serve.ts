@@ -9,7 +9,7 @@ import { setLogger } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
-import { createServer } from "node:http";
+import { createServer, type Server as HttpServer } from "node:http";
 import { listenOn } from "../../serve/metrics.js";
 import { EXIT } from "../exit-codes.js";
 import type { CliContext } from "../context.js";
@@ -118,17 +118,18 @@ async function runPrimary(
 ): Promise<void> {
   // /metrics of every worker, summed, on the primary's metrics port.
   const aggregator = new AggregatorRegistry();
-  const metrics =
-    c.config.metricsPort === null
-      ? null
-      : createServer((req, res) => {
-          if (req.url !== "/metrics") return void res.writeHead(404).end();
-          aggregator.clusterMetrics().then(
-            (text) => res.writeHead(200, { "content-type": aggregator.contentType }).end(text),
-            (err: unknown) => res.writeHead(500).end(String(err)),
-          );
-        });
-  if (metrics) await listenOn(metrics, c.config.host, c.config.metricsPort!, "/metrics");
+  const { host, metricsPort } = c.config;
+  let metrics: HttpServer | null = null;
+  if (metricsPort !== null) {
+    metrics = createServer((req, res) => {
+      if (req.url !== "/metrics") return void res.writeHead(404).end();
+      aggregator.clusterMetrics().then(
+        (text) => res.writeHead(200, { "content-type": aggregator.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+    await listenOn(metrics, host, metricsPort, "/metrics");
+  }
   // A worker that cannot start (its port taken) has said why and exits: so does the primary,
   // with its code, instead of starting it again and again. Later deaths are replaced.
   const starting = Array.from({ length: workers }, () => cluster.fork()).map(

@@ -6,7 +6,6 @@ import { verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { SegmentCorruptError } from "../../format/errors.js";
 import type { Manifest } from "../../storage/manifest.js";
-import { VersionNotFoundError } from "../../storage/errors.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
 
 /** `--fleet` of rollback, pin, unpin and resume: apply through the fleet's Redis (fleet.ts). */
@@ -109,10 +108,9 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .action((table: string, o: { version?: string; all?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
-      const retained = store.listVersions();
       const asked = parseVersionArg(o.version);
-      if (asked !== undefined && !retained.includes(asked)) throw new VersionNotFoundError(table, asked);
-      const versions = o.all ? retained : [asked ?? store.requireCurrentVersion()];
+      if (asked !== undefined) store.requireRetained(asked);
+      const versions = o.all ? store.listVersions() : [asked ?? store.requireCurrentVersion()];
       const report = verifyVersions(store, versions);
       const ok = report.problems.length === 0;
       c.print(
