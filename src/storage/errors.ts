@@ -101,3 +101,20 @@ export class WriterFencedError extends StrataError {
     );
   }
 }
+
+/**
+ * An import with no rows is not published unless asked for: its base would replace every row of
+ * the table with none, and an empty export from a failed upstream job is a common accident.
+ */
+export class EmptyImportError extends StrataError {
+  readonly code = "STRATA_IMPORT_INVALID";
+  /** @param what what had no rows, e.g. `users.csv has no rows` */
+  constructor(
+    readonly table: string,
+    what = "the import has no rows",
+  ) {
+    super(
+      `Nothing published on table "${table}": ${what}, and an empty import would replace every row of the table (pass --allow-empty to publish it anyway)`,
+    );
+  }
+}

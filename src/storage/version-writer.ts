@@ -4,6 +4,7 @@
  * manifest that lists them; publishing a delta costs O(delta): the new manifest reuses the
  * parent's segment files.
  */
+import { rmSync } from "node:fs";
 import {
   ENCODE_PARTS,
   PartedRecords,
@@ -20,6 +21,7 @@ import { rowLayout, type RowLayout } from "../format/row-layout.js";
 import { schemaHash, type TableSchema } from "../format/schema.js";
 import { RECORD_HEADER_BYTES, type SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
+import { EmptyImportError } from "./errors.js";
 import { checkSegmentFile } from "./segment-check.js";
 import { hashKeyRange } from "../format/key-hash.js";
 import {
@@ -44,6 +46,8 @@ export interface ImportOptions {
   maxSegmentBytes?: number;
   /** Called after each batch with the rows written so far. */
   onProgress?: (rows: number) => void;
+  /** Publish a base without rows (it empties the table); otherwise EmptyImportError. */
+  allowEmpty?: boolean;
 }
 
 export class VersionWriter {
@@ -82,10 +86,8 @@ export class VersionWriter {
         options.onProgress,
       );
       if (parts !== null) {
-        const parent = this.currentManifest();
-        const entries = parts.map(segmentEntryOf);
         // Each part was checked against its entry by the thread that wrote it.
-        return this.publish("import", entries, [], parent?.kafka ?? null, undefined);
+        return this.publishImport(parts.map(segmentEntryOf), false, options);
       }
     }
     const written: WrittenSegment[] = [];
@@ -105,9 +107,7 @@ export class VersionWriter {
           options.onProgress,
         );
         written.push(part.finish());
-        const parent = this.currentManifest();
-        const entries = written.map(segmentEntryOf);
-        return this.publish("import", entries, entries, parent?.kafka ?? null, undefined);
+        return this.publishImport(written.map(segmentEntryOf), true, options);
       }
       for await (const batch of batches) {
         for (const row of batch) {
@@ -125,9 +125,21 @@ export class VersionWriter {
       part.abort();
       throw err;
     }
+    return this.publishImport(written.map(segmentEntryOf), true, options);
+  }
+
+  /**
+   * Publishes an import's parts as the new base (with the parent's Kafka offsets), unless it has
+   * no rows and that was not asked for: then its files are removed and nothing is published.
+   * `check`: the parts still need checking against the disk.
+   */
+  private publishImport(entries: SegmentEntry[], check: boolean, options: ImportOptions): Manifest {
+    if (!options.allowEmpty && entries.every((e) => e.records === 0)) {
+      for (const e of entries) rmSync(this.store.segmentPath(e.uuid), { force: true });
+      throw new EmptyImportError(this.schema.name);
+    }
     const parent = this.currentManifest();
-    const entries = written.map(segmentEntryOf);
-    return this.publish("import", entries, entries, parent?.kafka ?? null, undefined);
+    return this.publish("import", entries, check ? entries : [], parent?.kafka ?? null, undefined);
   }
 
   /**

@@ -5,7 +5,7 @@
  * falls inside a quoted field is noticed (one thread then reads on).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, runCommand } from "../helpers/cli.js";
@@ -100,6 +100,33 @@ describe("strata import in two threads", () => {
     expect(failed.stderr).toContain("line 7, column 2");
     const late = await both("late", csv.replace(/^k5,x,.*$/m, line(5)), []);
     expect(late.stderr).toContain("line 308, column 2");
+  });
+
+  it("publishes nothing and leaves no file when no row is left, unless --allow-empty", async () => {
+    const header = "id,f32,i64,s,v\n";
+    const bad = Array.from({ length: 2000 }, (_, i) => `k${i},x,1,s,"[1,2]"`);
+    for (const [name, csv, args, why] of [
+      ["empty", header, [], /empty\.csv has no rows/],
+      [
+        "allbad",
+        header + bad.join("\n") + "\n",
+        ["--skip-bad-rows", "REJECTS"],
+        /all 2000 rows of .*allbad\.csv were bad/,
+      ],
+    ] as const) {
+      const r = await both(name, csv, [], ...args);
+      expect(r.code).toBe(7);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).toContain("--allow-empty");
+      for (const threads of [1, 2]) {
+        const data = join(dir, `${name}-${threads}`, "t");
+        expect(readdirSync(join(data, "versions")), name).toEqual([]);
+        expect(readdirSync(join(data, "data")), name).toEqual([]);
+      }
+    }
+    const allowed = await both("allowed", header, ["k1"], "--allow-empty");
+    expect(allowed.code).toBe(0);
+    expect(allowed.rows.map((x: { status: string }) => x.status)).toEqual(["NOT_FOUND"]);
   });
 
   it("notices a cut inside a quoted field and reads on in one thread", async () => {

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { inputFileSize, type CliContext } from "../context.js";
 import { VersionWriter } from "../../storage/version-writer.js";
+import { EmptyImportError } from "../../storage/errors.js";
 import { detectImportFormat, readImportRows } from "../../importer/import-reader.js";
 
 export function registerImportCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
@@ -15,12 +16,13 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
       "--skip-bad-rows <rejects-file>",
       "skip rows that do not parse, writing them and their reasons to this file",
     )
+    .option("--allow-empty", "publish the import even if it has no rows (it empties the table)")
     .option("--no-progress", "no progress bar")
     .action(
       async (
         table: string,
         file: string,
-        o: { format?: "csv" | "jsonl"; skipBadRows?: string; progress: boolean },
+        o: { format?: "csv" | "jsonl"; skipBadRows?: string; allowEmpty?: boolean; progress: boolean },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
@@ -57,9 +59,16 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
                   },
                 }),
           });
-          const manifest = await new VersionWriter(c.store(table), schema).importRows(rows, {
-            onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
-          });
+          const manifest = await new VersionWriter(c.store(table), schema)
+            .importRows(rows, {
+              onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
+              allowEmpty: o.allowEmpty === true,
+            })
+            .catch((err: unknown) => {
+              if (!(err instanceof EmptyImportError)) throw err;
+              const what = rejects ? `all ${rejects} rows of ${file} were bad` : `${file} has no rows`;
+              throw new EmptyImportError(table, what);
+            });
           bar?.update(Math.ceil(totalBytes / 1e6));
           bar?.stop();
           const seconds = (performance.now() - started) / 1000;
