@@ -410,7 +410,8 @@ void LocateOne(const FunctionCallbackInfo<Value>& args) {
 // ---- response rows (src/serve/response-encoder.ts) ----
 // Row statuses (proto RowStatus) and the feature kinds and plan layout of ResponsePlan.
 enum RowStatus { kRowFound = 1, kRowNotFound = 2, kRowOutsideMaxAge = 3, kRowDataLoss = 4 };
-enum Kind { kF32, kF64, kI64, kBool, kString, kBytes, kVector };
+// kMissing: a feature the version was written without (added to the config since): always null.
+enum Kind { kF32, kF64, kI64, kBool, kString, kBytes, kVector, kMissing };
 enum PlanField { kPlanPacked, kPlanVarStart, kPlanFeatures, kPlanHeader };
 enum FeatureField { kFeatKind, kFeatIndex, kFeatOffset, kFeatPrevEnd, kFeatVectorBytes, kFeatStride };
 
@@ -483,7 +484,7 @@ inline bool IsNull(const uint8_t* at, uint32_t length, int32_t index) {
 // Size of one `values` entry (tag 4, length, FeatureValue); 0 when the row is malformed.
 inline uint32_t ValueEntrySize(const int32_t* f, const uint8_t* at, uint32_t length, uint32_t var_start) {
   uint32_t content;
-  if (IsNull(at, length, f[kFeatIndex])) {
+  if (f[kFeatKind] == kMissing || IsNull(at, length, f[kFeatIndex])) {
     content = 2;
   } else {
     uint32_t s, e;
@@ -621,7 +622,7 @@ void WriteRows(const FunctionCallbackInfo<Value>& args) {
         for (int32_t k = 0; k < nfeat; k++) {
           const int32_t* f = features + k * kFeatStride;
           *p++ = 0x22;  // values
-          if (IsNull(at, length, f[kFeatIndex])) {
+          if (f[kFeatKind] == kMissing || IsNull(at, length, f[kFeatIndex])) {
             *p++ = 2;
             *p++ = 0x40;  // null_value
             *p++ = 0;

@@ -15,7 +15,10 @@ export const EXIT = {
   NOT_FOUND: 4,
   /** Verification failed: a segment or manifest is corrupt (the message names the file). */
   CORRUPT: 5,
-  /** The table's state refuses the operation: pinned, locked, rolled back, nothing to roll back to. */
+  /**
+   * The table's state refuses the operation: pinned, locked, rolled back, nothing to roll back to,
+   * written with a schema the config cannot read or ingest cannot merge onto.
+   */
   REFUSED: 6,
   /** The input file (import, produce) has a bad row. */
   BAD_INPUT: 7,
@@ -41,6 +44,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   STRATA_TABLE_PINNED: EXIT.REFUSED,
   STRATA_VERSION_ROLLED_BACK: EXIT.REFUSED,
   STRATA_IMPORT_INVALID: EXIT.BAD_INPUT,
+  STRATA_SCHEMA_MISMATCH: EXIT.REFUSED,
   STRATA_VALUE_INVALID: EXIT.BAD_INPUT,
   STRATA_REQUEST_INVALID: EXIT.USAGE,
   STRATA_REQUEST_TOO_LARGE: EXIT.USAGE,

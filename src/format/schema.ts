@@ -73,3 +73,54 @@ export function schemaHash(schema: Pick<TableSchema, "features">): string {
   const canonical = schema.features.map((f) => `${f.name}:${f.type}`).join(",");
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
 }
+
+/**
+ * How rows written with one schema are read through another (the config's), feature by feature
+ * and by name: a feature the rows lack reads as null, a feature the reader lacks is not read, and
+ * the order may differ. A feature whose type changed cannot be read (`retyped`): its bytes mean
+ * something else. This is the part of Avro's schema resolution (Venice's model) that needs no
+ * defaults, since every Strata feature is nullable.
+ */
+export interface SchemaMapping {
+  /** Per reader feature, in the reader's order: its index in the written schema, or -1. */
+  readonly sources: readonly number[];
+  /** The schemas are the same: rows can be read and copied as they are. */
+  readonly identical: boolean;
+  /** Reader features the rows lack (read as null). */
+  readonly added: readonly string[];
+  /** Written features the reader does not read. */
+  readonly dropped: readonly string[];
+  /** Features of both whose types differ, as `name: written → reader`. */
+  readonly retyped: readonly string[];
+}
+
+export function mapSchema(
+  reader: Pick<TableSchema, "features">,
+  written: Pick<TableSchema, "features">,
+): SchemaMapping {
+  const byName = new Map(written.features.map((f, i) => [f.name, i]));
+  const sources = reader.features.map((f) => byName.get(f.name) ?? -1);
+  const readerNames = new Set(reader.features.map((f) => f.name));
+  const retyped: string[] = [];
+  sources.forEach((from, i) => {
+    const want = reader.features[i]!;
+    if (from >= 0 && written.features[from]!.type !== want.type)
+      retyped.push(`${want.name}: ${written.features[from]!.type} → ${want.type}`);
+  });
+  return {
+    sources,
+    identical: schemaHash(reader) === schemaHash(written),
+    added: reader.features.filter((_, i) => sources[i] === -1).map((f) => f.name),
+    dropped: written.features.filter((f) => !readerNames.has(f.name)).map((f) => f.name),
+    retyped,
+  };
+}
+
+/** What changed from `written` to the reader, in words: `added x; dropped y; reordered`. */
+export function describeSchemaChange(m: SchemaMapping): string {
+  const parts: string[] = [];
+  if (m.added.length) parts.push(`added ${m.added.join(", ")}`);
+  if (m.dropped.length) parts.push(`dropped ${m.dropped.join(", ")}`);
+  if (m.retyped.length) parts.push(`retyped ${m.retyped.join(", ")}`);
+  return parts.length ? parts.join("; ") : "reordered";
+}

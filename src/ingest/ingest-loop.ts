@@ -103,7 +103,7 @@ export class TableIngestLoop {
     await this.applying;
     await this.ticking;
     this.log.debug({ ms: Date.now() - started }, "Stopped consuming");
-    if (!this.ingestor.isPinned) {
+    if (!this.ingestor.isPaused) {
       let outcome: PublishOutcome | null = null;
       try {
         await withTimeout(this.sendDeadLetters(), 5_000);
@@ -130,7 +130,7 @@ export class TableIngestLoop {
   /** Subscribes, waits for the subscription to end, and subscribes again; sleeps while pinned. */
   private async run(): Promise<void> {
     while (!this.stopping) {
-      if (this.ingestor.isPinned) {
+      if (this.ingestor.isPaused) {
         await new Promise<void>((resolve) => (this.wakeRunLoop = resolve));
         this.wakeRunLoop = null;
         continue;
@@ -242,7 +242,7 @@ export class TableIngestLoop {
 
   private async tickOnce(): Promise<void> {
     try {
-      if (this.ingestor.isPinned) {
+      if (this.ingestor.isPaused) {
         await this.tryResume();
         return;
       }
@@ -299,6 +299,9 @@ export class TableIngestLoop {
         // Positions were reloaded: consume again from them.
         void this.subscription?.stop();
         return;
+      case "blocked": // logged by the ingestor; consuming waits for a version of the config's schema
+        void this.subscription?.stop();
+        return;
       case "idle":
       case "waiting_for_dead_letters":
         return;
@@ -317,6 +320,11 @@ export class TableIngestLoop {
   }
 
   private async tryResume(): Promise<void> {
+    if (this.ingestor.isBlocked) {
+      this.ingestor.retryBlocked();
+      if (!this.ingestor.isPaused) this.wakeRunLoop?.();
+      return;
+    }
     const request = this.ingestor.resumeRequest();
     if (request === null) return;
     let latest: Map<number, bigint> | null = null;
@@ -328,7 +336,7 @@ export class TableIngestLoop {
     const outcome = this.ingestor.resumeAt(latest);
     this.afterPublish(outcome);
     if (outcome.kind === "published") void this.commitProgress().catch(() => undefined);
-    if (!this.ingestor.isPinned) this.wakeRunLoop?.();
+    if (!this.ingestor.isPaused) this.wakeRunLoop?.();
   }
 
   /** Sends the outbox's dead letters; one send at a time, repeated while more arrive. */

@@ -9,7 +9,8 @@ import type { DeltaProblem } from "./errors.js";
  *   until `strata resume`.
  * - `stopped`: after `stop()`.
  */
-export type IngestState = "starting" | "consuming" | "retrying" | "pinned" | "stopped";
+/** `blocked`: the current version has another schema than the config's (it needs `strata compact`). */
+export type IngestState = "starting" | "consuming" | "retrying" | "pinned" | "blocked" | "stopped";
 
 export interface PartitionStatus {
   readonly partition: number;

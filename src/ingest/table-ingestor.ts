@@ -17,7 +17,7 @@ import type { KafkaPosition, Manifest } from "../storage/manifest.js";
 import type { TableStore } from "../storage/table-store.js";
 import { openSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
 import { VersionWriter } from "../storage/version-writer.js";
-import { TablePinnedError } from "../storage/errors.js";
+import { SchemaMismatchError, TablePinnedError } from "../storage/errors.js";
 import { errorMessage } from "../shared/errors.js";
 import { DeltaDecoder } from "./delta-event.js";
 import type { DeltaBatch, DeltaMessage } from "./delta-source.js";
@@ -62,6 +62,8 @@ export type PublishOutcome =
   | { kind: "waiting_for_dead_letters" }
   /** The table got pinned: the merge was dropped; stop consuming. */
   | { kind: "pinned" }
+  /** The current version has another schema than the config's: the merge was dropped; stop consuming. */
+  | { kind: "blocked" }
   /** Another process moved `current`: the merge was dropped and positions reloaded; consume again from them. */
   | { kind: "moved" }
   | { kind: "failed"; error: unknown };
@@ -83,7 +85,10 @@ export class TableIngestor {
   private readonly cache = new MappedSegmentCache();
   private readonly pending: PendingMerge;
 
-  private mode: "consuming" | "pinned" = "consuming";
+  /** `blocked`: the current version was written with another schema than the config's. */
+  private mode: "consuming" | "pinned" | "blocked" = "consuming";
+  /** The current version when ingest got blocked: a new one may unblock it. */
+  private blockedOn: number | null = null;
   private loopState: IngestState = "starting";
   /** Bumped whenever positions are reloaded: batches fetched before are dropped. */
   private generationCounter = 0;
@@ -137,11 +142,12 @@ export class TableIngestor {
 
   /**
    * Loads the current version and the table's state. Throws when the current version cannot be
-   * read or does not match the configured schema (ingest cannot merge onto it).
+   * read; one of another schema than the config's blocks ingest (it cannot merge onto it) until
+   * `current` moves to one of the config's schema (`strata compact` writes one).
    */
   open(): void {
     this.store.ensureLayout();
-    this.reload();
+    if (!this.reloadOrBlock()) return;
     const state = this.store.readState();
     // A `resume --from latest` not acted on yet (a crash in between) waits for the loop, which
     // knows the latest offsets: treat it as pinned until then.
@@ -153,8 +159,13 @@ export class TableIngestor {
     return this.generationCounter;
   }
 
-  get isPinned(): boolean {
-    return this.mode === "pinned";
+  /** Pinned or blocked: not consuming. */
+  get isPaused(): boolean {
+    return this.mode !== "consuming";
+  }
+
+  get isBlocked(): boolean {
+    return this.mode === "blocked";
   }
 
   /** Where partition `partition` starts: the next offset to read, or undefined = the earliest. */
@@ -345,8 +356,7 @@ export class TableIngestor {
         { from: this.basis, to: this.store.currentVersion() },
         "Current version moved: replaying from its offsets",
       );
-      this.reload();
-      return { kind: "moved" };
+      return this.reloadOrBlock() ? { kind: "moved" } : { kind: "blocked" };
     }
     return null;
   }
@@ -358,8 +368,7 @@ export class TableIngestor {
     }
     if (this.store.currentVersion() !== this.basis) {
       // Lost a race with another publisher (VersionWriter refuses a stale parent).
-      this.reload();
-      return { kind: "moved" };
+      return this.reloadOrBlock() ? { kind: "moved" } : { kind: "blocked" };
     }
     this.counters.publishFailures++;
     this.noteError(err);
@@ -394,7 +403,7 @@ export class TableIngestor {
       // The delta version stands; compaction is tried again after the next publish.
       this.noteError(err);
       this.log.warn({ err }, "Compaction failed");
-      if (this.store.currentVersion() !== this.basis) this.reload();
+      if (this.store.currentVersion() !== this.basis) this.reloadOrBlock();
       return null;
     }
   }
@@ -455,6 +464,7 @@ export class TableIngestor {
       this.maxEventTimeMs = null;
     } else {
       const snapshot = openSnapshot(this.store, this.cache, current, { verify: false, schema: this.schema });
+      snapshot.requireReaderSchema("ingest merges deltas only onto rows of the config's schema");
       this.basis = current;
       this.snapshot = snapshot;
       this.published = offsetsOf(snapshot.manifest, this.topic);
@@ -474,6 +484,35 @@ export class TableIngestor {
     this.generationCounter++;
   }
 
+  /** reload(), or blocked when the current version has another schema: false then. */
+  private reloadOrBlock(): boolean {
+    try {
+      this.reload();
+      return true;
+    } catch (err) {
+      if (!(err instanceof SchemaMismatchError)) throw err;
+      this.blockedOn = this.store.currentVersion();
+      this.noteError(err);
+      this.log.error(
+        { version: this.blockedOn, droppedRows: this.pending.size, err: err.message },
+        "Ingest blocked",
+      );
+      this.mode = "blocked";
+      this.loopState = "blocked";
+      this.dropMerge();
+      return false;
+    }
+  }
+
+  /** While blocked: opens the table again once `current` has moved. */
+  retryBlocked(): void {
+    if (this.mode !== "blocked" || this.store.currentVersion() === this.blockedOn) return;
+    const from = this.blockedOn;
+    this.mode = "consuming";
+    this.open(); // blocked again if the new version has another schema too
+    if (!this.isBlocked) this.log.info({ from, to: this.basis }, "Current version moved: ingest unblocked");
+  }
+
   private enterPinned(): void {
     this.log.info(
       { version: this.store.currentVersion(), droppedRows: this.pending.size },
@@ -481,6 +520,11 @@ export class TableIngestor {
     );
     this.mode = "pinned";
     this.loopState = "pinned";
+    this.dropMerge();
+  }
+
+  /** Drops what was merged and not published (Kafka replays it) and the batches in flight. */
+  private dropMerge(): void {
     this.pending.clear();
     this.outbox = [];
     this.dirty = false;
@@ -505,7 +549,7 @@ export class TableIngestor {
    * clears the request.
    */
   resumeAt(latest: ReadonlyMap<number, bigint> | null): PublishOutcome {
-    this.reload();
+    if (!this.reloadOrBlock()) return { kind: "blocked" };
     this.mode = "consuming";
     this.loopState = "starting";
     if (latest === null) {

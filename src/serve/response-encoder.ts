@@ -41,6 +41,8 @@ export type Encoding = "typed" | "packed";
 
 /** Feature kinds as the native row writer numbers them (strata_native.cc `Kind`). */
 const KINDS = ["float32", "float64", "int64", "bool", "string", "bytes", "float32_vector"] as const;
+/** A feature the version does not have: always null (strata_native.cc `kMissing`). */
+const MISSING = KINDS.length;
 /** Plan header and per-feature stride (strata_native.cc `PlanField`, `FeatureField`). */
 const PLAN_HEADER = 3;
 const FEATURE_STRIDE = 5;
@@ -55,22 +57,26 @@ export class ResponsePlan {
   readonly scanTable: Buffer;
   readonly scanFeatures: Buffer;
 
+  /**
+   * @param layout the rows' layout (the version's)
+   * @param features the features answered, in order: `slot` is where a row holds one, null when
+   *   the version has no such feature (written before it was added: answered as null)
+   */
   constructor(
     readonly table: string,
     readonly layout: RowLayout,
-    slots: readonly FeatureSlot[],
+    features: readonly { name: string; slot: FeatureSlot | null }[],
     readonly encoding: Encoding,
   ) {
-    this.packed = new Int32Array(PLAN_HEADER + FEATURE_STRIDE * slots.length);
-    this.packed.set([encoding === "packed" ? 1 : 0, layout.varStart, slots.length]);
-    slots.forEach((s, i) => {
+    this.packed = new Int32Array(PLAN_HEADER + FEATURE_STRIDE * features.length);
+    this.packed.set([encoding === "packed" ? 1 : 0, layout.varStart, features.length]);
+    features.forEach(({ slot: s }, i) => {
+      const at = PLAN_HEADER + FEATURE_STRIDE * i;
+      if (s === null) return this.packed.set([MISSING, -1, 0, -1, 0], at);
       const vectorBytes = s.kind.type === "float32_vector" ? 4 * s.kind.length : 0;
-      this.packed.set(
-        [KINDS.indexOf(s.kind.type), s.index, s.offset, s.prevEndOffset, vectorBytes],
-        PLAN_HEADER + FEATURE_STRIDE * i,
-      );
+      this.packed.set([KINDS.indexOf(s.kind.type), s.index, s.offset, s.prevEndOffset, vectorBytes], at);
     });
-    const names = slots.map((s) => s.name);
+    const names = features.map((f) => f.name);
     this.getTable = encodeStringFields(2, [table]);
     this.getFeatures = encodeStringFields(4, names);
     this.scanTable = encodeStringFields(1, [table]);

@@ -33,8 +33,8 @@ const PINNED_SNAPSHOTS = 4;
 export class ServedTable {
   readonly store: TableStore;
   private current: VersionSnapshot | null = null;
-  /** Versions that failed verification: not retried until `current` names another version. */
-  private readonly refused = new Set<number>();
+  /** Versions that failed verification, with why: not retried until `current` names another version. */
+  private readonly refused = new Map<number, string>();
   private readonly older = new Map<number, VersionSnapshot>();
   private readonly plans = new Map<string, ResponsePlan>();
   private checking = false;
@@ -67,10 +67,10 @@ export class ServedTable {
     if (version === 0 || version === this.current?.version) {
       if (!this.current) {
         if (this.refused.size === 0) throw new NoVersionError(this.schema.name);
-        const refused = [...this.refused].sort((a, b) => b - a).map((v) => `v${v}`);
+        const refused = [...this.refused.keys()].sort((a, b) => b - a);
         throw new NoVersionError(
           this.schema.name,
-          `has no version that verifies (refused: ${refused.join(", ")})`,
+          `has no version that verifies (refused: ${refused.map((v) => `v${v}`).join(", ")}; v${refused[0]}: ${this.refused.get(refused[0]!)})`,
         );
       }
       return this.current;
@@ -85,21 +85,30 @@ export class ServedTable {
     return snap;
   }
 
-  /** The response plan for a feature subset (empty = all), cached per subset. */
+  /**
+   * The response plan for a feature subset (empty = all), cached per subset. Features are the
+   * config's: a version written before one was added answers it as null (VersionSnapshot.features).
+   */
   plan(features: readonly string[], encoding: Encoding, snapshot: VersionSnapshot): ResponsePlan {
     const cacheKey = `${snapshot.manifest.schema_hash}|${encoding}|${features.join(",")}`;
     let plan = this.plans.get(cacheKey);
     if (!plan) {
-      const slots = snapshot.layout.slots;
+      if (encoding === "packed")
+        snapshot.requireReaderSchema("PACKED rows are laid out by the config's schema; ask for TYPED values");
+      const names = snapshot.features.map((f) => f.name);
       const wanted =
         features.length === 0
-          ? slots
+          ? names.map((_, i) => i)
           : features.map((name) => {
-              const slot = slots.find((s) => s.name === name);
-              if (!slot) throw new RequestError(`Table "${this.schema.name}" has no feature "${name}"`);
-              return slot;
+              const i = names.indexOf(name);
+              if (i < 0) throw new RequestError(`Table "${this.schema.name}" has no feature "${name}"`);
+              return i;
             });
-      plan = new ResponsePlan(this.schema.name, snapshot.layout, wanted, encoding);
+      const slots = wanted.map((i) => {
+        const source = snapshot.mapping.sources[i]!;
+        return { name: names[i]!, slot: source < 0 ? null : snapshot.layout.slots[source]! };
+      });
+      plan = new ResponsePlan(this.schema.name, snapshot.layout, slots, encoding);
       if (this.plans.size > 256) this.plans.clear();
       this.plans.set(cacheKey, plan);
     }
@@ -148,8 +157,9 @@ export class ServedTable {
   private async fallBackBelow(version: number, reason: string): Promise<boolean> {
     for (const v of this.store.listVersions().reverse()) {
       if (v >= version || this.refused.has(v)) continue;
-      if (verifyVersions(this.store, [v]).problems.length > 0) {
-        this.refused.add(v);
+      const problems = verifyVersions(this.store, [v]).problems;
+      if (problems.length > 0) {
+        this.refused.set(v, problems[0]!.message);
         continue;
       }
       if (await this.swapTo(v, "fallback", reason)) return true;
@@ -168,7 +178,7 @@ export class ServedTable {
       try {
         const problems = verifyVersions(this.store, [snap.version]).problems;
         if (problems.length === 0) return;
-        this.refused.add(snap.version);
+        this.refused.set(snap.version, problems[0]!.message);
         const reason = `version ${snap.version} failed verification: ${problems[0]!.message}`;
         for (const s of snap.manifest.segments) this.cache.evict(s.uuid);
         if (await this.fallBackBelow(snap.version, reason)) return;
@@ -191,7 +201,7 @@ export class ServedTable {
       next = await openVerifiedSnapshot(this.store, this.cache, version, { schema: this.schema });
       for (const seg of next.segments) seg.warmIndex();
     } catch (err) {
-      this.refused.add(version);
+      this.refused.set(version, errorMessage(err));
       this.emit("rejected", version, errorMessage(err));
       return false;
     }

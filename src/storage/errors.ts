@@ -118,3 +118,20 @@ export class EmptyImportError extends StrataError {
     );
   }
 }
+
+/**
+ * A version that cannot be used as the config's schema asks: a feature changed type (no reader
+ * can read it), or a writer (ingest) would merge onto rows of another schema, or PACKED rows were
+ * asked of a version whose layout is not the config's. `strata compact` rewrites a version into
+ * the config's schema (docs/operations.md, "Changing a table's features").
+ */
+export class SchemaMismatchError extends StrataError {
+  readonly code = "STRATA_SCHEMA_MISMATCH";
+  constructor(
+    readonly table: string,
+    readonly version: number,
+    why: string,
+  ) {
+    super(`Version ${version} of table "${table}" ${why}`);
+  }
+}

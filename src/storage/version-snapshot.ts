@@ -8,9 +8,16 @@
  */
 import { CORRUPT, LookupKey, NOT_FOUND, type SegmentView } from "../format/segment-view.js";
 import { decodeRow, readFeature, rowLayout, type RowLayout } from "../format/row-layout.js";
-import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
+import {
+  describeSchemaChange,
+  mapSchema,
+  type FeatureSpec,
+  type FeatureValue,
+  type SchemaMapping,
+  type TableSchema,
+} from "../format/schema.js";
 import { SegmentCorruptError } from "../format/errors.js";
-import { ManifestCorruptError } from "./errors.js";
+import { SchemaMismatchError } from "./errors.js";
 import type { MappedSegmentCache } from "./mapped-segment.js";
 import type { TableStore, LoadedManifest } from "./table-store.js";
 import type { Manifest } from "./manifest.js";
@@ -39,9 +46,14 @@ export const newRowLocation = (): RowLocation => ({
 });
 
 export class VersionSnapshot {
+  /** The layout of this version's rows (its own schema's). */
   readonly layout: RowLayout;
   /** Newest first: the probe order. */
   readonly probeOrder: readonly SegmentView[];
+  /** The features a reader sees: the config's when opened with one, else the version's own. */
+  readonly features: readonly FeatureSpec[];
+  /** How `features` map onto this version's (openSnapshot checked that none changed type). */
+  readonly mapping: SchemaMapping;
   private preparedLocator: BatchLocator | null = null;
 
   constructor(
@@ -50,9 +62,26 @@ export class VersionSnapshot {
     readonly manifestSha256: string,
     /** In manifest order: base part(s), then deltas oldest to newest. */
     readonly segments: readonly SegmentView[],
+    reader: Pick<TableSchema, "features"> = manifest.schema,
   ) {
     this.layout = rowLayout(manifest.schema);
     this.probeOrder = [...segments].reverse();
+    this.features = reader.features;
+    this.mapping = mapSchema(reader, manifest.schema);
+  }
+
+  /**
+   * Throws unless this version's schema is the reader's: what a writer needs that merges rows
+   * onto it (ingest), or a client that decodes rows by the config's layout (PACKED). `forWhat`
+   * completes "…: <forWhat>".
+   */
+  requireReaderSchema(forWhat: string): void {
+    if (this.mapping.identical) return;
+    throw new SchemaMismatchError(
+      this.table,
+      this.version,
+      `was written with another schema than the config's (${describeSchemaChange(this.mapping)}): ${forWhat}; "strata compact ${this.table}" rewrites it in the config's schema`,
+    );
   }
 
   get version(): number {
@@ -122,6 +151,13 @@ export class VersionSnapshot {
     return decodeRow(this.layout, loc.segment!.bytes, loc.valueOffset, loc.valueLength);
   }
 
+  /** Reader feature `index` (of `features`) of a found row: null when this version lacks it. */
+  readAs(loc: RowLocation, index: number): FeatureValue {
+    const source = this.mapping.sources[index]!;
+    return source < 0 ? null : this.readFeature(loc, source);
+  }
+
+  /** This version's feature `index` (of its own schema) of a found row. */
   readFeature(loc: RowLocation, index: number): FeatureValue {
     return readFeature(
       this.layout,
@@ -172,7 +208,9 @@ export class VersionSnapshot {
 /**
  * Opens a version of a table: reads its manifest and maps its segments (shared through `cache`).
  * With `verify`, checks every segment byte against the manifest's checksums (done before a version
- * is published and before a server swaps to it). Throws SegmentCorruptError or ManifestCorruptError.
+ * is published and before a server swaps to it). With `schema` (the config's), the version is read
+ * through it (VersionSnapshot.features): a feature that changed type refuses it. Throws
+ * SegmentCorruptError, ManifestCorruptError or SchemaMismatchError.
  */
 export function openSnapshot(
   store: TableStore,
@@ -182,10 +220,13 @@ export function openSnapshot(
 ): VersionSnapshot {
   const loaded: LoadedManifest = store.readManifest(version);
   const { manifest } = loaded;
-  if (options.schema && schemaHash(options.schema) !== manifest.schema_hash) {
-    throw new ManifestCorruptError(
-      `Version ${version} of table "${store.table}" has schema ${manifest.schema_hash}, the config says ${schemaHash(options.schema)}`,
-      loaded.path,
+  const reader = options.schema ?? manifest.schema;
+  const retyped = mapSchema(reader, manifest.schema).retyped;
+  if (retyped.length) {
+    throw new SchemaMismatchError(
+      store.table,
+      version,
+      `holds features of another type than the config's (${retyped.join(", ")}): it cannot be read with this config; restore the type, or import the table again`,
     );
   }
   const segments = manifest.segments.map((entry) => {
@@ -211,7 +252,7 @@ export function openSnapshot(
     }
     return view;
   });
-  return new VersionSnapshot(store.table, manifest, loaded.sha256, segments);
+  return new VersionSnapshot(store.table, manifest, loaded.sha256, segments, reader);
 }
 
 /**

@@ -17,8 +17,8 @@ import { MappedSegmentCache } from "./mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "./version-snapshot.js";
 import type { TableStore } from "./table-store.js";
 import type { KafkaPosition, Manifest, SegmentEntry, VersionReason } from "./manifest.js";
-import { rowLayout, type RowLayout } from "../format/row-layout.js";
-import { schemaHash, type TableSchema } from "../format/schema.js";
+import { decodeRow, rowLayout, type RowLayout } from "../format/row-layout.js";
+import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
 import { RECORD_HEADER_BYTES, type SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
 import { EmptyImportError } from "./errors.js";
@@ -176,7 +176,9 @@ export class VersionWriter {
 
   /**
    * Merges the current version's segments into one new base (split at the size limit), dropping
-   * tombstones and shadowed rows, and publishes it with the same Kafka offsets.
+   * tombstones and shadowed rows, and publishes it with the same Kafka offsets. A version written
+   * with another schema is rewritten in this writer's (the config's): features it lacks are null,
+   * features the config dropped are left out (a feature that changed type refuses it).
    */
   compact(options: ImportOptions = {}): Manifest {
     const current = this.store.requireCurrentVersion();
@@ -225,6 +227,13 @@ export class VersionWriter {
     );
     const seed = order[0]?.header.hashSeed ?? 0;
     const hash = { lo: 0, hi: 0 };
+    const { mapping, layout } = snapshot;
+    const migrate = mapping.identical
+      ? null
+      : (row: Buffer): FeatureValue[] => {
+          const values = decodeRow(layout, row);
+          return mapping.sources.map((from) => (from < 0 ? null : values[from]!));
+        };
     const written: WrittenSegment[] = [];
     let part = this.newSegment("base", null);
     try {
@@ -253,10 +262,11 @@ export class VersionWriter {
             written.push(part.finish());
             part = this.newSegment("base", null);
           }
-          // The row's bytes as they are: the body CRC above vouches for them.
+          // The row's bytes as they are (the body CRC above vouches for them), or its values
+          // moved into the config's layout.
           const valueAt = seg.valueOffset(offset);
           const row = b.subarray(valueAt, valueAt + seg.valueLength(offset));
-          part.add(b.subarray(keyStart, keyEnd), seg.eventTimeMs(offset), row);
+          part.add(b.subarray(keyStart, keyEnd), seg.eventTimeMs(offset), migrate ? migrate(row) : row);
         }
       }
       written.push(part.finish());

@@ -45,7 +45,11 @@ export async function startHarness(
     env?: Record<string, string>;
     seed?: RowChange[];
     /** Runs after the seed, before the server starts. */
-    beforeStart?: (h: { store: TableStore; writer: VersionWriter; server: StrataServer }) => void;
+    beforeStart?: (h: {
+      store: TableStore;
+      writer: VersionWriter;
+      server: StrataServer;
+    }) => void | Promise<void>;
   } = {},
 ): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), "strata-serve-"));
@@ -56,7 +60,7 @@ export async function startHarness(
   if (options.seed) await writer.importRows(inBatches(options.seed));
   const config = loadConfig({ dataDir: root, port: 0, metricsPort: 0 }, { ...options.env });
   const server = new StrataServer({ config, tables, backstopIntervalMs: 200 });
-  options.beforeStart?.({ store, writer, server });
+  await options.beforeStart?.({ store, writer, server });
   await server.start();
   const address = `127.0.0.1:${server.port}`;
   const client = createStrataClient(

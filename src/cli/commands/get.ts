@@ -99,8 +99,9 @@ function getLocal(
   const store = c.store(table);
   const v = version ?? store.requireCurrentVersion();
   const snapshot = openSnapshot(store, new MappedSegmentCache(), v, { verify: false, schema });
-  const kinds = featureKinds(snapshot.manifest.schema);
-  const names = snapshot.manifest.schema.features.map((f) => f.name);
+  // The config's features: one the version was written without reads as null.
+  const kinds = featureKinds(snapshot);
+  const names = snapshot.features.map((f) => f.name);
   const wanted = features.length
     ? features.map((f) => {
         const i = names.indexOf(f);
@@ -113,7 +114,7 @@ function getLocal(
     if (loc.status === "absent") return { key, status: "NOT_FOUND" };
     if (loc.status === "corrupt") return { key, status: "DATA_LOSS" };
     const out: Record<string, JsonValue> = {};
-    for (const i of wanted) out[names[i]!] = featureValueToJson(kinds[i]!, snapshot.readFeature(loc, i));
+    for (const i of wanted) out[names[i]!] = featureValueToJson(kinds[i]!, snapshot.readAs(loc, i));
     const expired = schema.maxAgeMs > 0 && Date.now() - loc.eventTimeMs > schema.maxAgeMs;
     return {
       key,

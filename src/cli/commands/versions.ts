@@ -1,5 +1,6 @@
 /** Commands over a table's versions: tables, versions, inspect, verify, rollback, pin, unpin, resume, gc, compact. */
 import type { Command } from "commander";
+import { describeSchemaChange, mapSchema } from "../../format/schema.js";
 import { CliContext, parseVersionArg, type GlobalOptions } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { verifyVersions } from "../../storage/version-verify.js";
@@ -214,12 +215,14 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
 
   program
     .command("compact <table>")
-    .description("merge the current version's base and deltas into a new base")
+    .description("merge the current version's base and deltas into a new base, in the config's schema")
     .action((table: string, _o, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
+      const schema = c.schema(table);
       const current = store.readManifest(store.requireCurrentVersion()).manifest;
-      if (!current.segments.some((s) => s.kind === "delta")) {
+      const mapping = mapSchema(schema, current.schema);
+      if (!current.segments.some((s) => s.kind === "delta") && mapping.identical) {
         // A new version with the same rows would only take disk and a swap.
         c.print(
           { ...current, compacted: false },
@@ -227,10 +230,12 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         );
         return;
       }
-      const m = new VersionWriter(store, c.schema(table)).compact();
+      const m = new VersionWriter(store, schema).compact();
+      const records = m.segments.reduce((n, s) => n + s.records, 0);
       c.print(
-        { ...m, compacted: true },
-        `${table}: compacted into v${m.version} (${m.segments.reduce((n, s) => n + s.records, 0)} records)`,
+        { ...m, compacted: true, schema_change: mapping.identical ? null : describeSchemaChange(mapping) },
+        `${table}: compacted into v${m.version} (${records} records)` +
+          (mapping.identical ? "" : `, in the config's schema (${describeSchemaChange(mapping)})`),
       );
     });
 }

@@ -8,6 +8,7 @@ import { TableStore } from "../../../src/storage/table-store.js";
 import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import { TableLockedError } from "../../../src/storage/errors.js";
+import { VersionWriter } from "../../../src/storage/version-writer.js";
 import { startIngest, type Ingest } from "../../../src/ingest/start-ingest.js";
 import { WRITER_LOCK_NAME } from "../../../src/ingest/writer-lock.js";
 import { FakeDeltaProducer, FakeDeltaSource, FakeKafka } from "../../helpers/fake-delta-source.js";
@@ -194,6 +195,26 @@ describe("startIngest() with an in-memory Kafka", () => {
     await until("resumed and caught up", () => offsetsOfCurrent()?.["0"] === "3");
     expect(store().currentVersion()).toBeGreaterThan(before);
     expect(row("a").values?.[0]).toBe(3n);
+  });
+
+  it("waits, blocked, on a version of another schema until compact rewrites it, then catches up", async () => {
+    // v1 written before the config gained "city".
+    const [older] = parseTablesConfig({
+      tables: [{ name: "users", key: "user_id", topic: TOPIC, features: [{ name: "age", type: "int64" }] }],
+    }).tables;
+    store().ensureLayout();
+    new VersionWriter(store(), older!).publishDelta([{ key: "a", eventTimeMs: 1, values: [7n] }], null, null);
+    await start();
+    expect(ingest!.status("users").state).toBe("blocked");
+    expect(ingest!.status("users").lastError?.message).toMatch(/added city.*strata compact users/);
+    kafka.produce(TOPIC, 0, { key: "b", value: up("b", { age: 1, city: "x" }) });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(source.activeSubscriptions).toBe(0);
+    expect(store().listVersions()).toEqual([1]);
+    new VersionWriter(store(), tables().tables[0]!).compact(); // `strata compact users`
+    await until("unblocked and caught up", () => offsetsOfCurrent()?.["0"] === "1");
+    expect(row("a").values).toEqual([7n, null]);
+    expect(row("b").values).toEqual([1n, "x"]);
   });
 
   it("refuses a second ingestor on the same data dir and takes over a lock whose holder is dead", async () => {

@@ -211,7 +211,7 @@ describe("TableIngestor", () => {
     store.rollback({ verify: () => undefined }); // current = v1, pinned
     ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 3 }), 2n)]));
     expect(ingestor.publish().kind).toBe("pinned");
-    expect(ingestor.isPinned).toBe(true);
+    expect(ingestor.isPaused).toBe(true);
     expect(ingestor.status().state).toBe("pinned");
     expect(ingestor.status().pendingRows).toBe(0);
     expect(store.currentVersion()).toBe(1);
@@ -224,6 +224,38 @@ describe("TableIngestor", () => {
     expect(ingestor.publish().kind).toBe("published");
     expect(store.currentVersion()).toBe(3); // above the rolled-back v2
     expect(read("a").values?.[0]).toBe(3n);
+  });
+
+  it("is blocked, not broken, by a current version of another schema, until compact rewrites it", () => {
+    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1, city: "x" }), 0n)]));
+    ingestor.publish(); // v1 in the old schema, offset 1
+    // The config gains a feature: ingest with it cannot merge onto v1's rows.
+    const wider: TableSchema = {
+      ...schema,
+      features: [...schema.features, { name: "score", type: "float64" }],
+    };
+    const next = new TableIngestor(store, wider, options, silentLogger, () => now);
+    next.open();
+    expect(next.isBlocked).toBe(true);
+    expect(next.status().state).toBe("blocked");
+    expect(next.status().lastError?.message).toMatch(/another schema .*added score.*strata compact users/);
+    next.applyBatch(batch(0, [msg(upsert("a", { age: 2, score: 0.5 }), 1n)]));
+    expect(next.publish().kind).toBe("idle");
+    next.retryBlocked(); // nothing moved: still blocked
+    expect(next.isBlocked).toBe(true);
+    expect(store.currentVersion()).toBe(1);
+    // What `strata compact users` does with the new config: v2 in its schema, v1's offsets.
+    new VersionWriter(store, wider).compact();
+    next.retryBlocked();
+    expect(next.isPaused).toBe(false);
+    expect(next.positionOf(0)).toBe(1n);
+    next.applyBatch(batch(0, [msg(upsert("a", { score: 0.5 }), 1n)]));
+    expect(next.publish().kind).toBe("published");
+    const snap = openSnapshot(store, new MappedSegmentCache(), store.requireCurrentVersion(), {
+      verify: true,
+      schema: wider,
+    });
+    expect(snap.get("a").values).toEqual([1n, "x", null, 0.5]);
   });
 
   it("resumes from the latest offsets with a version that records them at once", () => {

@@ -90,13 +90,20 @@ describe("response encoder", () => {
   for (const [encoding, features] of [
     ["typed", schema.features.map((f) => f.name)],
     ["typed", ["vec", "i64", "name"]],
+    // A feature the version lacks (added to the config after it was written) is null.
+    ["typed", ["i64", "added_later", "name"]],
     ["packed", []],
   ] as [Encoding, string[]][]) {
-    it(`writes ${encoding} rows ${features.length < 7 ? "of a subset " : ""}as protobuf decodes them`, () => {
+    it(`writes ${encoding} rows ${features.length < 7 ? `of ${features.join(", ")} ` : ""}as protobuf decodes them`, () => {
       const slots = features.length
-        ? features.map((n) => layout.slots.find((s) => s.name === n)!)
+        ? features.map((n) => layout.slots.find((s) => s.name === n) ?? null)
         : layout.slots;
-      const plan = new ResponsePlan("t", layout, slots, encoding);
+      const plan = new ResponsePlan(
+        "t",
+        layout,
+        slots.map((slot, i) => ({ name: slot?.name ?? features[i]!, slot })),
+        encoding,
+      );
       const counters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
       const buf = new ResponseEncoder().encodeGetFeatures(
         snap,
@@ -128,7 +135,7 @@ describe("response encoder", () => {
           expect(row.packed).toEqual([...bytes]);
           return;
         }
-        const want = slots.map((s) => expected(got.values![s.index]!, s.kind.type));
+        const want = slots.map((s) => (s ? expected(got.values![s.index]!, s.kind.type) : { nullValue: 0 }));
         expect(row.values).toEqual(want);
       });
     });
@@ -139,7 +146,12 @@ describe("response encoder", () => {
     const loc = snapshot([damaged]).locate("k20");
     damaged[loc.valueOffset + 3]! ^= 1;
     const snap2 = snapshot([damaged]);
-    const plan = new ResponsePlan("t", layout, layout.slots, "typed");
+    const plan = new ResponsePlan(
+      "t",
+      layout,
+      layout.slots.map((slot) => ({ name: slot.name, slot })),
+      "typed",
+    );
     const counters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
     const buf = new ResponseEncoder().encodeGetFeatures(
       snap2,
