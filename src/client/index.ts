@@ -13,6 +13,8 @@ import {
   credentials,
   loadPackageDefinition,
   Metadata,
+  status,
+  type CallOptions,
   type ChannelCredentials,
   type ClientDuplexStream,
 } from "@grpc/grpc-js";
@@ -29,6 +31,8 @@ export interface GetFeaturesRequest {
   request_id?: number | string;
   version?: number;
   encoding?: "ENCODING_TYPED" | "ENCODING_PACKED";
+  /** Gives up after this many ms (DEADLINE_EXCEEDED); default: the client's `deadlineMs`. */
+  deadlineMs?: number;
 }
 
 export interface Row {
@@ -64,6 +68,22 @@ export interface StrataClientOptions {
   credentials?: ChannelCredentials;
   /** grpc-js channel options; the flow-control window defaults to 1 MiB (doubles streaming throughput). */
   channelOptions?: Record<string, string | number>;
+  /** A deadline for every getFeatures call and stream request, in ms; none by default. */
+  deadlineMs?: number;
+}
+
+/**
+ * A failed request, shaped as grpc-js's ServiceError: `code` is the gRPC status, `details` the
+ * server's message. A request that fails inside a stream rejects with one too.
+ */
+export interface StrataCallError extends Error {
+  code: number;
+  details: string;
+}
+
+function callError(code: number, details: string): StrataCallError {
+  const name = (Object.entries(status).find(([, v]) => v === code)?.[0] ?? String(code)) as string;
+  return Object.assign(new Error(`${code} ${name}: ${details}`), { code, details });
 }
 
 interface RawRow {
@@ -80,7 +100,7 @@ interface RawResponse extends Omit<GetFeaturesResponse, "rows" | "version"> {
 
 type Callback<T> = (err: Error | null, value?: T) => void;
 interface RawClient {
-  GetFeatures(req: object, md: Metadata, cb: Callback<RawResponse>): void;
+  GetFeatures(req: object, md: Metadata, options: CallOptions, cb: Callback<RawResponse>): void;
   StreamFeatures(md: Metadata): ClientDuplexStream<object, RawResponse>;
   DescribeTable(req: object, md: Metadata, cb: Callback<{ table: object }>): void;
   ListTables(req: object, md: Metadata, cb: Callback<{ tables: object[] }>): void;
@@ -112,35 +132,58 @@ export class StrataClient {
   }
 
   getFeatures(req: GetFeaturesRequest): Promise<GetFeaturesResponse> {
+    const ms = req.deadlineMs ?? this.options.deadlineMs;
+    const options = ms === undefined ? {} : { deadline: Date.now() + ms };
     return new Promise((resolve, reject) =>
-      this.raw.GetFeatures(toWire(req), this.metadata(), (err, res) =>
+      this.raw.GetFeatures(toWire(req), this.metadata(), options, (err, res) =>
         err ? reject(err) : resolve(fromWire(res!)),
       ),
     );
   }
 
-  /** A bidirectional stream: `send` returns the response carrying the request's id. */
+  /**
+   * A bidirectional stream: `send` resolves with the response carrying the request's id, or
+   * rejects with a StrataCallError when the request failed (the stream goes on), when its
+   * deadline passed (DEADLINE_EXCEEDED; a late answer is dropped), or when the stream ended.
+   */
   openStream(): { send(req: GetFeaturesRequest): Promise<GetFeaturesResponse>; close(): void } {
     const call = this.raw.StreamFeatures(this.metadata());
-    const pending = new Map<
-      string,
-      { resolve: (r: GetFeaturesResponse) => void; reject: (e: Error) => void }
-    >();
+    type Waiting = {
+      resolve: (r: GetFeaturesResponse) => void;
+      reject: (e: Error) => void;
+      timer?: NodeJS.Timeout;
+    };
+    const pending = new Map<string, Waiting>();
+    const settle = (id: string): Waiting | undefined => {
+      const p = pending.get(id);
+      pending.delete(id);
+      clearTimeout(p?.timer);
+      return p;
+    };
+    const failAll = (err: Error) => {
+      for (const id of [...pending.keys()]) settle(id)!.reject(err);
+    };
     let nextId = 1;
     call.on("data", (res: RawResponse) => {
-      const p = pending.get(res.request_id);
-      pending.delete(res.request_id);
-      p?.resolve(fromWire(res));
+      const p = settle(res.request_id);
+      if (res.error_code !== 0) p?.reject(callError(res.error_code, res.error_message));
+      else p?.resolve(fromWire(res));
     });
-    call.on("error", (err: Error) => {
-      for (const p of pending.values()) p.reject(err);
-      pending.clear();
-    });
+    call.on("error", failAll);
+    call.on("end", () => failAll(callError(status.UNAVAILABLE, "The server ended the stream")));
     return {
       send: (req) =>
         new Promise((resolve, reject) => {
           const id = String(req.request_id ?? nextId++);
-          pending.set(id, { resolve, reject });
+          const ms = req.deadlineMs ?? this.options.deadlineMs;
+          const timer =
+            ms === undefined
+              ? undefined
+              : setTimeout(
+                  () => settle(id)?.reject(callError(status.DEADLINE_EXCEEDED, "Deadline exceeded")),
+                  ms,
+                );
+          pending.set(id, { resolve, reject, ...(timer ? { timer } : {}) });
           call.write(toWire({ ...req, request_id: id }));
         }),
       close: () => call.end(),

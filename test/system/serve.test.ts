@@ -75,11 +75,30 @@ describe("FeatureStore over gRPC", () => {
       Array.from({ length: 50 }, (_, i) => stream.send({ table: "users", keys: [`user:${i}`] })),
     );
     answers.forEach((a, i) => expect(a.rows[0]!.values[3]).toBe(i * 1.5));
-    const bad = await stream.send({ table: "nope", keys: ["x"] });
-    expect(bad.error_code).toBe(status.NOT_FOUND);
-    expect(bad.error_message).toMatch(/nope/);
+    // In band on the wire (error_code, error_message); the typed client rejects that one request.
+    await expect(stream.send({ table: "nope", keys: ["x"] })).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+      details: expect.stringMatching(/nope/),
+    });
     const after = await stream.send({ table: "users", keys: ["user:7"] });
     expect(after.rows[0]!.status).toBe("ROW_STATUS_FOUND");
+    stream.close();
+  });
+
+  it("the client gives up on a request at its deadline, unary or on a stream, and the stream goes on", async () => {
+    await expect(
+      h.client.getFeatures({ table: "users", keys: ["user:1"], deadlineMs: 0 }),
+    ).rejects.toMatchObject({
+      code: status.DEADLINE_EXCEEDED,
+    });
+    const stream = h.client.openStream();
+    const late = stream.send({ table: "users", keys: ["user:1"], deadlineMs: 5 });
+    // The event loop runs its timers before it reads the socket: the answer cannot come first.
+    const until = Date.now() + 20;
+    while (Date.now() < until);
+    await expect(late).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    const next = await stream.send({ table: "users", keys: ["user:2"], deadlineMs: 5_000 });
+    expect(next.rows[0]!.key).toBe("user:2");
     stream.close();
   });
 
