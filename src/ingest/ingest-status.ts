@@ -10,7 +10,8 @@ import type { DeltaProblem } from "./errors.js";
  * - `stopped`: after `stop()`.
  */
 /** `blocked`: the current version has another schema than the config's (it needs `strata compact`). */
-export type IngestState = "starting" | "consuming" | "retrying" | "pinned" | "blocked" | "stopped";
+export const INGEST_STATES = ["starting", "consuming", "retrying", "pinned", "blocked", "stopped"] as const;
+export type IngestState = (typeof INGEST_STATES)[number];
 
 export interface PartitionStatus {
   readonly partition: number;

@@ -7,9 +7,11 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "pr
 import { status } from "@grpc/grpc-js";
 import type { EncodeCounters } from "./response-encoder.js";
 import { listenError } from "../shared/errors.js";
+import { INGEST_STATES, type IngestState } from "../ingest/ingest-status.js";
 
 /** What the server reads of an ingestor's status (src/ingest/ingest-status.ts has the rest). */
 export interface IngestFreshness {
+  readonly state: IngestState;
   readonly kafkaLag: number | null;
   readonly eventTimeLagMs: number | null;
   readonly lastPublishMs: number | null;
@@ -62,6 +64,12 @@ export class ServerMetrics {
     name: "strata_ingest_dead_letters_total",
     help: "Delta events sent to the dead-letter topic since start, by table (a counter)",
     labelNames: ["table"] as const,
+    registers: [this.registry],
+  });
+  readonly ingestState = new Gauge({
+    name: "strata_ingest_state",
+    help: "1 for the state each table's ingestor is in (pinned and blocked publish nothing), 0 for the others",
+    labelNames: ["table", "state"] as const,
     registers: [this.registry],
   });
   readonly servingVersion = new Gauge({
@@ -118,6 +126,9 @@ export class ServerMetrics {
     (this.ingestDeadLetters as unknown as Collectable).collect = read((t, s) =>
       this.ingestDeadLetters.set({ table: t }, s.counters.deadLetters),
     );
+    (this.ingestState as unknown as Collectable).collect = read((t, s) => {
+      for (const state of INGEST_STATES) this.ingestState.set({ table: t, state }, state === s.state ? 1 : 0);
+    });
   }
 
   /** One request or stream message answered: plain additions, turned into samples at scrape time. */

@@ -56,6 +56,25 @@ describe("request metrics", () => {
     );
   });
 
+  it("exports each ingestor's state as 1 for its state and 0 for the others, so pinned and blocked can alert", async () => {
+    const m = new ServerMetrics();
+    const states = { users: "blocked", items: "consuming" } as const;
+    m.exportIngest(["users", "items"], (t) => ({
+      state: states[t as keyof typeof states],
+      kafkaLag: 5,
+      eventTimeLagMs: 1000,
+      lastPublishMs: null,
+      counters: { deadLetters: 0 },
+    }));
+    const text = await m.registry.metrics();
+    const on = lines(text, "strata_ingest_state").filter((l) => l.endsWith(" 1"));
+    expect(on.sort()).toEqual([
+      'strata_ingest_state{table="items",state="consuming"} 1',
+      'strata_ingest_state{table="users",state="blocked"} 1',
+    ]);
+    expect(lines(text, "strata_ingest_state{")).toHaveLength(12);
+  });
+
   it("sums across --workers as prom-client's cluster aggregation does", async () => {
     const [a, b] = [new ServerMetrics(), new ServerMetrics()];
     a.observeRequest("GetFeatures", status.OK, 0.001);
