@@ -157,6 +157,18 @@ describe("a table whose features changed in the config", () => {
       // The old config reads the rewritten version too: ltv was dropped from it.
       expect((await get(a)).row.features).toMatchObject({ age: 7, ltv: null, country: "DE" });
       expect((await get(b)).row.features).toMatchObject({ age: 7, score: null, country: "DE" });
+
+      // Rolling back to v1: refused under a config that retypes one of its features, done (with
+      // a word on the schema) under one that only added and dropped some.
+      const retypedBack = await runCommand("node", [CLI, ...c, "rollback", "users", "--to", "1"]);
+      expect(retypedBack.code).toBe(6);
+      expect(retypedBack.stderr).toContain("age: int64 → float64");
+      const back = await runCommand("node", [CLI, ...b, "rollback", "users", "--to", "1"]);
+      expect(back.code).toBe(0);
+      expect(back.stdout).toContain(
+        "v1 was written with another schema than the config's (added score; dropped ltv)",
+      );
+      expect((await get(b)).row.features).toMatchObject({ age: 7, score: null });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@ import { EXIT } from "../exit-codes.js";
 import { verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { SegmentCorruptError } from "../../format/errors.js";
+import { SchemaMismatchError } from "../../storage/errors.js";
 import type { Manifest } from "../../storage/manifest.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
 
@@ -142,6 +143,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         return runFleetVersionCommand(c, table, action, parseTimeout(o.timeout));
       }
       const store = c.store(table);
+      const schema = c.schema(table);
       const result = store.rollback({
         ...(to === undefined ? {} : { to }),
         force: o.force === true,
@@ -152,11 +154,28 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
               `Cannot roll back to version ${v}: ${problem.message}`,
               problem.file,
             );
+          // Servers with this config would refuse it: keep what they serve.
+          const { retyped } = mapSchema(schema, store.readManifest(v).manifest.schema);
+          if (retyped.length)
+            throw new SchemaMismatchError(
+              table,
+              v,
+              `holds features of another type than the config's (${retyped.join(", ")}): servers would refuse it, so it is not made current`,
+            );
         },
       });
+      const mapping = mapSchema(schema, store.readManifest(result.to).manifest.schema);
       c.print(
-        { table, ...result, pinned: true },
-        `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)`,
+        {
+          table,
+          ...result,
+          pinned: true,
+          schema_change: mapping.identical ? null : describeSchemaChange(mapping),
+        },
+        `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)` +
+          (mapping.identical
+            ? ""
+            : `\nv${result.to} was written with another schema than the config's (${describeSchemaChange(mapping)}): servers answer what it lacks as null, and ingest waits for "strata compact ${table}"`),
       );
     });
 
