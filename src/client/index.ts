@@ -82,8 +82,7 @@ export interface StrataCallError extends Error {
 }
 
 function callError(code: number, details: string): StrataCallError {
-  const name = (Object.entries(status).find(([, v]) => v === code)?.[0] ?? String(code)) as string;
-  return Object.assign(new Error(`${code} ${name}: ${details}`), { code, details });
+  return Object.assign(new Error(`${code} ${status[code] ?? code}: ${details}`), { code, details });
 }
 
 interface RawRow {
