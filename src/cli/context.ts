@@ -39,11 +39,32 @@ export class CliContext {
     return new TableStore(this.config.dataDir, this.schema(table).name);
   }
 
+  /**
+   * Retention after a version this command published (import, compact), as ingest applies it after
+   * its own: the newest STRATA_KEEP_VERSIONS versions stay (and the current and pinned ones). A
+   * failure is only a warning, since the version is published. Returns the versions deleted.
+   */
+  retain(store: TableStore): number[] {
+    try {
+      return store.gc(this.config.keepVersions).versions;
+    } catch (err) {
+      process.stderr.write(
+        `strata: warning: retention (gc) failed after the publish: ${errorMessage(err)}\n`,
+      );
+      return [];
+    }
+  }
+
   /** Prints `data` as JSON with --json, else the human `text` (lines). */
   print(data: unknown, text: string | string[]): void {
     if (this.json) process.stdout.write(JSON.stringify(data, jsonReplacer) + "\n");
     else process.stdout.write((Array.isArray(text) ? text.join("\n") : text) + "\n");
   }
+}
+
+/** `; retention deleted v1, v2` for a command's human output, or nothing. */
+export function retentionNote(deleted: readonly number[]): string {
+  return deleted.length ? `; retention deleted ${deleted.map((v) => `v${v}`).join(", ")}` : "";
 }
 
 export function jsonReplacer(_key: string, value: unknown): unknown {

@@ -2,7 +2,7 @@
 import { createReadStream, writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import { inputFileSize, type CliContext } from "../context.js";
+import { inputFileSize, retentionNote, type CliContext } from "../context.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { EmptyImportError } from "../../storage/errors.js";
 import { detectImportFormat, readImportRows } from "../../importer/import-reader.js";
@@ -59,7 +59,8 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
                   },
                 }),
           });
-          const manifest = await new VersionWriter(c.store(table), schema)
+          const store = c.store(table);
+          const manifest = await new VersionWriter(store, schema)
             .importRows(rows, {
               onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
               allowEmpty: o.allowEmpty === true,
@@ -73,10 +74,20 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
           bar?.stop();
           const seconds = (performance.now() - started) / 1000;
           const records = manifest.segments.reduce((n, s) => n + s.records, 0);
+          const deleted = c.retain(store);
           c.print(
-            { table, version: manifest.version, records, rejected_rows: rejects, bytes: totalBytes, seconds },
+            {
+              table,
+              version: manifest.version,
+              records,
+              rejected_rows: rejects,
+              bytes: totalBytes,
+              seconds,
+              deleted_versions: deleted,
+            },
             `${table}: imported ${records} rows from ${file} as v${manifest.version} in ${seconds.toFixed(1)} s` +
-              (rejects ? ` (${rejects} bad rows written to ${o.skipBadRows})` : ""),
+              (rejects ? ` (${rejects} bad rows written to ${o.skipBadRows})` : "") +
+              retentionNote(deleted),
           );
         } finally {
           bar?.stop();

@@ -1,7 +1,7 @@
 /** Commands over a table's versions: tables, versions, inspect, verify, rollback, pin, unpin, resume, gc, compact. */
 import type { Command } from "commander";
 import { describeSchemaChange, mapSchema } from "../../format/schema.js";
-import { CliContext, parseVersionArg, type GlobalOptions } from "../context.js";
+import { CliContext, parseVersionArg, retentionNote, type GlobalOptions } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
@@ -251,10 +251,17 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       }
       const m = new VersionWriter(store, schema).compact();
       const records = m.segments.reduce((n, s) => n + s.records, 0);
+      const deleted = c.retain(store);
       c.print(
-        { ...m, compacted: true, schema_change: mapping.identical ? null : describeSchemaChange(mapping) },
+        {
+          ...m,
+          compacted: true,
+          schema_change: mapping.identical ? null : describeSchemaChange(mapping),
+          deleted_versions: deleted,
+        },
         `${table}: compacted into v${m.version} (${records} records)` +
-          (mapping.identical ? "" : `, in the config's schema (${describeSchemaChange(mapping)})`),
+          (mapping.identical ? "" : `, in the config's schema (${describeSchemaChange(mapping)})`) +
+          retentionNote(deleted),
       );
     });
 }
