@@ -145,6 +145,10 @@ describe("a table whose features changed in the config", () => {
         country: "DE",
         age: 7,
       });
+      const tables = await runCommand("node", [CLI, ...b, "tables"]);
+      expect(tables.stdout).toContain(
+        "schema differs from the config (added score; dropped ltv): strata compact users",
+      );
       const refused = await get(c);
       expect(refused.code).toBe(6);
       expect(refused.stderr).toContain("age: int64 → float64");

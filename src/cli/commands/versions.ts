@@ -29,21 +29,28 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       const rows = c.tables.tables.map((t) => {
         const store = c.store(t.name);
         const state = store.readState();
+        const current = store.currentVersion();
+        // How the current version's schema differs from the config's (docs/operations.md).
+        const mapping = current === null ? null : mapSchema(t, store.readManifest(current).manifest.schema);
         return {
           table: t.name,
           key: t.key,
           features: t.features.length,
-          current: store.currentVersion(),
+          current,
           versions: store.listVersions().length,
           pinned: state.pinned,
           topic: t.topic,
+          schema_change: mapping === null || mapping.identical ? null : describeSchemaChange(mapping),
         };
       });
       c.print(
         rows,
         rows.map(
           (r) =>
-            `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}`,
+            `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}` +
+            (r.schema_change
+              ? `\tschema differs from the config (${r.schema_change}): strata compact ${r.table}`
+              : ""),
         ),
       );
     });
