@@ -12,6 +12,7 @@ import { registerServeCommand } from "./commands/serve.js";
 import { registerProduceCommand } from "./commands/produce.js";
 import { registerIngestCommand } from "./commands/ingest.js";
 import { registerFleetCommand } from "./commands/fleet.js";
+import { registerBackupCommands } from "./commands/backup.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   const ctx = (cmd: Command): CliContext => new CliContext(cmd.optsWithGlobals<GlobalOptions>());
   registerImportCommand(program, ctx);
   registerVersionCommands(program, ctx);
+  registerBackupCommands(program, ctx);
   registerGetCommand(program, ctx, getFromServer);
   registerServeCommand(program, ctx, startIngestIfConfigured);
   registerProduceCommand(program, ctx);

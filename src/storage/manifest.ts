@@ -17,7 +17,7 @@ import { ManifestCorruptError } from "./errors.js";
 
 export const MANIFEST_FORMAT = 1;
 
-export type VersionReason = "import" | "ingest" | "compact";
+export type VersionReason = "import" | "ingest" | "compact" | "restore";
 
 export interface SegmentEntry {
   uuid: string;
@@ -78,7 +78,7 @@ export function decodeManifest(bytes: Buffer, path: string): Manifest {
   if (!isCount(m.version) || m.version < 1) fail("version");
   if (m.parent !== null && (!isCount(m.parent) || m.parent >= m.version)) fail("parent");
   if (m.parent_sha256 !== null && !/^[0-9a-f]{64}$/.test(String(m.parent_sha256))) fail("parent_sha256");
-  if (!["import", "ingest", "compact"].includes(m.reason)) fail("reason");
+  if (!["import", "ingest", "compact", "restore"].includes(m.reason)) fail("reason");
   if (
     typeof m.schema_hash !== "string" ||
     typeof m.schema?.key !== "string" ||

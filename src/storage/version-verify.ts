@@ -6,6 +6,7 @@
 import { checkSegmentFile } from "./segment-check.js";
 import type { TableStore } from "./table-store.js";
 import { StrataError, errorMessage } from "../shared/errors.js";
+import { SegmentCorruptError } from "../format/errors.js";
 
 export interface VerifyProblem {
   version: number;
@@ -55,4 +56,10 @@ export function verifyVersions(store: TableStore, versions: readonly number[]): 
     }
   }
   return { table: store.table, versions: [...versions], problems };
+}
+
+/** Throws the first problem `verifyVersions` finds in `version`, as "<doing> version N: …". */
+export function requireVerified(store: TableStore, version: number, doing: string): void {
+  const problem = verifyVersions(store, [version]).problems[0];
+  if (problem) throw new SegmentCorruptError(`${doing} version ${version}: ${problem.message}`, problem.file);
 }

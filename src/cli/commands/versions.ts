@@ -3,9 +3,8 @@ import type { Command } from "commander";
 import { describeSchemaChange, mapSchema } from "../../format/schema.js";
 import { CliContext, parseVersionArg, retentionNote, type GlobalOptions } from "../context.js";
 import { EXIT } from "../exit-codes.js";
-import { verifyVersions } from "../../storage/version-verify.js";
+import { requireVerified, verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
-import { SegmentCorruptError } from "../../format/errors.js";
 import { SchemaMismatchError } from "../../storage/errors.js";
 import type { Manifest } from "../../storage/manifest.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
@@ -155,12 +154,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         ...(to === undefined ? {} : { to }),
         force: o.force === true,
         verify: (v) => {
-          const problem = verifyVersions(store, [v]).problems[0];
-          if (problem)
-            throw new SegmentCorruptError(
-              `Cannot roll back to version ${v}: ${problem.message}`,
-              problem.file,
-            );
+          requireVerified(store, v, "Cannot roll back to");
           // Servers with this config would refuse it: keep what they serve.
           const { retyped } = mapSchema(schema, store.readManifest(v).manifest.schema);
           if (retyped.length)
