@@ -32,7 +32,7 @@ export function registerBackupCommands(program: Command, ctx: (cmd: Command) => 
       const segments = loaded.manifest.segments.length;
       c.print(
         { table, version, dir, segments, copied },
-        `${table}: v${version} backed up to ${dir} (${copied} segment files copied` +
+        `${table}: v${version} backed up to ${dir} (${copied} segment file${copied === 1 ? "" : "s"} copied` +
           (copied < segments ? `, ${segments - copied} already there)` : ")"),
       );
     });
