@@ -124,6 +124,16 @@ describe("strata CLI over a data dir", () => {
     expect(refused.code).toBe(7);
     expect(refused.stderr).toMatch(/line 3, column 4 \("i64"\)/);
     expect(store.currentVersion()).toBe(before);
+    // A dry run reads and types the same, reports the same, and publishes nothing.
+    const dry = await strata("import", "t", csv, "--dry-run");
+    expect(dry.code).toBe(7);
+    expect(dry.stderr).toMatch(/line 3, column 4 \("i64"\)/);
+    const dryRejects = join(dir, "dry-rejects.jsonl");
+    const drySkipped = await strata("import", "t", csv, "--dry-run", "--skip-bad-rows", dryRejects, "--json");
+    expect(drySkipped.code).toBe(0);
+    expect(JSON.parse(drySkipped.stdout)).toMatchObject({ dry_run: true, rows: 1, rejected_rows: 2 });
+    expect(readFileSync(dryRejects, "utf8").trim().split("\n")).toHaveLength(2);
+    expect(store.currentVersion()).toBe(before);
     const rejects = join(dir, "rejects.jsonl");
     const skipped = await strata("import", "t", csv, "--skip-bad-rows", rejects, "--json");
     expect(skipped.code).toBe(0);

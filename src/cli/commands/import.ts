@@ -17,12 +17,19 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
       "skip rows that do not parse, writing them and their reasons to this file",
     )
     .option("--allow-empty", "publish the import even if it has no rows (it empties the table)")
+    .option("--dry-run", "read and type every row, report, and publish nothing")
     .option("--no-progress", "no progress bar")
     .action(
       async (
         table: string,
         file: string,
-        o: { format?: "csv" | "jsonl"; skipBadRows?: string; allowEmpty?: boolean; progress: boolean },
+        o: {
+          format?: "csv" | "jsonl";
+          skipBadRows?: string;
+          allowEmpty?: boolean;
+          dryRun?: boolean;
+          progress: boolean;
+        },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
@@ -59,6 +66,26 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
                   },
                 }),
           });
+          const empty = () =>
+            new EmptyImportError(
+              table,
+              rejects ? `all ${rejects} rows of ${file} were bad` : `${file} has no rows`,
+            );
+          if (o.dryRun) {
+            let count = 0;
+            for await (const batch of rows) {
+              count += batch.length;
+              bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: count });
+            }
+            bar?.stop();
+            if (count === 0 && !o.allowEmpty) throw empty();
+            c.print(
+              { table, dry_run: true, rows: count, rejected_rows: rejects, bytes: totalBytes },
+              `${table}: dry run: ${count} rows of ${file} read and typed, nothing published` +
+                (rejects ? ` (${rejects} bad rows written to ${o.skipBadRows})` : ""),
+            );
+            return;
+          }
           const store = c.store(table);
           const manifest = await new VersionWriter(store, schema)
             .importRows(rows, {
@@ -66,9 +93,7 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
               allowEmpty: o.allowEmpty === true,
             })
             .catch((err: unknown) => {
-              if (!(err instanceof EmptyImportError)) throw err;
-              const what = rejects ? `all ${rejects} rows of ${file} were bad` : `${file} has no rows`;
-              throw new EmptyImportError(table, what);
+              throw err instanceof EmptyImportError ? empty() : err;
             });
           bar?.update(Math.ceil(totalBytes / 1e6));
           bar?.stop();
