@@ -149,6 +149,9 @@ describe("a table whose features changed in the config", () => {
       expect(tables.stdout).toContain(
         "schema differs from the config (added score; dropped ltv): strata compact users",
       );
+      expect((await runCommand("node", [CLI, ...b, "versions", "users"])).stdout).toContain(
+        "schema: config added score; dropped ltv",
+      );
       const refused = await get(c);
       expect(refused.code).toBe(6);
       expect(refused.stderr).toContain("age: int64 → float64");

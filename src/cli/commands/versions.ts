@@ -60,6 +60,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .action((table: string, _o, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
+      const schema = c.schema(table);
       const current = store.currentVersion();
       const state = store.readState();
       const rows = store
@@ -67,6 +68,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         .reverse()
         .map((v) => {
           const m = store.readManifest(v).manifest;
+          const mapping = mapSchema(schema, m.schema);
           return {
             version: v,
             current: v === current,
@@ -77,6 +79,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
             created_at: new Date(m.created_at_ms).toISOString(),
             segments: m.segments.length,
             records: m.segments.reduce((n, s) => n + s.records, 0),
+            // How the config's features differ from this version's (docs/operations.md).
+            schema_change: mapping.identical ? null : describeSchemaChange(mapping),
           };
         });
       c.print(
@@ -86,7 +90,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
           : rows.map(
               (r) =>
                 `${r.current ? "*" : " "} v${r.version}\t${r.reason}\t${r.created_at}\tsegments=${r.segments}\trecords=${r.records}` +
-                `${r.pinned ? "\tPINNED" : ""}${r.rolled_back ? "\tROLLED-BACK" : ""}`,
+                `${r.pinned ? "\tPINNED" : ""}${r.rolled_back ? "\tROLLED-BACK" : ""}` +
+                (r.schema_change ? `\tschema: config ${r.schema_change}` : ""),
             ),
       );
     });
