@@ -13,11 +13,13 @@ export class TableNotFoundError extends StrataError {
 
 export class VersionNotFoundError extends StrataError {
   readonly code = "STRATA_VERSION_NOT_FOUND";
+  /** @param where where it was looked for */
   constructor(
     readonly table: string,
     readonly version: number,
+    where = "retained",
   ) {
-    super(`Version ${version} of table "${table}" is not retained`);
+    super(`Version ${version} of table "${table}" is not ${where}`);
   }
 }
 

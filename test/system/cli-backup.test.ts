@@ -59,6 +59,15 @@ describe("strata backup and restore", () => {
     expect((await strata("live", "verify", "t", "--all")).code).toBe(0);
   });
 
+  it("says what is missing when there is no such backup", async () => {
+    const none = await strata("live", "restore", "t", join(dir, "nothing"));
+    expect(none.code).toBe(4);
+    expect(none.stderr).toContain(`has no backup in ${join(dir, "nothing")}`);
+    const absent = await strata("live", "restore", "t", join(dir, "bk"), "--version", "9");
+    expect(absent.code).toBe(4);
+    expect(absent.stderr).toContain(`Version 9 of table "t" is not in the backup at ${join(dir, "bk")}`);
+  });
+
   it("refuses a damaged backup, naming the file, and one the config cannot read", async () => {
     const retyped = await runCommand("node", [
       CLI,

@@ -9,7 +9,7 @@ import { parseVersionArg, retentionNote, type CliContext } from "../context.js";
 import { TableStore } from "../../storage/table-store.js";
 import { copySegments } from "../../storage/version-copy.js";
 import { requireVerified } from "../../storage/version-verify.js";
-import { SchemaMismatchError } from "../../storage/errors.js";
+import { NoVersionError, SchemaMismatchError, VersionNotFoundError } from "../../storage/errors.js";
 import { mapSchema } from "../../format/schema.js";
 
 export function registerBackupCommands(program: Command, ctx: (cmd: Command) => CliContext): void {
@@ -45,8 +45,14 @@ export function registerBackupCommands(program: Command, ctx: (cmd: Command) => 
       const c = ctx(cmd);
       const schema = c.schema(table);
       const backup = new TableStore(dir, schema.name);
-      const version = parseVersionArg(o.version) ?? backup.requireCurrentVersion();
-      backup.requireRetained(version);
+      const version = parseVersionArg(o.version) ?? backup.currentVersion();
+      if (version === null)
+        throw new NoVersionError(
+          table,
+          `has no backup in ${dir} ("strata backup ${table} ${dir}" makes one)`,
+        );
+      if (!backup.listVersions().includes(version))
+        throw new VersionNotFoundError(table, version, `in the backup at ${dir}`);
       requireVerified(backup, version, `Cannot restore from ${dir}`);
       const { manifest } = backup.readManifest(version);
       const { retyped } = mapSchema(schema, manifest.schema);
