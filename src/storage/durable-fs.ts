@@ -4,9 +4,18 @@
  * is). Published files are never written again: a mapped file that shrinks kills the process with
  * SIGBUS, which JavaScript cannot catch.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { randomBytes } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** Temp names carry this mark so a start-up sweep can remove what a crash left. */
 export const TEMP_MARK = ".tmp-";
@@ -60,4 +69,25 @@ export function writeFileDurably(path: string, data: string | Uint8Array): void 
   }
   renameSync(tmp, path);
   fsyncDir(dirname(path));
+}
+
+/**
+ * `mkdir -p`. Node's own recursive mkdir loops for ever where a filesystem answers ENOENT for a
+ * directory whose parent exists (procfs, sysfs: `strata backup t /proc/x` spun at 100% CPU): this
+ * creates each missing component in turn and throws the first error it meets.
+ */
+export function makeDirs(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); !existsSync(dir); dir = dirname(dir)) {
+    missing.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err; // made meanwhile: fine
+    }
+  }
+  if (!statSync(path).isDirectory()) mkdirSync(path); // throws EEXIST naming the file in the way
 }

@@ -26,7 +26,14 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, isAbandonedTemp, processAlive, tempPathFor, writeFileDurably } from "./durable-fs.js";
+import {
+  fsyncDir,
+  isAbandonedTemp,
+  makeDirs,
+  processAlive,
+  tempPathFor,
+  writeFileDurably,
+} from "./durable-fs.js";
 import { decodeManifest, encodeManifest, sha256, type Manifest } from "./manifest.js";
 import {
   ManifestCorruptError,
@@ -92,8 +99,8 @@ export class TableStore {
 
   /** Creates the directories (idempotent). */
   ensureLayout(): void {
-    mkdirSync(this.dataDir, { recursive: true });
-    mkdirSync(this.versionsDir, { recursive: true });
+    makeDirs(this.dataDir);
+    makeDirs(this.versionsDir);
   }
 
   segmentPath(uuid: string): string {
