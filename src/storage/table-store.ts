@@ -46,6 +46,7 @@ import {
   WriterFencedError,
 } from "./errors.js";
 import { InvariantViolationError, errorMessage } from "../shared/errors.js";
+import { SegmentCorruptError } from "../format/errors.js";
 
 export interface TableState {
   /** When pinned, ingest publishes nothing and `current` stays at `pinned_version`. */
@@ -220,6 +221,17 @@ export class TableStore {
       }
       const parentManifest = parent === null ? null : this.readManifest(parent);
       this.checkFence(draft.writer_epoch, state, parentManifest?.manifest.writer_epoch ?? 0);
+      // A segment written for this version is not listed by any manifest until this one is
+      // written, so a gc by another process (retention after its own publish) may have removed
+      // it meanwhile. gc holds this lock too: checked here, a file stays until it is listed.
+      for (const s of draft.segments) {
+        const path = this.segmentPath(s.uuid);
+        if (!existsSync(path))
+          throw new SegmentCorruptError(
+            `Cannot publish on table "${this.table}": segment "${path}" is gone (removed by a gc of another process before this version listed it); nothing was published, run it again`,
+            path,
+          );
+      }
       const version = Math.max(0, ...this.listVersions(), ...state.rolled_back) + 1;
       const manifest: Manifest = {
         format: 1,

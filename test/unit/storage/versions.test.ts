@@ -44,6 +44,16 @@ describe("versions on disk", () => {
   const get = (key: string, version = store.requireCurrentVersion()) =>
     openSnapshot(store, new MappedSegmentCache(), version, { verify: true }).get(key);
 
+  it("refuses to publish a version whose segment another process's gc removed, and publishes nothing", async () => {
+    const m1 = await writer.importRows(batches([user(1)]));
+    const gone = { ...m1.segments[0]!, uuid: "0".repeat(32) };
+    const { reason, schema_hash, schema, kafka, writer_epoch } = m1;
+    const draft = { reason, schema_hash, schema, kafka, writer_epoch, segments: [gone] };
+    expect(() => store.publish(draft)).toThrow(/segment ".*0{32}\.seg" is gone .*nothing was published/);
+    expect(store.listVersions()).toEqual([1]);
+    expect(store.currentVersion()).toBe(1);
+  });
+
   it("imports a base, publishes deltas, reads newest first", async () => {
     const m1 = await writer.importRows(batches(Array.from({ length: 1000 }, (_, i) => user(i))));
     expect(m1.version).toBe(1);
