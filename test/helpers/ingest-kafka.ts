@@ -3,9 +3,11 @@
 // events leaves in a table, and checks of the published versions against it.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Kafka, logLevel, type Admin } from "kafkajs";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { TableSchema } from "../../src/format/schema.js";
 import type { Logger } from "../../src/shared/logger.js";
 import { featureKinds } from "../../src/format/schema.js";
@@ -13,6 +15,7 @@ import { featureValueToJson, type JsonValue } from "../../src/format/value-json.
 import { MappedSegmentCache } from "../../src/storage/mapped-segment.js";
 import type { TableStore } from "../../src/storage/table-store.js";
 import { openSnapshot } from "../../src/storage/version-snapshot.js";
+import type { Ingest } from "../../src/ingest/start-ingest.js";
 import { kafkaBrokers } from "./services.js";
 
 export const uniqueName = (prefix: string): string => `${prefix}-${Date.now()}-${randomUUID().slice(0, 8)}`;
@@ -31,6 +34,35 @@ export async function connectAdmin(brokers = kafkaBrokers()): Promise<Admin> {
 
 export async function createTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions }] });
+}
+
+/** What {@link ingestTestBed} makes for a test file; `admin` and `root` are set before its tests. */
+export interface IngestTestBed {
+  readonly topic: string;
+  admin: Admin;
+  root: string;
+  /** The ingest a test started: stopped before the topic and data dir are removed. */
+  ingest: Ingest | null;
+}
+
+/**
+ * One test file's topic on the real broker (`partitions` of them) and its temp data dir, made
+ * before its tests and removed after them with the topic's dead-letter topic.
+ */
+export function ingestTestBed(name: string, partitions: number): IngestTestBed {
+  const bed: IngestTestBed = { topic: uniqueName(`strata-it-${name}`), admin: null!, root: "", ingest: null };
+  beforeAll(async () => {
+    bed.admin = await connectAdmin();
+    await createTopic(bed.admin, bed.topic, partitions);
+    bed.root = mkdtempSync(join(tmpdir(), `strata-it-${name}-`));
+  });
+  afterAll(async () => {
+    await bed.ingest?.stop();
+    await bed.admin.deleteTopics({ topics: [bed.topic, `${bed.topic}.dlq`] }).catch(() => undefined);
+    await bed.admin.disconnect();
+    rmSync(bed.root, { recursive: true, force: true });
+  });
+  return bed;
 }
 
 /** Partition → high watermark (the next offset), as decimal strings. */

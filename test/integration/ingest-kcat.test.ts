@@ -3,30 +3,25 @@
 // and the final state equals a model computed independently from the same lines.
 //
 // STRATA_IT_INGEST_DELTAS sets the number of deltas (default 100000, the issue's figure).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Admin } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
 import { parseTablesConfig } from "../../src/config/tables-config.js";
 import { TableStore } from "../../src/storage/table-store.js";
-import { startIngest, type Ingest } from "../../src/ingest/start-ingest.js";
+import { startIngest } from "../../src/ingest/start-ingest.js";
 import { kafkaBrokers } from "../helpers/services.js";
 import {
   DeltaModel,
   TEST_FEATURES,
   applyLines,
-  connectAdmin,
-  createTopic,
   endOffsets,
   expectOffsetsOnlyIncrease,
   expectStoreMatchesModel,
   generateDeltas,
+  ingestTestBed,
   kcatProduce,
   offsetsReached,
   testLogger,
-  uniqueName,
   until,
 } from "../helpers/ingest-kafka.js";
 
@@ -35,24 +30,10 @@ const KEYS = Math.max(100, Math.round(DELTAS / 10));
 const PARTITIONS = 3;
 
 describe("ingest of kcat-produced deltas", () => {
-  const topic = uniqueName("strata-it-ingest-kcat");
-  let admin: Admin;
-  let root: string;
-  let ingest: Ingest | null = null;
-
-  beforeAll(async () => {
-    admin = await connectAdmin();
-    await createTopic(admin, topic, PARTITIONS);
-    root = mkdtempSync(join(tmpdir(), "strata-it-kcat-"));
-  });
-  afterAll(async () => {
-    await ingest?.stop();
-    await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const bed = ingestTestBed("ingest-kcat", PARTITIONS);
 
   it(`makes ${DELTAS} deltas visible, and the final version equals the model`, async () => {
+    const { topic, admin, root } = bed;
     const schema = { name: "users", key: "user_id", topic, features: TEST_FEATURES.map((f) => ({ ...f })) };
     const tables = parseTablesConfig({ tables: [schema] });
     const config = loadConfig(
@@ -65,12 +46,12 @@ describe("ingest of kcat-produced deltas", () => {
     await kcatProduce(topic, lines.slice(0, half), join(root, "first.tsv"));
     const published: number[] = [];
     const started = performance.now();
-    ingest = await startIngest({
+    const ingest = (bed.ingest = await startIngest({
       config,
       tables,
       logger: testLogger("kcat"),
       onPublished: (_t, v) => published.push(v),
-    });
+    }));
     await kcatProduce(topic, lines.slice(half), join(root, "second.tsv"));
     const end = await endOffsets(admin, topic);
     expect(Object.values(end).reduce((n, o) => n + Number(o), 0)).toBe(DELTAS);
@@ -79,7 +60,7 @@ describe("ingest of kcat-produced deltas", () => {
       "every offset in a published version",
       () => offsetsReached(store, end),
       60_000,
-      () => ingest?.status("users"),
+      () => ingest.status("users"),
     );
     const seconds = (performance.now() - started) / 1000;
 

@@ -2,52 +2,33 @@
 // keep arriving; `resume` replays from the pinned version's offsets (the rolled-back versions'
 // effects come back by replay, under new version numbers); `resume --from latest` skips what
 // arrived while pinned.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Admin } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
 import { parseTablesConfig } from "../../src/config/tables-config.js";
 import { TableStore } from "../../src/storage/table-store.js";
-import { startIngest, type Ingest } from "../../src/ingest/start-ingest.js";
+import { startIngest } from "../../src/ingest/start-ingest.js";
 import { kafkaBrokers } from "../helpers/services.js";
 import {
   DeltaModel,
   TEST_FEATURES,
   applyLines,
-  connectAdmin,
-  createTopic,
   endOffsets,
   expectStoreMatchesModel,
   generateDeltas,
+  ingestTestBed,
   kcatProduce,
   offsetsReached,
   publishedOffsets,
   testLogger,
-  uniqueName,
   until,
 } from "../helpers/ingest-kafka.js";
 
 describe("ingest of a pinned table", () => {
-  const topic = uniqueName("strata-it-ingest-pin");
-  let admin: Admin;
-  let root: string;
-  let ingest: Ingest | null = null;
-
-  beforeAll(async () => {
-    admin = await connectAdmin();
-    await createTopic(admin, topic, 2);
-    root = mkdtempSync(join(tmpdir(), "strata-it-pin-"));
-  });
-  afterAll(async () => {
-    await ingest?.stop();
-    await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const bed = ingestTestBed("ingest-pin", 2);
 
   it("publishes nothing while pinned, replays from the pinned version on resume, skips ahead on resume from latest", async () => {
+    const { topic, admin, root } = bed;
     const tables = parseTablesConfig({
       tables: [{ name: "users", key: "user_id", topic, features: TEST_FEATURES.map((f) => ({ ...f })) }],
     });
@@ -55,9 +36,9 @@ describe("ingest of a pinned table", () => {
       { dataDir: root, kafkaBrokers: kafkaBrokers().join(",") },
       { STRATA_INGEST_PUBLISH_INTERVAL_MS: "50", STRATA_KEEP_VERSIONS: "1000" },
     );
-    ingest = await startIngest({ config, tables, logger: testLogger("pin") });
+    const ingest = (bed.ingest = await startIngest({ config, tables, logger: testLogger("pin") }));
     const store = new TableStore(root, "users");
-    const status = () => ingest!.status("users");
+    const status = () => ingest.status("users");
     // Distinct event times per batch, so the batches can be told apart in the model.
     const [a, b, c, d, e] = [1, 2, 3, 4, 5].map((n) => generateDeltas(400, 100, n, n * 1_000_000));
     let n = 0;

@@ -2,49 +2,30 @@
 // features"): ingest with the new config waits, blocked, on a version written before; deltas
 // naming the new feature wait in Kafka; `strata compact` rewrites the version in the config's
 // schema and ingest catches up from its offsets, the new feature filled.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Admin } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
 import { parseTablesConfig } from "../../src/config/tables-config.js";
 import { TableStore } from "../../src/storage/table-store.js";
 import { VersionWriter } from "../../src/storage/version-writer.js";
 import { MappedSegmentCache } from "../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../src/storage/version-snapshot.js";
-import { startIngest, type Ingest } from "../../src/ingest/start-ingest.js";
+import { startIngest } from "../../src/ingest/start-ingest.js";
 import { kafkaBrokers } from "../helpers/services.js";
 import {
-  connectAdmin,
-  createTopic,
   endOffsets,
+  ingestTestBed,
   kcatProduce,
   offsetsReached,
   testLogger,
-  uniqueName,
   until,
 } from "../helpers/ingest-kafka.js";
 
 describe("ingest after a feature was added to the config", () => {
-  const topic = uniqueName("strata-it-schema");
-  let admin: Admin;
-  let root: string;
-  let ingest: Ingest | null = null;
-
-  beforeAll(async () => {
-    admin = await connectAdmin();
-    await createTopic(admin, topic, 2);
-    root = mkdtempSync(join(tmpdir(), "strata-it-schema-"));
-  });
-  afterAll(async () => {
-    await ingest?.stop();
-    await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
-    await admin.disconnect();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const bed = ingestTestBed("schema", 2);
 
   it("waits blocked until compact rewrites the version, then applies what waited", async () => {
+    const { topic, admin, root } = bed;
     const config = (features: object[]) =>
       parseTablesConfig({ tables: [{ name: "users", key: "user_id", topic, features }] });
     const before = config([{ name: "age", type: "int64" }]).tables[0]!;
@@ -64,15 +45,15 @@ describe("ingest after a feature was added to the config", () => {
       null,
     );
 
-    ingest = await startIngest({
+    const ingest = (bed.ingest = await startIngest({
       config: loadConfig(
         { dataDir: root, kafkaBrokers: kafkaBrokers().join(",") },
         { STRATA_INGEST_PUBLISH_INTERVAL_MS: "50", STRATA_KEEP_VERSIONS: "1000" },
       ),
       tables: afterConfig,
       logger: testLogger("schema"),
-    });
-    const status = () => ingest!.status("users");
+    }));
+    const status = () => ingest.status("users");
     expect(status().state).toBe("blocked");
     expect(status().lastError?.message).toMatch(/added score.*strata compact users/);
 
