@@ -29,8 +29,6 @@ interface Run {
   rowsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  /** Batches answered after the warm-up. */
-  batches: number;
   /** Batches answered, warm-up included: what the server's CPU time over a run paid for. */
   answered: number;
   latencies: number[];
@@ -43,7 +41,6 @@ function pooled(runs: Run[]): Run {
     rowsPerSec: median(runs.map((r) => r.rowsPerSec)),
     p50Ms: median(latencies),
     p99Ms: percentile(latencies, 99),
-    batches: runs.reduce((n, r) => n + r.batches, 0),
     answered: runs.reduce((n, r) => n + r.answered, 0),
     latencies,
   };
@@ -342,7 +339,6 @@ async function measure<T>(
     rowsPerSec: (done * BATCH) / elapsed,
     p50Ms: median(latencies),
     p99Ms: percentile(latencies, 99),
-    batches: done,
     answered,
     latencies,
   };

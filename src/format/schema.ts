@@ -116,8 +116,9 @@ export function mapSchema(
   };
 }
 
-/** What changed from `written` to the reader, in words: `added x; dropped y; reordered`. */
-export function describeSchemaChange(m: SchemaMapping): string {
+/** What changed from `written` to the reader, in words (`added x; dropped y`), or null: nothing. */
+export function describeSchemaChange(m: SchemaMapping): string | null {
+  if (m.identical) return null;
   const parts: string[] = [];
   if (m.added.length) parts.push(`added ${m.added.join(", ")}`);
   if (m.dropped.length) parts.push(`dropped ${m.dropped.join(", ")}`);

@@ -63,11 +63,12 @@ export class VersionSnapshot {
     /** In manifest order: base part(s), then deltas oldest to newest. */
     readonly segments: readonly SegmentView[],
     reader: Pick<TableSchema, "features"> = manifest.schema,
+    mapping = mapSchema(reader, manifest.schema),
   ) {
     this.layout = rowLayout(manifest.schema);
     this.probeOrder = [...segments].reverse();
     this.features = reader.features;
-    this.mapping = mapSchema(reader, manifest.schema);
+    this.mapping = mapping;
   }
 
   /**
@@ -76,11 +77,12 @@ export class VersionSnapshot {
    * completes "…: <forWhat>".
    */
   requireReaderSchema(forWhat: string): void {
-    if (this.mapping.identical) return;
+    const change = describeSchemaChange(this.mapping);
+    if (change === null) return;
     throw new SchemaMismatchError(
       this.table,
       this.version,
-      `was written with another schema than the config's (${describeSchemaChange(this.mapping)}): ${forWhat}; "strata compact ${this.table}" rewrites it in the config's schema`,
+      `was written with another schema than the config's (${change}): ${forWhat}; "strata compact ${this.table}" rewrites it in the config's schema`,
     );
   }
 
@@ -221,14 +223,12 @@ export function openSnapshot(
   const loaded: LoadedManifest = store.readManifest(version);
   const { manifest } = loaded;
   const reader = options.schema ?? manifest.schema;
-  const retyped = mapSchema(reader, manifest.schema).retyped;
-  if (retyped.length) {
-    throw new SchemaMismatchError(
-      store.table,
-      version,
-      `holds features of another type than the config's (${retyped.join(", ")}): it cannot be read with this config; restore the type, or import the table again`,
-    );
-  }
+  const mapping = requireReadable(
+    store.table,
+    manifest,
+    reader,
+    "it cannot be read with this config; restore the type, or import the table again",
+  );
   const segments = manifest.segments.map((entry) => {
     const path = store.segmentPath(entry.uuid);
     const view = cache.open(entry.uuid, path, options.verify);
@@ -252,7 +252,26 @@ export function openSnapshot(
     }
     return view;
   });
-  return new VersionSnapshot(store.table, manifest, loaded.sha256, segments, reader);
+  return new VersionSnapshot(store.table, manifest, loaded.sha256, segments, reader, mapping);
+}
+
+/**
+ * How `manifest`'s rows are read through `reader` (the config's schema), or SchemaMismatchError
+ * when a feature changed type, ending in `consequence`: no reader can read those bytes.
+ */
+export function requireReadable(
+  table: string,
+  manifest: Manifest,
+  reader: Pick<TableSchema, "features">,
+  consequence: string,
+): SchemaMapping {
+  const mapping = mapSchema(reader, manifest.schema);
+  if (mapping.retyped.length === 0) return mapping;
+  throw new SchemaMismatchError(
+    table,
+    manifest.version,
+    `holds features of another type than the config's (${mapping.retyped.join(", ")}): ${consequence}`,
+  );
 }
 
 /**

@@ -7,6 +7,7 @@ import { mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, c
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, runCommand } from "../helpers/cli.js";
+import { TableStore } from "../../src/storage/table-store.js";
 
 describe("strata backup and restore", () => {
   let dir: string;
@@ -89,5 +90,15 @@ describe("strata backup and restore", () => {
     expect(damaged.code).toBe(5);
     expect(damaged.stderr).toContain(segment);
     expect(JSON.parse((await strata("live", "versions", "t", "--json")).stdout).current).toBe(3);
+    // Backing up a damaged version names the damaged file and leaves nothing in the backup.
+    const store = new TableStore(join(dir, "live"), "t");
+    const live = `${store.readManifest(store.requireCurrentVersion()).manifest.segments[0]!.uuid}.seg`;
+    const liveFd = openSync(join(dir, "live", "t", "data", live), "r+");
+    writeSync(liveFd, Buffer.from([0xee]), 0, 1, 4096 + 40);
+    closeSync(liveFd);
+    const refusedBackup = await strata("live", "backup", "t", join(dir, "bk2"));
+    expect(refusedBackup.code).toBe(5);
+    expect(refusedBackup.stderr).toContain(join(dir, "live", "t", "data", live));
+    expect(readdirSync(join(dir, "bk2", "t", "data"))).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * strata backup / restore: a version copied, verified, into a directory that is a data dir of its
+ * strata backup / restore: a version copied, every file checked, into a directory that is a data dir of its
  * own (`strata --data-dir <dir> versions|verify|get|serve` read it), and a backed-up version
  * published again as a new version of the live table.
  */
@@ -9,23 +9,24 @@ import { parseVersionArg, retentionNote, type CliContext } from "../context.js";
 import { TableStore } from "../../storage/table-store.js";
 import { copySegments } from "../../storage/version-copy.js";
 import { requireVerified } from "../../storage/version-verify.js";
-import { NoVersionError, SchemaMismatchError, VersionNotFoundError } from "../../storage/errors.js";
-import { mapSchema } from "../../format/schema.js";
+import { NoVersionError, VersionNotFoundError } from "../../storage/errors.js";
+import { requireReadable } from "../../storage/version-snapshot.js";
 
 export function registerBackupCommands(program: Command, ctx: (cmd: Command) => CliContext): void {
   program
     .command("backup <table> <dir>")
-    .description("copy a version (default: the current one), verified, into <dir>, a data dir of its own")
+    .description(
+      "copy a version (default: the current one), every file checked, into <dir>, a data dir of its own",
+    )
     .option("--version <n>", "the retained version to back up")
     .action((table: string, dir: string, o: { version?: string }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
       const version = parseVersionArg(o.version) ?? store.requireCurrentVersion();
       store.requireRetained(version);
-      requireVerified(store, version, "Cannot back up");
       const loaded = store.readManifest(version);
       const backup = new TableStore(dir, store.table);
-      const copied = copySegments(store, backup, loaded.manifest);
+      const copied = copySegments(store, backup, loaded.manifest); // checks every file it copies or finds
       // The same MANIFEST bytes under the same number: the backup verifies as the original does.
       backup.installManifest(readFileSync(loaded.path));
       backup.follow(version, { pinned: false, rolledBack: [], resumeFrom: "version", verify: () => {} });
@@ -55,13 +56,7 @@ export function registerBackupCommands(program: Command, ctx: (cmd: Command) => 
         throw new VersionNotFoundError(table, version, `in the backup at ${dir}`);
       requireVerified(backup, version, `Cannot restore from ${dir}`);
       const { manifest } = backup.readManifest(version);
-      const { retyped } = mapSchema(schema, manifest.schema);
-      if (retyped.length)
-        throw new SchemaMismatchError(
-          table,
-          version,
-          `in ${dir} holds features of another type than the config's (${retyped.join(", ")}): servers could not serve it`,
-        );
+      requireReadable(table, manifest, schema, `servers could not serve it (the backup in ${dir})`);
       const store = c.store(table);
       copySegments(backup, store, manifest);
       // A new version on top, like an import: Kafka offsets from the backup (ingest replays from

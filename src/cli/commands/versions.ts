@@ -5,7 +5,7 @@ import { CliContext, parseVersionArg, retentionNote, type GlobalOptions } from "
 import { EXIT } from "../exit-codes.js";
 import { requireVerified, verifyVersions } from "../../storage/version-verify.js";
 import { VersionWriter } from "../../storage/version-writer.js";
-import { SchemaMismatchError } from "../../storage/errors.js";
+import { requireReadable } from "../../storage/version-snapshot.js";
 import type { Manifest } from "../../storage/manifest.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
 
@@ -30,7 +30,10 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         const state = store.readState();
         const current = store.currentVersion();
         // How the current version's schema differs from the config's (docs/operations.md).
-        const mapping = current === null ? null : mapSchema(t, store.readManifest(current).manifest.schema);
+        const change =
+          current === null
+            ? null
+            : describeSchemaChange(mapSchema(t, store.readManifest(current).manifest.schema));
         return {
           table: t.name,
           key: t.key,
@@ -39,7 +42,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
           versions: store.listVersions().length,
           pinned: state.pinned,
           topic: t.topic,
-          schema_change: mapping === null || mapping.identical ? null : describeSchemaChange(mapping),
+          schema_change: change,
         };
       });
       c.print(
@@ -68,7 +71,6 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         .reverse()
         .map((v) => {
           const m = store.readManifest(v).manifest;
-          const mapping = mapSchema(schema, m.schema);
           return {
             version: v,
             current: v === current,
@@ -80,7 +82,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
             segments: m.segments.length,
             records: m.segments.reduce((n, s) => n + s.records, 0),
             // How the config's features differ from this version's (docs/operations.md).
-            schema_change: mapping.identical ? null : describeSchemaChange(mapping),
+            schema_change: describeSchemaChange(mapSchema(schema, m.schema)),
           };
         });
       c.print(
@@ -161,27 +163,21 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         verify: (v) => {
           requireVerified(store, v, "Cannot roll back to");
           // Servers with this config would refuse it: keep what they serve.
-          const { retyped } = mapSchema(schema, store.readManifest(v).manifest.schema);
-          if (retyped.length)
-            throw new SchemaMismatchError(
-              table,
-              v,
-              `holds features of another type than the config's (${retyped.join(", ")}): servers would refuse it, so it is not made current`,
-            );
+          requireReadable(
+            table,
+            store.readManifest(v).manifest,
+            schema,
+            "servers would refuse it, so it is not made current",
+          );
         },
       });
-      const mapping = mapSchema(schema, store.readManifest(result.to).manifest.schema);
+      const change = describeSchemaChange(mapSchema(schema, store.readManifest(result.to).manifest.schema));
       c.print(
-        {
-          table,
-          ...result,
-          pinned: true,
-          schema_change: mapping.identical ? null : describeSchemaChange(mapping),
-        },
+        { table, ...result, pinned: true, schema_change: change },
         `${table}: rolled back v${result.from} -> v${result.to} (pinned; "strata resume ${table}" lets ingest publish again)` +
-          (mapping.identical
+          (change === null
             ? ""
-            : `\nv${result.to} was written with another schema than the config's (${describeSchemaChange(mapping)}): servers answer what it lacks as null, and ingest waits for "strata compact ${table}"`),
+            : `\nv${result.to} was written with another schema than the config's (${change}): servers answer what it lacks as null, and ingest waits for "strata compact ${table}"`),
       );
     });
 
@@ -246,8 +242,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       const store = c.store(table);
       const schema = c.schema(table);
       const current = store.readManifest(store.requireCurrentVersion()).manifest;
-      const mapping = mapSchema(schema, current.schema);
-      if (!current.segments.some((s) => s.kind === "delta") && mapping.identical) {
+      const change = describeSchemaChange(mapSchema(schema, current.schema));
+      if (!current.segments.some((s) => s.kind === "delta") && change === null) {
         // A new version with the same rows would only take disk and a swap.
         c.print(
           { ...current, compacted: false },
@@ -262,11 +258,11 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         {
           ...m,
           compacted: true,
-          schema_change: mapping.identical ? null : describeSchemaChange(mapping),
+          schema_change: change,
           deleted_versions: deleted,
         },
         `${table}: compacted into v${m.version} (${records} records)` +
-          (mapping.identical ? "" : `, in the config's schema (${describeSchemaChange(mapping)})`) +
+          (change === null ? "" : `, in the config's schema (${change})`) +
           retentionNote(deleted),
       );
     });
