@@ -53,6 +53,28 @@ export interface GetFeaturesResponse {
   error_message: string;
 }
 
+export interface ScanOptions {
+  /** The version to read (0 = the one being served when the scan starts). */
+  version?: number;
+  features?: string[];
+  /** Rows per chunk (the server's default: 1000). */
+  chunkRows?: number;
+  /** Reads part `index` of `count`: the parts of one version hold every row once between them. */
+  shard?: { index: number; count: number };
+  /** Goes on after the chunk that carried this token (ScanChunk.resumeToken). */
+  resumeToken?: Buffer;
+  /** How many times in a row a broken stream (UNAVAILABLE) is resumed; default 3. */
+  retries?: number;
+}
+
+export interface ScanChunk {
+  /** The version every row of the scan comes from. */
+  version: number;
+  rows: Row[];
+  /** Resumes the scan after this chunk (ScanOptions.resumeToken). */
+  resumeToken: Buffer;
+}
+
 export interface VersionEvent {
   table: string;
   type: string;
@@ -95,6 +117,12 @@ interface RawRow {
 interface RawResponse extends Omit<GetFeaturesResponse, "rows" | "version"> {
   version: string;
   rows: RawRow[];
+}
+
+interface RawScanChunk {
+  version: string;
+  rows: RawRow[];
+  resume_token: Buffer;
 }
 
 type Callback<T> = (err: Error | null, value?: T) => void;
@@ -205,21 +233,46 @@ export class StrataClient {
     );
   }
 
-  /** Every row of a version (0 = current), chunk by chunk. */
-  async *scanTable(
-    table: string,
-    options: { version?: number; features?: string[]; chunkRows?: number } = {},
-  ): AsyncGenerator<Row[]> {
-    const call = this.raw.ScanTable(
-      {
-        table,
-        version: options.version ?? 0,
-        features: options.features ?? [],
-        chunk_rows: options.chunkRows ?? 0,
-      },
-      this.metadata(),
-    );
-    for await (const chunk of call as AsyncIterable<{ rows: RawRow[] }>) yield chunk.rows.map(rowFromWire);
+  /** Every row of a version (0 = current), chunk by chunk: `scanChunks`' rows. */
+  async *scanTable(table: string, options: ScanOptions = {}): AsyncGenerator<Row[]> {
+    for await (const chunk of this.scanChunks(table, options)) yield chunk.rows;
+  }
+
+  /**
+   * Every row of one version, chunk by chunk, each with the token that resumes the scan after it
+   * (`options.resumeToken`, in this process or another). A stream the network or a server
+   * restart breaks (UNAVAILABLE) is resumed from the last chunk's token, up to `retries` times in
+   * a row, so no row is skipped or repeated; the version must still be retained on the server.
+   */
+  async *scanChunks(table: string, options: ScanOptions = {}): AsyncGenerator<ScanChunk> {
+    let token = options.resumeToken ?? Buffer.alloc(0);
+    let failures = 0;
+    for (;;) {
+      const call = this.raw.ScanTable(
+        {
+          table,
+          version: options.version ?? 0,
+          features: options.features ?? [],
+          chunk_rows: options.chunkRows ?? 0,
+          resume_token: token,
+          shard: options.shard?.index ?? 0,
+          shard_count: options.shard?.count ?? 0,
+        },
+        this.metadata(),
+      );
+      try {
+        for await (const chunk of call as AsyncIterable<RawScanChunk>) {
+          token = chunk.resume_token;
+          failures = 0;
+          yield { version: Number(chunk.version), rows: chunk.rows.map(rowFromWire), resumeToken: token };
+        }
+        return;
+      } catch (err) {
+        const code = (err as Partial<StrataCallError>).code;
+        if (code !== status.UNAVAILABLE || ++failures > (options.retries ?? 3)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failures));
+      }
+    }
   }
 
   watchVersions(tables: string[], onEvent: (e: VersionEvent) => void): { cancel(): void } {

@@ -11,6 +11,7 @@ import { hashAsciiKey, hashKeyBytes, type KeyHash } from "./key-hash.js";
 import {
   FLAG_TOMBSTONE,
   HEADER_BYTES,
+  MAX_KEY_BYTES,
   RECORD_HEADER_BYTES,
   TRAILER_BYTES,
   decodeHeader,
@@ -194,6 +195,35 @@ export class SegmentView {
 
   valueLength(offset: number): number {
     return u32(this.bytes, offset + 8);
+  }
+
+  /**
+   * The length of the record at `offset` by its own header, or -1 when the header cannot be a
+   * record's (zero padding after the last record, or damage). Not CRC checked: a scan walking the
+   * data section in file order (storage/version-scan.ts) checks the records it keeps.
+   */
+  recordLengthAt(offset: number): number {
+    const b = this.bytes;
+    if (offset < HEADER_BYTES || (offset & 7) !== 0 || offset + RECORD_HEADER_BYTES > this.dataEnd) return -1;
+    const keyLength = u16(b, offset + 6);
+    if (keyLength === 0 || keyLength > MAX_KEY_BYTES) return -1;
+    const length = RECORD_HEADER_BYTES + align8(keyLength) + align8(u32(b, offset + 8));
+    return offset + length > this.dataEnd ? -1 : length;
+  }
+
+  /** The lowest offset >= `from` of a record the index names, or -1: where a walk resumes past damage. */
+  nextIndexedRecord(from: number): number {
+    const slots = this.slots;
+    let next = -1;
+    for (let w = 0; w < slots.length; w += 4) {
+      const offset = slots[w + 2]!;
+      if (slots[w + 3] !== 0 && offset >= from && (next < 0 || offset < next)) next = offset;
+    }
+    return next;
+  }
+
+  keyLength(offset: number): number {
+    return u16(this.bytes, offset + 6);
   }
 
   /** Calls `fn` with the offset and length of every indexed record, in slot order. */

@@ -20,7 +20,9 @@ import { RequestError, RequestTooLargeError, UnauthenticatedError } from "./erro
 import { toGrpcStatus, toServiceError } from "./status-mapping.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TableNotFoundError } from "../storage/errors.js";
-import { newRowLocation } from "../storage/version-snapshot.js";
+import { UnavailableError } from "../shared/errors.js";
+import { VersionScanner, WHOLE_VERSION, type ScanPosition, type ScanShard } from "../storage/version-scan.js";
+import { decodeScanToken, encodeScanToken } from "./scan-token.js";
 import type { Logger } from "../shared/logger.js";
 
 export interface FeatureServiceOptions {
@@ -31,6 +33,8 @@ export interface FeatureServiceOptions {
   maxKeysPerRequest: number;
   maxResponseBytes: number;
   authToken: string | null;
+  /** Aborted when the server begins to stop: scans end at their next chunk (UNAVAILABLE) to be resumed elsewhere. */
+  stopping: AbortSignal;
   /** Freshness of a table's ingest, when this process runs the ingestor. */
   freshness?: (table: string) => { kafkaLag: number; lastPublishMs: number } | null;
 }
@@ -174,33 +178,39 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         checkAuth(call.metadata);
         const req = call.request;
         const table = tableOf(req.table);
-        const snapshot = table.snapshotFor(Number(req.version));
+        const { version, shard, position } = scanStart(req);
+        const snapshot = table.snapshotFor(version);
         const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
+        if (position && !VersionScanner.isValidPosition(snapshot, shard, position))
+          throw new RequestError("resume_token is not a position in its version");
+        const scanner = new VersionScanner(snapshot, shard, position);
         const chunkRows =
           req.chunk_rows === 0 ? DEFAULT_SCAN_CHUNK_ROWS : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
-        const keys: string[] = [];
-        const locations: ReturnType<typeof newRowLocation>[] = [];
-        const flush = async (): Promise<void> => {
+        while (!call.cancelled) {
+          if (o.stopping.aborted)
+            throw new UnavailableError(
+              `The server is stopping: resume the scan with the last resume_token (version ${snapshot.version})`,
+            );
+          const rows = scanner.nextChunk(chunkRows);
+          if (rows === 0) break;
+          const token = encodeScanToken(table.schema.name, {
+            version: snapshot.version,
+            shard,
+            position: scanner.position,
+          });
           const buf = encoder.encodeScanChunk(
             snapshot,
             plan,
-            keys,
-            locations,
+            scanner.keys,
+            scanner.located,
             table.schema.maxAgeMs,
             Date.now(),
             table.rowCounts,
+            token,
           );
-          keys.length = 0;
-          locations.length = 0;
-          if (!call.write(buf)) await new Promise((resolve) => call.once("drain", resolve));
-        };
-        for (const { key, location } of snapshot.scan()) {
-          if (call.cancelled) return;
-          keys.push(key);
-          locations.push(location);
-          if (keys.length >= chunkRows) await flush();
+          if (!call.write(buf)) await drainedOrStopping(call, o.stopping);
         }
-        if (keys.length > 0) await flush();
+        if (call.cancelled) return;
         observe("ScanTable", started, status.OK);
         call.end();
       } catch (err) {
@@ -276,6 +286,46 @@ interface ScanRequest {
   features: string[];
   encoding: string;
   chunk_rows: number;
+  resume_token: Buffer;
+  shard: number;
+  shard_count: number;
+}
+
+/** Resolves when the client has read what was written, or the server begins to stop. */
+function drainedOrStopping(
+  call: ServerWritableStream<ScanRequest, Buffer>,
+  stopping: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      stopping.removeEventListener("abort", done);
+      resolve();
+    };
+    call.once("drain", done);
+    stopping.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** The version, shard and position a scan request asks for: a new scan, or one resumed from its token. */
+function scanStart(req: ScanRequest): { version: number; shard: ScanShard; position?: ScanPosition } {
+  const version = Number(req.version);
+  const shard = req.shard_count === 0 ? WHOLE_VERSION : { index: req.shard, count: req.shard_count };
+  if (req.shard_count === 0 && req.shard !== 0)
+    throw new RequestError(`shard ${req.shard} needs shard_count (0 parts = the whole table)`);
+  if (shard.index >= shard.count)
+    throw new RequestError(`shard must be below shard_count (${shard.index} of ${shard.count})`);
+  if (req.resume_token.length === 0) return { version, shard };
+  const token = decodeScanToken(req.table, req.resume_token);
+  if (version !== 0 && version !== token.version)
+    throw new RequestError(`resume_token is of a scan of version ${token.version}, not ${version}`);
+  if (req.shard_count !== 0 && (shard.index !== token.shard.index || shard.count !== token.shard.count))
+    throw new RequestError(
+      `resume_token is of shard ${token.shard.index} of ${token.shard.count}, not ${shard.index} of ${shard.count}`,
+    );
+  if (!(token.shard.count >= 1 && token.shard.index < token.shard.count))
+    throw new RequestError("resume_token is not a position in its version");
+  return token;
 }
 
 function requestIdString(req: GetFeaturesRequest): string {

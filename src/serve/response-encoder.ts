@@ -10,22 +10,24 @@
  *
  * Messages (proto/strata/v1/feature_store.proto):
  *   GetFeaturesResponse := 1 request_id, 2 table, 3 version, 4 features*, 5 rows*
- *   ScanTableResponse   := 1 table, 2 version, 3 features*, 4 rows*
+ *   ScanTableResponse   := 1 table, 2 version, 3 features*, 4 rows*, 5 resume_token
  *   Row                 := 1 key, 2 status, 3 event_time_ms, 4 values* (TYPED) | 5 packed (PACKED)
  *   FeatureValue        := oneof 1 f32 | 2 f64 | 3 i64 | 4 bool | 5 string | 6 bytes | 7 Float32Vector | 8 null
  */
 import type { FeatureSlot, RowLayout } from "../format/row-layout.js";
-import { KeyBatchBuilder, type KeyBatch } from "../format/key-batch.js";
-import type { RowLocation, VersionSnapshot } from "../storage/version-snapshot.js";
+import type { KeyBatch } from "../format/key-batch.js";
+import type { VersionSnapshot } from "../storage/version-snapshot.js";
 import { BatchLocations, BatchStatus, type ResponseRows } from "../storage/native.js";
 import { Slab } from "./slab.js";
 import { FRAME_PREFIX_BYTES, frameMessage } from "./message-framing.js";
 import {
   WIRE_VARINT,
   encodeStringFields,
+  lenFieldSize,
   tag,
   uint64FieldSize,
   varint64Size,
+  writeBytesField,
   writeUint64Field,
   writeVarint64,
 } from "./proto-writer.js";
@@ -91,8 +93,6 @@ export interface EncodeCounters {
   dataLoss: number;
 }
 
-const NATIVE_STATUS: readonly RowLocation["status"][] = ["absent", "found", "corrupt"];
-
 /**
  * The encoder of one server: holds scratch space (the event loop runs one encode at a time).
  */
@@ -100,7 +100,6 @@ export class ResponseEncoder {
   private status = new Uint8Array(256);
   private rowSize = new Int32Array(256);
   private readonly located = new BatchLocations();
-  private readonly scanKeys = new KeyBatchBuilder();
   private readonly slab = new Slab();
   /** A response's bytes go back to the slab once HTTP/2 has sent it. */
   private readonly sent = (response: Buffer): void => this.slab.release(response);
@@ -120,7 +119,7 @@ export class ResponseEncoder {
     counters: EncodeCounters,
   ): Buffer {
     snapshot.locateBatch(keys, this.located);
-    this.classify(keys.count, maxAgeMs, nowMs, counters);
+    this.classify(this.located, keys.count, maxAgeMs, nowMs, counters);
     const { getTable, getFeatures } = plan;
     const requestIdSize =
       requestIdLo === 0 && requestIdHi === 0 ? 0 : 1 + varint64Size(requestIdLo, requestIdHi);
@@ -145,43 +144,35 @@ export class ResponseEncoder {
     return buf;
   }
 
-  /** Encodes a ScanTableResponse of rows already located by the caller (keys with their locations). */
+  /**
+   * Encodes a ScanTableResponse of rows a scan located (storage/version-scan.ts), ending with
+   * its `resume_token`.
+   */
   encodeScanChunk(
     snapshot: VersionSnapshot,
     plan: ResponsePlan,
-    keyTexts: readonly string[],
-    locations: readonly RowLocation[],
+    keys: KeyBatch,
+    located: BatchLocations,
     maxAgeMs: number,
     nowMs: number,
     counters: EncodeCounters,
+    resumeToken: Buffer,
   ): Buffer {
-    const located = this.located;
-    located.ensure(keyTexts.length);
-    locations.forEach((loc, i) => {
-      const segment = loc.segment ? snapshot.probeOrder.indexOf(loc.segment) : -1;
-      located.set(
-        i,
-        NATIVE_STATUS.indexOf(loc.status),
-        segment,
-        loc.valueOffset,
-        loc.valueLength,
-        loc.eventTimeMs,
-      );
-    });
-    this.classify(keyTexts.length, maxAgeMs, nowMs, counters);
-    const keys = this.scanKeys.set(keyTexts);
+    this.classify(located, keys.count, maxAgeMs, nowMs, counters);
     const { scanTable, scanFeatures } = plan;
     const rows = this.rows(plan, keys, located, 4);
     const size =
       scanTable.length +
       uint64FieldSize(2, snapshot.version) +
       scanFeatures.length +
-      this.measure(snapshot, rows);
+      this.measure(snapshot, rows) +
+      lenFieldSize(5, resumeToken.length);
     const buf = this.newMessage(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
     pos += scanFeatures.copy(buf, pos);
     pos = snapshot.locator.writeRows(rows, buf, pos);
+    pos = writeBytesField(buf, pos, 5, resumeToken, 0, resumeToken.length);
     if (pos !== size) throw new Error(`Scan encoder wrote ${pos} bytes, planned ${size}`);
     return buf;
   }
@@ -195,12 +186,17 @@ export class ResponseEncoder {
   }
 
   /** Row statuses from the lookups, with the table's max age applied, counted. */
-  private classify(count: number, maxAgeMs: number, nowMs: number, counters: EncodeCounters): void {
+  private classify(
+    located: BatchLocations,
+    count: number,
+    maxAgeMs: number,
+    nowMs: number,
+    counters: EncodeCounters,
+  ): void {
     if (this.status.length < count) {
       this.status = new Uint8Array(count * 2);
       this.rowSize = new Int32Array(count * 2);
     }
-    const located = this.located;
     for (let i = 0; i < count; i++) {
       const found = located.status(i);
       if (found === BatchStatus.FOUND) {

@@ -45,6 +45,7 @@ export class StrataServer {
   private readonly grpc: Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   private readonly cache = new MappedSegmentCache();
+  private readonly stopping = new AbortController();
   private readonly logger: Logger;
   private watchers: FSWatcher[] = [];
   private backstop: NodeJS.Timeout | null = null;
@@ -101,6 +102,7 @@ export class StrataServer {
         maxKeysPerRequest: this.options.config.maxKeysPerRequest,
         maxResponseBytes: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
         authToken: this.options.config.authToken,
+        stopping: this.stopping.signal,
         freshness: (table) => {
           const s = this.ingestStatus?.(table) ?? null;
           return s ? { kafkaLag: s.kafkaLag ?? -1, lastPublishMs: s.lastPublishMs ?? 0 } : null;
@@ -173,6 +175,7 @@ export class StrataServer {
    * their clients ending them), then cuts what remains.
    */
   async stop(graceMs = 5000): Promise<void> {
+    this.stopping.abort();
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus(SERVICE_NAME, "NOT_SERVING");
     if (this.backstop) clearInterval(this.backstop);

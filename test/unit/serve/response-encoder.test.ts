@@ -12,6 +12,7 @@ import { rowLayout } from "../../../src/format/row-layout.js";
 import { schemaHash, type FeatureValue, type TableSchema } from "../../../src/format/schema.js";
 import { KeyBatchBuilder } from "../../../src/format/key-batch.js";
 import { VersionSnapshot } from "../../../src/storage/version-snapshot.js";
+import { VersionScanner } from "../../../src/storage/version-scan.js";
 import type { Manifest } from "../../../src/storage/manifest.js";
 import { ResponseEncoder, ResponsePlan, type Encoding } from "../../../src/serve/response-encoder.js";
 import { PROTO_ROOT } from "../../../src/serve/proto.js";
@@ -168,18 +169,24 @@ describe("response encoder", () => {
     expect(msg.rows[1].values).toEqual([]);
     expect(counters).toEqual({ found: 1, notFound: 0, outsideMaxAge: 1, dataLoss: 1 });
 
-    const scan = [...snap.scan()].slice(0, 50);
+    const scanner = new VersionScanner(snap);
+    scanner.nextChunk(100_000);
+    const token = Buffer.from("where the scan stands");
     const chunk = new ResponseEncoder().encodeScanChunk(
       snap,
       plan,
-      scan.map((r) => r.key),
-      scan.map((r) => r.location),
+      scanner.keys,
+      scanner.located,
       0,
       0,
       counters,
+      token,
     );
-    const rows = decoded(ScanTableResponse, chunk).rows as { key: string; values: unknown[] }[];
-    expect(rows.map((r) => r.key)).toEqual(scan.map((r) => r.key));
+    const message = decoded(ScanTableResponse, chunk);
+    const rows = message.rows as { key: string; values: unknown[] }[];
+    const reference = [...snap.scan()];
+    expect(rows.map((r) => r.key).sort()).toEqual(reference.map((r) => r.key).sort());
+    expect(Buffer.from(message.resumeToken as number[])).toEqual(token); // protobufjs camel-cases names
     rows.forEach((r) => expect(r.values).toHaveLength(7));
   });
 });
