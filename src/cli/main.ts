@@ -13,6 +13,7 @@ import { registerProduceCommand } from "./commands/produce.js";
 import { registerIngestCommand } from "./commands/ingest.js";
 import { registerFleetCommand } from "./commands/fleet.js";
 import { registerBackupCommands } from "./commands/backup.js";
+import { registerExportCommand } from "./commands/export.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerImportCommand(program, ctx);
   registerVersionCommands(program, ctx);
   registerBackupCommands(program, ctx);
+  registerExportCommand(program, ctx);
   registerGetCommand(program, ctx, getFromServer);
   registerServeCommand(program, ctx, startIngestIfConfigured);
   registerProduceCommand(program, ctx);

@@ -104,7 +104,11 @@ function compile(schema: TableSchema): CompiledSchema {
   };
 }
 
-function eventTimeName(schema: TableSchema, options: RowCoercionOptions): string | null {
+/** The event-time column or field of `schema`'s files, or null when a feature or the key has its name. */
+export function eventTimeName(
+  schema: Pick<TableSchema, "key" | "features">,
+  options: Pick<RowCoercionOptions, "eventTimeField">,
+): string | null {
   const name = options.eventTimeField ?? DEFAULT_EVENT_TIME_FIELD;
   // A feature (or the key) of that name wins: the column is then data, not the event time.
   if (name === schema.key || schema.features.some((f) => f.name === name)) return null;
