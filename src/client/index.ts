@@ -57,7 +57,7 @@ export interface ScanOptions {
   /** The version to read (0 = the one being served when the scan starts). */
   version?: number;
   features?: string[];
-  /** Rows per chunk (the server's default: 1000). */
+  /** Rows per chunk (default: the server sizes chunks to about 96 KiB, at most 1000 rows). */
   chunkRows?: number;
   /** Reads part `index` of `count`: the parts of one version hold every row once between them. */
   shard?: { index: number; count: number };

@@ -39,6 +39,12 @@ export interface FeatureServiceOptions {
   freshness?: (table: string) => { kafkaLag: number; lastPublishMs: number } | null;
 }
 
+/**
+ * Without chunk_rows, a scan sends about this many bytes a message (at most 1000 rows): messages
+ * that fit the response slabs (slab.ts) instead of a fresh allocation each. 290 KiB chunks of 1000
+ * rows cost 0.72-0.85 s of server CPU a million rows; chunks under 100 KiB, 0.52 s.
+ */
+const SCAN_CHUNK_BYTES = 96 * 1024;
 const DEFAULT_SCAN_CHUNK_ROWS = 1000;
 const MAX_SCAN_CHUNK_ROWS = 100_000;
 
@@ -184,8 +190,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         if (position && !VersionScanner.isValidPosition(snapshot, shard, position))
           throw new RequestError("resume_token is not a position in its version");
         const scanner = new VersionScanner(snapshot, shard, position);
-        const chunkRows =
-          req.chunk_rows === 0 ? DEFAULT_SCAN_CHUNK_ROWS : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
+        // Asked for, or sized by the rows so far to about SCAN_CHUNK_BYTES (the first chunk: 100 rows).
+        let chunkRows = req.chunk_rows === 0 ? 100 : Math.min(req.chunk_rows, MAX_SCAN_CHUNK_ROWS);
         while (!call.cancelled) {
           if (o.stopping.aborted)
             throw new UnavailableError(
@@ -208,6 +214,11 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
             table.rowCounts,
             token,
           );
+          if (req.chunk_rows === 0)
+            chunkRows = Math.max(
+              1,
+              Math.min(DEFAULT_SCAN_CHUNK_ROWS, Math.floor((SCAN_CHUNK_BYTES * rows) / buf.length)),
+            );
           if (!call.write(buf)) await drainedOrStopping(call, o.stopping);
         }
         if (call.cancelled) return;
