@@ -14,6 +14,7 @@ import { registerIngestCommand } from "./commands/ingest.js";
 import { registerFleetCommand } from "./commands/fleet.js";
 import { registerBackupCommands } from "./commands/backup.js";
 import { registerExportCommand } from "./commands/export.js";
+import { registerDeadLettersCommand } from "./commands/dead-letters.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerGetCommand(program, ctx, getFromServer);
   registerServeCommand(program, ctx, startIngestIfConfigured);
   registerProduceCommand(program, ctx);
+  registerDeadLettersCommand(program, ctx);
   registerIngestCommand(program, ctx);
   registerFleetCommand(program, ctx);
   return program;

@@ -62,10 +62,69 @@ export function deadLetterOf(
       key: source.key && Buffer.from(source.key),
       value: source.value && Buffer.from(source.value),
       headers,
+      // The original's: the event time of a delta that names none (and what a replay sends again).
+      timestampMs: source.timestampMs,
     },
   };
 }
 
 function copy(v: Buffer | string): Buffer | string {
   return typeof v === "string" ? v : Buffer.from(v);
+}
+
+/** A dead letter read back from its topic (`strata dead-letters`). */
+export interface StoredDeadLetter {
+  /** Where it is in the dead-letter topic. */
+  readonly partition: number;
+  readonly offset: bigint;
+  /** `strata-error-kind` and `strata-error`; "unknown" and "" for a message without them. */
+  readonly kind: string;
+  readonly reason: string;
+  /** Where the refused delta was read, from the source headers ("topic/partition/offset"), or null. */
+  readonly source: string | null;
+  /** The message as it is in the dead-letter topic: the original key, value and timestamp. */
+  readonly message: DeltaMessage;
+}
+
+const headerText = (v: Buffer | string | undefined): string | undefined =>
+  v === undefined ? undefined : String(v);
+
+export function storedDeadLetter(partition: number, message: DeltaMessage): StoredDeadLetter {
+  const h = message.headers;
+  const topic = headerText(h[DEAD_LETTER_HEADERS.sourceTopic]);
+  const sourcePartition = headerText(h[DEAD_LETTER_HEADERS.sourcePartition]);
+  const sourceOffset = headerText(h[DEAD_LETTER_HEADERS.sourceOffset]);
+  return {
+    partition,
+    offset: message.offset,
+    kind: headerText(h[DEAD_LETTER_HEADERS.kind]) ?? "unknown",
+    reason: headerText(h[DEAD_LETTER_HEADERS.error]) ?? "",
+    source:
+      topic !== undefined && sourcePartition !== undefined && sourceOffset !== undefined
+        ? `${topic}/${sourcePartition}/${sourceOffset}`
+        : null,
+    message,
+  };
+}
+
+/** Marks a replayed delta with the dead letter it came from ("topic/partition/offset"). */
+export const REPLAYED_FROM_HEADER = "strata-replayed-from";
+
+/**
+ * The delta to send again to the table's topic: the original key, value, headers and timestamp,
+ * without the dead letter's own headers, marked with where it was in `deadLetterTopic`.
+ */
+export function replayMessage(deadLetterTopic: string, letter: StoredDeadLetter): OutgoingMessage {
+  const headers: Record<string, Buffer | string> = {};
+  for (const name in letter.message.headers) {
+    const v = letter.message.headers[name];
+    if (v !== undefined && !name.startsWith("strata-")) headers[name] = v;
+  }
+  headers[REPLAYED_FROM_HEADER] = `${deadLetterTopic}/${letter.partition}/${letter.offset}`;
+  return {
+    key: letter.message.key,
+    value: letter.message.value,
+    headers,
+    timestampMs: letter.message.timestampMs,
+  };
 }

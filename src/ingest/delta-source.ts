@@ -77,6 +77,8 @@ export interface OutgoingMessage {
   readonly key: Buffer | string | null;
   readonly value: Buffer | string | null;
   readonly headers?: Readonly<Record<string, Buffer | string>>;
+  /** The message timestamp, ms since the epoch; default: when it is sent. */
+  readonly timestampMs?: number;
 }
 
 export interface DeltaProducer {

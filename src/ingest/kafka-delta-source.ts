@@ -306,6 +306,7 @@ export class KafkaDeltaProducer implements DeltaProducer {
           key: m.key,
           value: m.value,
           headers: m.headers ? { ...m.headers } : undefined,
+          timestamp: m.timestampMs === undefined ? undefined : String(m.timestampMs),
         })),
       });
     } catch (err) {
