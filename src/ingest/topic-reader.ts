@@ -1,6 +1,8 @@
 /**
  * Reads a whole topic once, from each partition's earliest offset to its high watermark at the
  * start (what `strata dead-letters` lists): messages produced meanwhile are left for next time.
+ * A partition whose last offsets hold no message (compacted away, transaction markers) never
+ * delivers its last offset, so the read also ends once nothing has come for `idleMs`.
  */
 import { UnavailableError } from "../shared/errors.js";
 import type { DeltaMessage, DeltaSource } from "./delta-source.js";
@@ -13,7 +15,7 @@ export interface ReadMessage {
 export async function readTopicToEnd(
   source: DeltaSource,
   topic: string,
-  options: { groupId: string; timeoutMs: number },
+  options: { groupId: string; timeoutMs: number; idleMs?: number },
 ): Promise<ReadMessage[]> {
   const marks = await source.watermarks(topic);
   const ends = new Map(marks.filter((m) => m.high > m.low).map((m) => [m.partition, m.high]));
@@ -22,11 +24,13 @@ export async function readTopicToEnd(
   const next = new Map(marks.map((m) => [m.partition, m.low]));
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
+  let lastBatchMs = Date.now();
   const subscription = await source.subscribe({
     topic,
     groupId: options.groupId,
     startAt: (partition) => next.get(partition),
     onBatch: async (batch) => {
+      lastBatchMs = Date.now();
       const end = ends.get(batch.partition);
       if (end === undefined) return;
       for (const message of batch.messages) {
@@ -41,6 +45,8 @@ export async function readTopicToEnd(
     },
   });
   let timer: NodeJS.Timeout | undefined;
+  const idleMs = options.idleMs ?? 3000;
+  const idle = setInterval(() => Date.now() - lastBatchMs > idleMs && finish(), Math.min(idleMs, 250));
   try {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -54,6 +60,7 @@ export async function readTopicToEnd(
     await Promise.race([done, subscription.ended.then(() => done), timeout]);
   } finally {
     clearTimeout(timer);
+    clearInterval(idle);
     await subscription.stop();
   }
   return read.sort((a, b) => a.partition - b.partition || (a.message.offset < b.message.offset ? -1 : 1));
