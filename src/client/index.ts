@@ -275,20 +275,53 @@ export class StrataClient {
     }
   }
 
-  watchVersions(tables: string[], onEvent: (e: VersionEvent) => void): { cancel(): void } {
-    const call = this.raw.WatchVersions({ tables }, this.metadata());
-    call.on("data", (e: Record<string, string>) =>
-      onEvent({
-        table: e.table!,
-        type: e.type!,
-        version: Number(e.version),
-        previous_version: Number(e.previous_version),
-        reason: e.reason!,
-        time_ms: Number(e.time_ms),
-      }),
-    );
-    call.on("error", () => {}); // cancelled by the caller
-    return { cancel: () => call.cancel() };
+  /**
+   * Calls `onEvent` for every version event of `tables` (all when empty), TYPE_SERVING first.
+   * When the stream breaks (the server stops or restarts, the network), the watch subscribes
+   * again after a backoff (0.1 s doubling to 5 s) until `cancel()`, and TYPE_SERVING events then
+   * say what is served now; `onError` hears of each break.
+   */
+  watchVersions(
+    tables: string[],
+    onEvent: (e: VersionEvent) => void,
+    options: { onError?: (err: StrataCallError) => void } = {},
+  ): { cancel(): void } {
+    let call: ReturnType<RawClient["WatchVersions"]> | null = null;
+    let cancelled = false;
+    let retry: NodeJS.Timeout | null = null;
+    let failures = 0;
+    const subscribe = (): void => {
+      const current = (call = this.raw.WatchVersions({ tables }, this.metadata()));
+      let ended = false;
+      const again = (err: StrataCallError): void => {
+        if (ended || cancelled) return;
+        ended = true;
+        options.onError?.(err);
+        const delay = Math.min(5000, 100 * 2 ** failures++);
+        retry = setTimeout(subscribe, delay);
+      };
+      current.on("data", (e: Record<string, string>) => {
+        failures = 0;
+        onEvent({
+          table: e.table!,
+          type: e.type!,
+          version: Number(e.version),
+          previous_version: Number(e.previous_version),
+          reason: e.reason!,
+          time_ms: Number(e.time_ms),
+        });
+      });
+      current.on("error", (err: StrataCallError) => again(err));
+      current.on("end", () => again(callError(status.UNAVAILABLE, "The watch stream ended")));
+    };
+    subscribe();
+    return {
+      cancel: () => {
+        cancelled = true;
+        if (retry) clearTimeout(retry);
+        call?.cancel();
+      },
+    };
   }
 
   close(): void {

@@ -264,9 +264,18 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         }
       }
       o.events.on("version", send);
+      // A stopping server ends the watch (UNAVAILABLE) rather than hold its shutdown: the client
+      // subscribes again, to this server's successor or another, and gets TYPE_SERVING first.
+      const stopping = (): void => {
+        stop();
+        call.emit("error", toServiceError(new UnavailableError("The server is stopping: watch again")));
+      };
       const stop = (): void => {
         o.events.off("version", send);
+        o.stopping.removeEventListener("abort", stopping);
       };
+      if (o.stopping.aborted) return stopping();
+      o.stopping.addEventListener("abort", stopping, { once: true });
       call.on("cancelled", stop);
       call.on("close", stop);
     },

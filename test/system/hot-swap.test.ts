@@ -1,7 +1,18 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { openSync, readSync, writeSync, closeSync } from "node:fs";
-import { startHarness, until, userRow, type Harness } from "../helpers/served-table.js";
+import { status } from "@grpc/grpc-js";
+import {
+  inBatches,
+  startHarness,
+  until,
+  userRow,
+  usersSchemaJson,
+  type Harness,
+} from "../helpers/served-table.js";
 import type { VersionEvent } from "../../src/client/index.js";
+import { StrataServer } from "../../src/serve/strata-server.js";
+import { loadConfig } from "../../src/config/config.js";
+import { parseTablesConfig } from "../../src/config/tables-config.js";
 
 const KEYS = Array.from({ length: 100 }, (_, i) => `user:${i}`);
 const allAt = (version: number) => KEYS.map((_, i) => userRow(i, version));
@@ -168,5 +179,40 @@ describe("hot swap", () => {
     const res = await h.client.getFeatures({ table: "users", keys: ["user:1"] });
     expect(res.version).toBe(1);
     watch.cancel();
+  });
+});
+
+describe("watching versions through a server restart", () => {
+  it("the client's watch subscribes again and hears what the next server serves and publishes", async () => {
+    const h = await startHarness({ seed: allAt(1) });
+    const events: VersionEvent[] = [];
+    const errors: number[] = [];
+    const watch = h.client.watchVersions(["users"], (e) => events.push(e), {
+      onError: (err) => errors.push(err.code),
+    });
+    let second: StrataServer | null = null;
+    try {
+      await until(() => events.length > 0);
+      const stopped = performance.now();
+      await h.server.stop(5000);
+      // The watch did not hold the shutdown for its grace period: the server ended it.
+      expect(performance.now() - stopped).toBeLessThan(2000);
+      await until(() => errors.length > 0);
+      expect(errors[0]).toBe(status.UNAVAILABLE);
+      const port = Number(h.address.split(":")[1]);
+      second = new StrataServer({
+        config: loadConfig({ dataDir: h.root, port, metricsPort: 0 }, {}),
+        tables: parseTablesConfig({ tables: [usersSchemaJson] }),
+        backstopIntervalMs: 100,
+      });
+      await second.start();
+      await until(() => events.filter((e) => e.type === "TYPE_SERVING").length === 2, 10_000);
+      await h.writer.importRows(inBatches(allAt(2)));
+      await until(() => events.some((e) => e.type === "TYPE_PUBLISHED" && e.version === 2), 10_000);
+    } finally {
+      watch.cancel();
+      await second?.stop(0);
+      await h.close();
+    }
   });
 });
