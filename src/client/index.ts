@@ -53,6 +53,13 @@ export interface GetFeaturesResponse {
   error_message: string;
 }
 
+/** A StreamFeatures stream (StrataClient.openStream). */
+export interface FeatureStream {
+  send(req: GetFeaturesRequest): Promise<GetFeaturesResponse>;
+  /** Ends the stream once the requests sent are answered; a later send rejects (CANCELLED). */
+  close(): void;
+}
+
 export interface ScanOptions {
   /** The version to read (0 = the one being served when the scan starts). */
   version?: number;
@@ -169,38 +176,62 @@ export class StrataClient {
   }
 
   /**
-   * A bidirectional stream: `send` resolves with the response carrying the request's id, or
-   * rejects with a StrataCallError when the request failed (the stream goes on), when its
-   * deadline passed (DEADLINE_EXCEEDED; a late answer is dropped), or when the stream ended.
+   * A long-lived StreamFeatures stream: `send` resolves with the response to its request (matched
+   * by request_id), or rejects as a unary call would. Requests are reads, so a stream that breaks
+   * (UNAVAILABLE: a server stopping, restarting or gone) does not fail the requests it had not
+   * answered: they are sent again on a new stream, after a backoff (50 ms doubling), up to
+   * `retries` times each (default 5, about 1.5 s), within their deadlines. Later sends use the
+   * new stream.
    */
-  openStream(): { send(req: GetFeaturesRequest): Promise<GetFeaturesResponse>; close(): void } {
-    const call = this.raw.StreamFeatures(this.metadata());
+  openStream(options: { retries?: number } = {}): FeatureStream {
+    const retries = options.retries ?? 5;
     type Waiting = {
+      wire: object;
+      attempts: number;
       resolve: (r: GetFeaturesResponse) => void;
       reject: (e: Error) => void;
       timer?: NodeJS.Timeout;
     };
     const pending = new Map<string, Waiting>();
+    let call: ClientDuplexStream<object, RawResponse> | null = null;
+    let closed = false;
+    let nextId = 1;
     const settle = (id: string): Waiting | undefined => {
       const p = pending.get(id);
       pending.delete(id);
       clearTimeout(p?.timer);
       return p;
     };
-    const failAll = (err: Error) => {
-      for (const id of [...pending.keys()]) settle(id)!.reject(err);
+    const open = (): ClientDuplexStream<object, RawResponse> => {
+      if (call) return call;
+      const current = (call = this.raw.StreamFeatures(this.metadata()));
+      let broken = false;
+      const broke = (err: StrataCallError): void => {
+        if (broken) return;
+        broken = true;
+        if (call === current) call = null;
+        for (const [id, p] of [...pending]) {
+          if (closed || err.code !== status.UNAVAILABLE || p.attempts >= retries) {
+            settle(id)!.reject(err);
+            continue;
+          }
+          p.attempts++;
+          setTimeout(() => pending.get(id) === p && open().write(p.wire), 50 * 2 ** (p.attempts - 1));
+        }
+      };
+      current.on("data", (res: RawResponse) => {
+        const p = settle(res.request_id);
+        if (res.error_code !== 0) p?.reject(callError(res.error_code, res.error_message));
+        else p?.resolve(fromWire(res));
+      });
+      current.on("error", (err: StrataCallError) => broke(err));
+      current.on("end", () => broke(callError(status.UNAVAILABLE, "The server ended the stream")));
+      return current;
     };
-    let nextId = 1;
-    call.on("data", (res: RawResponse) => {
-      const p = settle(res.request_id);
-      if (res.error_code !== 0) p?.reject(callError(res.error_code, res.error_message));
-      else p?.resolve(fromWire(res));
-    });
-    call.on("error", failAll);
-    call.on("end", () => failAll(callError(status.UNAVAILABLE, "The server ended the stream")));
     return {
       send: (req) =>
         new Promise((resolve, reject) => {
+          if (closed) return reject(callError(status.CANCELLED, "The stream was closed"));
           const id = String(req.request_id ?? nextId++);
           const ms = req.deadlineMs ?? this.options.deadlineMs;
           const timer =
@@ -210,10 +241,14 @@ export class StrataClient {
                   () => settle(id)?.reject(callError(status.DEADLINE_EXCEEDED, "Deadline exceeded")),
                   ms,
                 );
-          pending.set(id, { resolve, reject, ...(timer ? { timer } : {}) });
-          call.write(toWire({ ...req, request_id: id }));
+          const wire = toWire({ ...req, request_id: id });
+          pending.set(id, { wire, attempts: 0, resolve, reject, ...(timer ? { timer } : {}) });
+          open().write(wire);
         }),
-      close: () => call.end(),
+      close: () => {
+        closed = true;
+        call?.end();
+      },
     };
   }
 

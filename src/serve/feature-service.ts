@@ -174,8 +174,19 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
           call.once("drain", () => call.resume());
         }
       });
-      call.on("end", () => call.end());
-      call.on("error", () => call.end());
+      // A stopping server ends the stream once what it has read is answered (UNAVAILABLE): the
+      // client sends what is left on a new stream, to this server's successor or another.
+      const stopping = (): void =>
+        void call.emit(
+          "error",
+          toServiceError(new UnavailableError("The server is stopping: send again on a new stream")),
+        );
+      const done = (): void => o.stopping.removeEventListener("abort", stopping);
+      if (o.stopping.aborted) return stopping();
+      o.stopping.addEventListener("abort", stopping, { once: true });
+      call.on("end", () => (done(), call.end()));
+      call.on("error", () => (done(), call.end()));
+      call.on("close", done);
     },
 
     async ScanTable(call: ServerWritableStream<ScanRequest, Buffer>) {

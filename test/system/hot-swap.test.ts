@@ -216,3 +216,54 @@ describe("watching versions through a server restart", () => {
     }
   });
 });
+
+describe("streams through a server restart", () => {
+  /** Five senders on one stream while the server is replaced; what they got. */
+  async function sendThroughRestart(retries: number): Promise<{ answered: number; failures: number[] }> {
+    const h = await startHarness({ seed: allAt(1) });
+    const stream = h.client.openStream({ retries });
+    let second: StrataServer | null = null;
+    let running = true;
+    let answered = 0;
+    const failures: number[] = [];
+    try {
+      const senders = Array.from({ length: 5 }, async (_, s) => {
+        while (running) {
+          try {
+            const res = await stream.send({ table: "users", keys: KEYS.slice(s * 10, s * 10 + 10) });
+            expect(res.rows.every((r) => r.status === "ROW_STATUS_FOUND")).toBe(true);
+            answered++;
+          } catch (err) {
+            failures.push((err as { code: number }).code);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      });
+      await until(() => answered > 200);
+      await h.server.stop(5000);
+      second = new StrataServer({
+        config: loadConfig({ dataDir: h.root, port: Number(h.address.split(":")[1]), metricsPort: 0 }, {}),
+        tables: parseTablesConfig({ tables: [usersSchemaJson] }),
+      });
+      await second.start();
+      const before = answered;
+      await until(() => answered > before + 200, 10_000);
+      running = false;
+      await Promise.all(senders);
+      return { answered, failures };
+    } finally {
+      running = false;
+      stream.close();
+      await second?.stop(0);
+      await h.close();
+    }
+  }
+
+  it("sends the requests a stopping server left unanswered again on a new stream: none fails", async () => {
+    const broken = await sendThroughRestart(0);
+    expect(broken.failures.length).toBeGreaterThan(0); // the stream does break
+    expect(new Set(broken.failures)).toEqual(new Set([status.UNAVAILABLE]));
+    const kept = await sendThroughRestart(5);
+    expect(kept.failures).toEqual([]);
+  });
+});
