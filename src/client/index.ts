@@ -143,6 +143,28 @@ interface RawClient {
   close(): void;
 }
 
+/**
+ * Unary calls are reads: grpc-js retries one that fails with UNAVAILABLE once connected (a server
+ * going away as it arrives), up to 5 attempts with a backoff from 50 ms to 1 s, within its deadline.
+ */
+const READ_RETRIES = JSON.stringify({
+  methodConfig: [
+    {
+      name: ["GetFeatures", "DescribeTable", "ListTables"].map((method) => ({
+        service: "strata.v1.FeatureStore",
+        method,
+      })),
+      retryPolicy: {
+        maxAttempts: 5,
+        initialBackoff: "0.05s",
+        maxBackoff: "1s",
+        backoffMultiplier: 2,
+        retryableStatusCodes: ["UNAVAILABLE"],
+      },
+    },
+  ],
+});
+
 export class StrataClient {
   readonly raw: RawClient;
 
@@ -155,21 +177,29 @@ export class StrataClient {
     };
     this.raw = new pkg.strata.v1.FeatureStore(address, options.credentials ?? credentials.createInsecure(), {
       "grpc-node.flow_control_window": 1 << 20,
+      "grpc.service_config": READ_RETRIES,
       ...options.channelOptions,
     });
   }
 
-  metadata(): Metadata {
-    const md = new Metadata();
+  /** A call's metadata: the bearer token; `waitForReady` queues the call while no server can be reached. */
+  metadata(options: { waitForReady?: boolean } = {}): Metadata {
+    const md = new Metadata(options);
     if (this.options.token) md.set("authorization", `Bearer ${this.options.token}`);
     return md;
   }
 
+  /**
+   * One batch of rows. A call with a deadline (its own `deadlineMs` or the client's) waits for a
+   * server that cannot be reached yet (a restart) until then, instead of failing at once with
+   * UNAVAILABLE; one without fails at once.
+   */
   getFeatures(req: GetFeaturesRequest): Promise<GetFeaturesResponse> {
     const ms = req.deadlineMs ?? this.options.deadlineMs;
     const options = ms === undefined ? {} : { deadline: Date.now() + ms };
+    const metadata = this.metadata({ waitForReady: ms !== undefined });
     return new Promise((resolve, reject) =>
-      this.raw.GetFeatures(toWire(req), this.metadata(), options, (err, res) =>
+      this.raw.GetFeatures(toWire(req), metadata, options, (err, res) =>
         err ? reject(err) : resolve(fromWire(res!)),
       ),
     );

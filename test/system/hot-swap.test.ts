@@ -267,3 +267,29 @@ describe("streams through a server restart", () => {
     expect(kept.failures).toEqual([]);
   });
 });
+
+describe("unary calls through a server restart", () => {
+  it("with a deadline, wait for the server to be back instead of failing", async () => {
+    const h = await startHarness({ seed: allAt(1) });
+    let second: StrataServer | null = null;
+    try {
+      expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows).toHaveLength(1);
+      await h.server.stop(5000);
+      // Nobody listens for 300 ms. Without a deadline a call fails at once; with one, it waits.
+      await expect(h.client.getFeatures({ table: "users", keys: ["user:2"] })).rejects.toMatchObject({
+        code: status.UNAVAILABLE,
+      });
+      const call = h.client.getFeatures({ table: "users", keys: ["user:2"], deadlineMs: 5000 });
+      await new Promise((r) => setTimeout(r, 300));
+      second = new StrataServer({
+        config: loadConfig({ dataDir: h.root, port: Number(h.address.split(":")[1]), metricsPort: 0 }, {}),
+        tables: parseTablesConfig({ tables: [usersSchemaJson] }),
+      });
+      await second.start();
+      expect((await call).rows[0]!.status).toBe("ROW_STATUS_FOUND");
+    } finally {
+      await second?.stop(0);
+      await h.close();
+    }
+  });
+});
