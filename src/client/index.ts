@@ -246,7 +246,14 @@ export class StrataClient {
             continue;
           }
           p.attempts++;
-          setTimeout(() => pending.get(id) === p && open().write(p.wire), 50 * 2 ** (p.attempts - 1));
+          setTimeout(
+            () => {
+              if (pending.get(id) !== p) return; // answered meanwhile (a copy), or past its deadline
+              if (closed) settle(id)!.reject(callError(status.CANCELLED, "The stream was closed"));
+              else open().write(p.wire);
+            },
+            50 * 2 ** (p.attempts - 1),
+          );
         }
       };
       current.on("data", (res: RawResponse) => {

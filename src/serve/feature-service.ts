@@ -33,7 +33,11 @@ export interface FeatureServiceOptions {
   maxKeysPerRequest: number;
   maxResponseBytes: number;
   authToken: string | null;
-  /** Aborted when the server begins to stop: scans end at their next chunk (UNAVAILABLE) to be resumed elsewhere. */
+  /**
+   * Aborted when the server begins to stop: feature streams, scans and version watches end with
+   * UNAVAILABLE (a scan at its next chunk), so that clients go on elsewhere instead of holding the
+   * shutdown.
+   */
   stopping: AbortSignal;
   /** Freshness of a table's ingest, when this process runs the ingestor. */
   freshness?: (table: string) => { kafkaLag: number; lastPublishMs: number } | null;
@@ -322,7 +326,10 @@ interface ScanRequest {
   shard_count: number;
 }
 
-/** Resolves when the client has read what was written, or the server begins to stop. */
+/**
+ * Resolves when the client has read what was written, has gone away (no drain would ever come,
+ * and the scan would hold its snapshot for good), or the server begins to stop.
+ */
 function drainedOrStopping(
   call: ServerWritableStream<ScanRequest, Buffer>,
   stopping: AbortSignal,
@@ -330,10 +337,12 @@ function drainedOrStopping(
   return new Promise((resolve) => {
     const done = (): void => {
       call.off("drain", done);
+      call.off("cancelled", done);
       stopping.removeEventListener("abort", done);
       resolve();
     };
     call.once("drain", done);
+    call.once("cancelled", done);
     stopping.addEventListener("abort", done, { once: true });
   });
 }

@@ -17,6 +17,7 @@ import type { TableStore } from "../../src/storage/table-store.js";
 import { openSnapshot } from "../../src/storage/version-snapshot.js";
 import type { Ingest } from "../../src/ingest/start-ingest.js";
 import { kafkaBrokers } from "./services.js";
+import { prng } from "./prng.js";
 
 export const uniqueName = (prefix: string): string => `${prefix}-${Date.now()}-${randomUUID().slice(0, 8)}`;
 
@@ -266,17 +267,7 @@ export const TEST_FEATURES = [
   { name: "emb", type: "float32[4]" },
 ] as const;
 
-/** A small deterministic PRNG (mulberry32), so a failing stream can be made again. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /**
  * `count` delta lines ("key<TAB>json") over `keys` keys: full upserts, partial upserts (some with

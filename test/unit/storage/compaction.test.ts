@@ -8,6 +8,7 @@ import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import { SegmentCorruptError } from "../../../src/format/errors.js";
 import type { TableSchema } from "../../../src/format/schema.js";
+import { prng } from "../../helpers/prng.js";
 
 const schema: TableSchema = {
   name: "users",
@@ -20,16 +21,6 @@ const schema: TableSchema = {
     { name: "city", type: "string" },
   ],
 };
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("compaction", () => {
   let root: string;
@@ -53,7 +44,7 @@ describe("compaction", () => {
   };
 
   it("keeps exactly the rows the version reads: newest write of each key, deletes dropped", async () => {
-    const next = random(7);
+    const next = prng(7);
     const keys = ["", "é", "ключ", "k\u0000z"].map((p) => (i: number) => `${p}${i}`);
     const keyOf = (): string => keys[Math.floor(next() * keys.length)]!(Math.floor(next() * 400));
     const row = (key: string, t: number): RowChange => ({

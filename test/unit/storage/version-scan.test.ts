@@ -9,6 +9,7 @@ import { openSnapshot, type VersionSnapshot } from "../../../src/storage/version
 import { VersionScanner, type ScanPosition, type ScanShard } from "../../../src/storage/version-scan.js";
 import { BatchStatus } from "../../../src/storage/native.js";
 import type { TableSchema } from "../../../src/format/schema.js";
+import { prng } from "../../helpers/prng.js";
 
 const schema: TableSchema = {
   name: "users",
@@ -21,16 +22,6 @@ const schema: TableSchema = {
     { name: "city", type: "string" },
   ],
 };
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A scanned row: its key ("" when damaged), status, and row bytes as hex. */
 interface Scanned {
@@ -103,7 +94,7 @@ describe("version scans", () => {
   let root: string;
   let store: TableStore;
   let version: number;
-  const next = random(11);
+  const next = prng(11);
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), "strata-scan-"));
