@@ -5,7 +5,6 @@
 import type { EventEmitter } from "node:events";
 import {
   status,
-  type Metadata,
   type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -16,7 +15,8 @@ import { ResponseEncoder, type Encoding } from "./response-encoder.js";
 import { releaseGetFeaturesRequest, type GetFeaturesRequest } from "./request-decoder.js";
 import { keyLength } from "../format/key-batch.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
-import { RequestError, RequestTooLargeError, UnauthenticatedError } from "./errors.js";
+import { RequestError, RequestTooLargeError } from "./errors.js";
+import { bearerCheck } from "./auth.js";
 import { toGrpcStatus, toServiceError } from "./status-mapping.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TableNotFoundError } from "../storage/errors.js";
@@ -62,11 +62,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     return t;
   };
 
-  const checkAuth = (metadata: Metadata): void => {
-    if (o.authToken === null) return;
-    const header = metadata.get("authorization")[0];
-    if (header !== `Bearer ${o.authToken}`) throw new UnauthenticatedError("Missing or wrong bearer token");
-  };
+  const checkAuth = bearerCheck(o.authToken);
 
   const encodingOf = (e: number | string): Encoding => {
     if (e === 0 || e === 1 || e === "ENCODING_UNSPECIFIED" || e === "ENCODING_TYPED") return "typed";

@@ -10,7 +10,6 @@ import { open, readFile } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import {
   status,
-  type Metadata,
   type Server,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -20,7 +19,8 @@ import {
 } from "@grpc/grpc-js";
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { PROTO_LOADER_OPTIONS } from "./proto.js";
-import { RequestError, UnauthenticatedError } from "./errors.js";
+import { RequestError } from "./errors.js";
+import { bearerCheck } from "./auth.js";
 import { toServiceError } from "./status-mapping.js";
 import type { ServedTable } from "./served-table.js";
 import { TableNotFoundError } from "../storage/errors.js";
@@ -49,11 +49,7 @@ export function addSegmentFetchService(server: Server, options: SegmentFetchServ
 }
 
 export function createSegmentFetchService(o: SegmentFetchServiceOptions): UntypedServiceImplementation {
-  const checkAuth = (metadata: Metadata): void => {
-    if (o.authToken === null) return;
-    if (metadata.get("authorization")[0] !== `Bearer ${o.authToken}`)
-      throw new UnauthenticatedError("Missing or wrong bearer token");
-  };
+  const checkAuth = bearerCheck(o.authToken);
   const tableOf = (name: string): ServedTable => {
     if (!name) throw new RequestError("Request names no table");
     const t = o.tables.get(name);
