@@ -24,6 +24,7 @@ import { leaseTiming } from "./lease.js";
 import { RedisCoordinationStore } from "./redis-coordination-store.js";
 import { SegmentFetcher } from "./segment-fetcher.js";
 import { WriterLease } from "./writer-lease.js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
 
 export interface JoinFleetOptions {
   readonly config: Config;
@@ -40,6 +41,8 @@ export interface JoinFleetOptions {
   readonly store?: CoordinationStore;
   /** How often every table is reconciled without a notification, ms. @default 1000 */
   readonly reconcileIntervalMs?: number;
+  /** How this node reaches the others' SegmentFetch: TLS when the fleet serves TLS. @default plaintext */
+  readonly peerCredentials?: ChannelCredentials;
 }
 
 export interface FleetNode {
@@ -264,7 +267,10 @@ class Node implements FleetNode {
   private fetcherFor(address: string): SegmentFetcher {
     let f = this.fetchers.get(address);
     if (!f) {
-      f = new SegmentFetcher(address, { token: this.o.config.authToken });
+      f = new SegmentFetcher(address, {
+        token: this.o.config.authToken,
+        ...(this.o.peerCredentials ? { credentials: this.o.peerCredentials } : {}),
+      });
       this.fetchers.set(address, f);
     }
     return f;

@@ -16,7 +16,13 @@
 import { existsSync, statSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { crc32 } from "node:zlib";
-import { credentials, loadPackageDefinition, Metadata, type ServiceError } from "@grpc/grpc-js";
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  type ChannelCredentials,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { loadFleetProto } from "../serve/segment-fetch-service.js";
 import { fsyncDir, tempPathFor } from "../storage/durable-fs.js";
 import { checkSegmentFile } from "../storage/segment-check.js";
@@ -50,6 +56,8 @@ export interface SegmentFetcherOptions {
   readonly token?: string | null;
   /** A transfer that receives nothing for this long is abandoned, ms. @default 10000 */
   readonly stallTimeoutMs?: number;
+  /** TLS to nodes that serve it (`serve --tls-cert`); plaintext by default. */
+  readonly credentials?: ChannelCredentials;
 }
 
 /** A connection to one node's SegmentFetch service. */
@@ -65,7 +73,7 @@ export class SegmentFetcher {
         v1: { SegmentFetch: new (address: string, creds: unknown, options: object) => RawSegmentFetchClient };
       };
     };
-    this.raw = new pkg.strata.v1.SegmentFetch(address, credentials.createInsecure(), {
+    this.raw = new pkg.strata.v1.SegmentFetch(address, options.credentials ?? credentials.createInsecure(), {
       "grpc-node.flow_control_window": 1 << 20,
     });
   }

@@ -6,6 +6,7 @@ import { randomUUID, createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { ChannelCredentials } from "@grpc/grpc-js";
 import { createStrataClient, type StrataClient } from "../../src/client/index.js";
 import { TableStore } from "../../src/storage/table-store.js";
 import { RedisCoordinationStore } from "../../src/control/redis-coordination-store.js";
@@ -87,18 +88,22 @@ export class FleetHarness {
     };
   }
 
-  /** Starts `strata serve` on a free port; resolves once it prints where it serves. */
+  /**
+   * Starts `strata serve` on a free port; resolves once it prints where it serves. `options.args`
+   * go to `serve` (e.g. TLS files), and the node's client connects with `options.credentials`.
+   */
   async startNode(
     name: string,
     role: "writer" | "replica",
     extra: Record<string, string> = {},
     dir = name,
+    options: { args?: string[]; credentials?: ChannelCredentials } = {},
   ): Promise<NodeProcess> {
     const dataDir = join(this.root, dir);
     mkdirSync(dataDir, { recursive: true });
     const proc = spawn(
       "node",
-      [CLI, "serve", "--data-dir", dataDir, "--port", "0", "--metrics-port", "off"],
+      [CLI, "serve", "--data-dir", dataDir, "--port", "0", "--metrics-port", "off", ...(options.args ?? [])],
       {
         env: this.env({ STRATA_NODE_ID: name, STRATA_FLEET_ROLE: role, ...extra }),
         stdio: ["ignore", "pipe", "pipe"],
@@ -132,7 +137,7 @@ export class FleetHarness {
       name,
       dataDir,
       address,
-      client: createStrataClient(address),
+      client: createStrataClient(address, options.credentials ? { credentials: options.credentials } : {}),
       store: new TableStore(dataDir, "users"),
       proc,
       log: () => err,

@@ -5,7 +5,7 @@
  */
 import cluster from "node:cluster";
 import { format } from "node:util";
-import { setLogger } from "@grpc/grpc-js";
+import { credentials, setLogger, type ChannelCredentials } from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
@@ -16,6 +16,7 @@ import type { CliContext } from "../context.js";
 import { StrataServer } from "../../serve/strata-server.js";
 import { joinFleet } from "../../control/join-fleet.js";
 import type { Logger } from "../../shared/logger.js";
+import { readCertificate } from "../../shared/tls-files.js";
 
 interface ServeOptions {
   port?: string;
@@ -24,6 +25,7 @@ interface ServeOptions {
   workers: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsCa?: string;
 }
 
 export function registerServeCommand(
@@ -47,12 +49,22 @@ export function registerServeCommand(
     .option("--workers <n>", "serving worker processes", "1")
     .option("--tls-cert <pem>", "serve TLS with this certificate chain")
     .option("--tls-key <pem>", "and this private key")
+    .option(
+      "--tls-ca <pem>",
+      "with --tls-cert, in a fleet: the CA (or self-signed) certificates to trust when fetching segments from other nodes (default: the --tls-cert chain)",
+    )
     .action(async (o: ServeOptions, cmd: Command) => {
       const workers = Number(o.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64)
         throw new RangeError(`--workers must be 1 to 64 (got "${o.workers}")`);
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
         throw new RangeError("--tls-cert and --tls-key go together");
+      if (o.tlsCa && !o.tlsCert) throw new RangeError("--tls-ca goes with --tls-cert");
+      // A fleet that serves TLS fetches segments from its nodes over TLS too.
+      const peerCredentials = o.tlsCert
+        ? credentials.createSsl(readCertificate(o.tlsCa ?? o.tlsCert, o.tlsCa ? "--tls-ca" : "--tls-cert"))
+        : undefined;
+      const fleetTls = peerCredentials ? { peerCredentials } : {};
       const c = ctx(cmd);
       const logger = pino(
         { name: "strata", level: process.env.STRATA_LOG_LEVEL ?? "info" },
@@ -68,7 +80,7 @@ export function registerServeCommand(
       });
 
       if (workers > 1 && cluster.isPrimary) {
-        await runPrimary(c, workers, logger, startIngest);
+        await runPrimary(c, workers, logger, startIngest, fleetTls);
         return;
       }
       const inWorker = cluster.isWorker;
@@ -90,7 +102,9 @@ export function registerServeCommand(
       }
       process.send?.(WORKER_READY);
       // With STRATA_REDIS_URL the node joins the fleet, which runs ingest under the writer lease.
-      const fleet = inWorker ? null : await joinFleet({ config: c.config, tables: c.tables, server, logger });
+      const fleet = inWorker
+        ? null
+        : await joinFleet({ config: c.config, tables: c.tables, server, logger, ...fleetTls });
       const ingest = inWorker || fleet ? null : await startIngest(c, logger, server);
       if (!inWorker && !c.json)
         process.stdout.write(
@@ -115,6 +129,7 @@ async function runPrimary(
     logger: Logger,
     server: StrataServer | null,
   ) => Promise<{ stop(): Promise<void> } | null>,
+  fleetTls: { peerCredentials?: ChannelCredentials },
 ): Promise<void> {
   // /metrics of every worker, summed, on the primary's metrics port.
   const aggregator = new AggregatorRegistry();
@@ -153,7 +168,7 @@ async function runPrimary(
     logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
     cluster.fork();
   });
-  const fleet = await joinFleet({ config: c.config, tables: c.tables, server: null, logger });
+  const fleet = await joinFleet({ config: c.config, tables: c.tables, server: null, logger, ...fleetTls });
   const ingest = fleet ? null : await startIngest(c, logger, null);
   if (!c.json)
     process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
