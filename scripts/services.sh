@@ -8,12 +8,15 @@
 #   scripts/services.sh status                     say what runs (exit 0 only if all run)
 #   scripts/services.sh clean                      down, then delete the state folder
 #
-# `up` prints exactly two lines on stdout (everything else goes to stderr):
+# `up` prints these lines on stdout (everything else goes to stderr):
 #   KAFKA_BROKERS=127.0.0.1:PORT
+#   KAFKA_SASL_BROKERS=127.0.0.1:PORT   the same broker, SASL/PLAIN (user strata, password
+#                                        strata-test-secret), for tests of Kafka authentication
 #   REDIS_URL=redis://127.0.0.1:PORT
 #
 # Environment:
 #   STRATA_KAFKA_PORT            broker port (19092)
+#   STRATA_KAFKA_SASL_PORT       the broker's SASL/PLAIN port (19094)
 #   STRATA_KAFKA_CONTROLLER_PORT KRaft controller port (19093)
 #   STRATA_REDIS_PORT            Redis port (16379)
 #   STRATA_SERVICES_DIR          state: pids, data, config, logs (<repo>/.services)
@@ -31,6 +34,7 @@ readonly KAFKA_PROBE="$REPO_DIR/scripts/kafka/metadata-probe.mjs"
 
 readonly KAFKA_PORT="${STRATA_KAFKA_PORT:-19092}"
 readonly KAFKA_CONTROLLER_PORT="${STRATA_KAFKA_CONTROLLER_PORT:-19093}"
+readonly KAFKA_SASL_PORT="${STRATA_KAFKA_SASL_PORT:-19094}"
 readonly REDIS_PORT="${STRATA_REDIS_PORT:-16379}"
 readonly KAFKA_START_TIMEOUT="${STRATA_KAFKA_START_TIMEOUT:-180}"
 readonly REDIS_START_TIMEOUT="${STRATA_REDIS_START_TIMEOUT:-30}"
@@ -219,11 +223,14 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+# Clients that authenticate (tests of STRATA_KAFKA_SASL_*): one user, strata / strata-test-secret.
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="strata" password="strata-test-secret" user_strata="strata-test-secret";
 log.dirs=$KAFKA_DATA
 num.partitions=1
 auto.create.topics.enable=true
@@ -539,7 +546,10 @@ main() {
       fi
       for s in "${SERVICES[@]}"; do
         case "$s" in
-          kafka) echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT" ;;
+          kafka)
+            echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+            echo "KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"
+            ;;
           redis) echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT" ;;
         esac
       done

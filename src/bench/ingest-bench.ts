@@ -20,7 +20,7 @@ import { UnavailableError } from "../shared/errors.js";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { TableStore } from "../storage/table-store.js";
 import { openSnapshot } from "../storage/version-snapshot.js";
-import { createKafka, KafkaDeltaProducer } from "../ingest/kafka-delta-source.js";
+import { createKafka, KafkaDeltaProducer, kafkaClientOptions } from "../ingest/kafka-delta-source.js";
 import type { OutgoingMessage } from "../ingest/delta-source.js";
 import { startIngest } from "../ingest/start-ingest.js";
 import { CATCH_UP_PUBLISH_INTERVAL_MS } from "../ingest/table-ingestor.js";
@@ -44,7 +44,7 @@ export async function benchIngest(opts: { quick: boolean }): Promise<Metric[]> {
     );
   }
   const root = mkdtempSync(join(tmpdir(), "strata-bench-ingest-"));
-  const kafka = createKafka({ brokers: base.kafkaBrokers, clientId: "strata-bench" });
+  const kafka = createKafka(kafkaClientOptions(base, "strata-bench"));
   const admin = kafka.admin();
   await admin.connect();
   const topics: string[] = [];
@@ -101,7 +101,7 @@ async function throughput(
   const count = opts.quick ? 200_000 : 1_000_000;
   const keys = count / 5;
   log(`ingest: producing a backlog of ${count} deltas over ${keys} keys into ${PARTITIONS} partitions`);
-  const producer = new KafkaDeltaProducer({ brokers: base.kafkaBrokers, clientId: "strata-bench-producer" });
+  const producer = new KafkaDeltaProducer(kafkaClientOptions(base, "strata-bench-producer"));
   const batch = 10_000;
   try {
     for (let i = 0; i < count; i += batch) {
@@ -187,7 +187,7 @@ async function freshness(
     tables: tablesFor("bench_fresh", topic),
     onPublished,
   });
-  const producer = new KafkaDeltaProducer({ brokers: base.kafkaBrokers, clientId: "strata-bench-steady" });
+  const producer = new KafkaDeltaProducer(kafkaClientOptions(base, "strata-bench-steady"));
   let sent = 0;
   try {
     // Warm the producer's connection and the ingestor's subscription first.

@@ -25,9 +25,26 @@ import {
   DEFAULT_METRICS_PORT,
   DEFAULT_NODE_TTL_MS,
 } from "./defaults.js";
+import { readCertificate } from "../shared/tls-files.js";
 
 /** What a fleet node does (docs/fleet.md): `auto` is writer when Kafka is configured, else replica. */
 export type FleetRole = "auto" | "writer" | "replica";
+
+export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
+
+export interface KafkaSecurity {
+  /** SASL, or null for none. (env STRATA_KAFKA_SASL_MECHANISM, _USERNAME, _PASSWORD) */
+  readonly sasl: {
+    readonly mechanism: (typeof KAFKA_SASL_MECHANISMS)[number];
+    readonly username: string;
+    readonly password: string;
+  } | null;
+  /**
+   * TLS to the brokers: null = plaintext; `ca` null = the system's CAs, else the PEM of the CAs
+   * to trust. (env STRATA_KAFKA_TLS: "true", or the path of a CA file)
+   */
+  readonly tls: { readonly ca: Buffer | null } | null;
+}
 
 export interface Config {
   /** Root of the table directories. @default "segments" (env STRATA_DATA_DIR) */
@@ -36,6 +53,8 @@ export interface Config {
   readonly tablesConfigPath: string;
   /** Kafka brokers, host:port; empty = no ingest. (env STRATA_KAFKA_BROKERS, comma separated) */
   readonly kafkaBrokers: readonly string[];
+  /** How Strata authenticates to and encrypts for Kafka (env STRATA_KAFKA_SASL_*, STRATA_KAFKA_TLS). */
+  readonly kafkaSecurity: KafkaSecurity;
   /** Redis URL of the fleet control plane; null = single host. (env STRATA_REDIS_URL) */
   readonly redisUrl: string | null;
   /** Fleet: this node's id in the registry; null = `<hostname>:<port>`. (env STRATA_NODE_ID) */
@@ -112,6 +131,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
           .map((b) => b.trim())
           .filter(Boolean)
       : [],
+    kafkaSecurity: kafkaSecurity(pick),
     redisUrl: pick(flags.redisUrl, "STRATA_REDIS_URL") ?? null,
     nodeId: pick(undefined, "STRATA_NODE_ID") ?? null,
     fleetName: pick(undefined, "STRATA_FLEET_NAME") ?? DEFAULT_FLEET_NAME,
@@ -249,4 +269,27 @@ function positiveFraction(value: string | undefined, fallback: number, name: str
   if (!Number.isFinite(n) || n <= 0)
     throw new ConfigError(`Invalid ${name} "${value}": expected a number above 0, such as 0.5`);
   return n;
+}
+
+/** STRATA_KAFKA_SASL_MECHANISM, _USERNAME, _PASSWORD (all three or none) and STRATA_KAFKA_TLS. */
+function kafkaSecurity(pick: (flag: undefined, envName: string) => string | undefined): KafkaSecurity {
+  const mechanism = pick(undefined, "STRATA_KAFKA_SASL_MECHANISM")?.toLowerCase();
+  const username = pick(undefined, "STRATA_KAFKA_SASL_USERNAME");
+  const password = pick(undefined, "STRATA_KAFKA_SASL_PASSWORD");
+  let sasl: KafkaSecurity["sasl"] = null;
+  if (mechanism !== undefined || username !== undefined || password !== undefined) {
+    if (!(KAFKA_SASL_MECHANISMS as readonly string[]).includes(mechanism ?? ""))
+      throw new ConfigError(
+        `Invalid STRATA_KAFKA_SASL_MECHANISM "${mechanism ?? ""}": expected ${KAFKA_SASL_MECHANISMS.join(", ")}`,
+      );
+    if (username === undefined || password === undefined)
+      throw new ConfigError(
+        "STRATA_KAFKA_SASL_MECHANISM needs STRATA_KAFKA_SASL_USERNAME and STRATA_KAFKA_SASL_PASSWORD",
+      );
+    sasl = { mechanism: mechanism as (typeof KAFKA_SASL_MECHANISMS)[number], username, password };
+  }
+  const tls = pick(undefined, "STRATA_KAFKA_TLS");
+  if (tls === undefined || /^(0|false|no|off)$/i.test(tls)) return { sasl, tls: null };
+  if (/^(1|true|yes|on)$/i.test(tls)) return { sasl, tls: { ca: null } };
+  return { sasl, tls: { ca: readCertificate(tls, "STRATA_KAFKA_TLS") } };
 }

@@ -25,6 +25,7 @@ import {
   type LogEntry,
   type Producer,
   type RetryOptions,
+  type SASLOptions,
 } from "kafkajs";
 import { UnavailableError, errorMessage } from "../shared/errors.js";
 import type {
@@ -38,11 +39,14 @@ import type {
   SubscribeOptions,
 } from "./delta-source.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
+import type { Config, KafkaSecurity } from "../config/config.js";
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
   readonly clientId?: string;
   readonly logger?: Logger;
+  /** SASL and TLS (config.ts KafkaSecurity); plaintext and anonymous by default. */
+  readonly security?: KafkaSecurity;
   /** Per request; a broker that does not answer within it counts as down. @default 30000 */
   readonly requestTimeoutMs?: number;
 }
@@ -60,11 +64,29 @@ const FETCH_MAX_BYTES_PER_PARTITION = 2 << 20;
 /** How long a fetch waits for data: bounds the delay a quiet topic adds to freshness. */
 const FETCH_MAX_WAIT_MS = 100;
 
+/** The client options of `config`'s brokers and security, for the client named `clientId`. */
+export function kafkaClientOptions(
+  config: Pick<Config, "kafkaBrokers" | "kafkaSecurity">,
+  clientId: string,
+  logger?: Logger,
+): KafkaClientOptions {
+  return {
+    brokers: config.kafkaBrokers,
+    security: config.kafkaSecurity,
+    clientId,
+    ...(logger ? { logger } : {}),
+  };
+}
+
 export function createKafka(options: KafkaClientOptions): Kafka {
   const log = (options.logger ?? silentLogger).child({ component: "kafkajs" });
+  const { sasl, tls } = options.security ?? { sasl: null, tls: null };
   return new Kafka({
     clientId: options.clientId ?? "strata",
     brokers: [...options.brokers],
+    ...(tls ? { ssl: tls.ca ? { ca: [tls.ca] } : true } : {}),
+    // kafkajs types each mechanism apart; the three take the same username and password.
+    ...(sasl ? { sasl: { ...sasl } as SASLOptions } : {}),
     connectionTimeout: 3_000,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     retry: RETRY,

@@ -12,7 +12,7 @@ import type { DeltaProducer, DeltaSource } from "./delta-source.js";
 import { DecodePool } from "./decode-pool.js";
 import { TableIngestLoop } from "./ingest-loop.js";
 import type { IngestStatus } from "./ingest-status.js";
-import { KafkaDeltaProducer, KafkaDeltaSource } from "./kafka-delta-source.js";
+import { KafkaDeltaProducer, KafkaDeltaSource, kafkaClientOptions } from "./kafka-delta-source.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { TableIngestor } from "./table-ingestor.js";
 import { WriterLock } from "./writer-lock.js";
@@ -78,12 +78,9 @@ export async function startIngest(options: StartIngestOptions): Promise<Ingest> 
     byTopic.set(s.topic, s.name);
   }
 
-  const source =
-    options.source ??
-    new KafkaDeltaSource({ brokers: config.kafkaBrokers, clientId: "strata-ingest", logger });
+  const source = options.source ?? new KafkaDeltaSource(kafkaClientOptions(config, "strata-ingest", logger));
   const producer =
-    options.producer ??
-    new KafkaDeltaProducer({ brokers: config.kafkaBrokers, clientId: "strata-ingest-dlq", logger });
+    options.producer ?? new KafkaDeltaProducer(kafkaClientOptions(config, "strata-ingest-dlq", logger));
   const limits = { maxMessageBytes: config.ingestMaxMessageBytes, maxValueBytes: config.ingestMaxValueBytes };
   const decodePool = new DecodePool(schemas, limits, logger, config.ingestDecodeWorker);
   const locks: WriterLock[] = [];

@@ -2,7 +2,10 @@
 // (with scripts/services.sh). Tests call these instead of hard-coding ports.
 import { inject } from "vitest";
 
-function provided(key: "strataKafkaBrokers" | "strataRedisUrl", envName: string): string {
+function provided(
+  key: "strataKafkaBrokers" | "strataKafkaSaslBrokers" | "strataRedisUrl",
+  envName: string,
+): string {
   // inject() returns undefined when no globalSetup provided the key (e.g. the unit project).
   const value = inject(key) ?? process.env[envName];
   if (value === undefined || value.trim() === "") {
@@ -18,6 +21,14 @@ function provided(key: "strataKafkaBrokers" | "strataRedisUrl", envName: string)
 /** Kafka bootstrap servers, e.g. ["127.0.0.1:19092"]. */
 export function kafkaBrokers(): string[] {
   return provided("strataKafkaBrokers", "STRATA_KAFKA_BROKERS")
+    .split(",")
+    .map((b) => b.trim())
+    .filter((b) => b !== "");
+}
+
+/** The broker's SASL/PLAIN listener (user strata, password strata-test-secret), e.g. ["127.0.0.1:19094"]. */
+export function kafkaSaslBrokers(): string[] {
+  return provided("strataKafkaSaslBrokers", "STRATA_KAFKA_SASL_BROKERS")
     .split(",")
     .map((b) => b.trim())
     .filter((b) => b !== "");

@@ -10,6 +10,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** Comma-separated Kafka bootstrap servers, e.g. "127.0.0.1:19092". */
     strataKafkaBrokers: string;
+    /** The same broker's SASL/PLAIN listener (user strata, password strata-test-secret). */
+    strataKafkaSaslBrokers: string;
     /** Redis URL, e.g. "redis://127.0.0.1:16379". */
     strataRedisUrl: string;
   }
@@ -80,10 +82,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
   const brokers = /^KAFKA_BROKERS=(\S+)$/m.exec(up.stdout)?.[1];
+  const saslBrokers = /^KAFKA_SASL_BROKERS=(\S+)$/m.exec(up.stdout)?.[1];
   const redisUrl = /^REDIS_URL=(\S+)$/m.exec(up.stdout)?.[1];
-  if (!brokers || !redisUrl) {
+  if (!brokers || !saslBrokers || !redisUrl) {
     throw new Error(
-      `'bash scripts/services.sh up' succeeded but did not print KAFKA_BROKERS=... and REDIS_URL=...; ` +
+      `'bash scripts/services.sh up' succeeded but did not print KAFKA_BROKERS=..., KAFKA_SASL_BROKERS=... and REDIS_URL=...; ` +
         `its stdout was:\n${up.stdout}`,
     );
   }
@@ -91,6 +94,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Both ways: inject() in tests, and the environment that test workers (and any child
   // process they spawn, such as the strata CLI) inherit.
   project.provide("strataKafkaBrokers", brokers);
+  project.provide("strataKafkaSaslBrokers", saslBrokers);
   project.provide("strataRedisUrl", redisUrl);
   process.env.STRATA_KAFKA_BROKERS = brokers;
   process.env.STRATA_REDIS_URL = redisUrl;

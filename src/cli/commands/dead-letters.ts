@@ -13,7 +13,7 @@ import type { CliContext } from "../context.js";
 import { ConfigError } from "../../shared/errors.js";
 import { DeltaDecoder } from "../../ingest/delta-event.js";
 import { InvalidDeltaError } from "../../ingest/errors.js";
-import { KafkaDeltaProducer, KafkaDeltaSource } from "../../ingest/kafka-delta-source.js";
+import { KafkaDeltaProducer, KafkaDeltaSource, kafkaClientOptions } from "../../ingest/kafka-delta-source.js";
 import { readTopicToEnd } from "../../ingest/topic-reader.js";
 import { replayMessage, storedDeadLetter, type StoredDeadLetter } from "../../ingest/dead-letters.js";
 import { MappedSegmentCache } from "../../storage/mapped-segment.js";
@@ -60,10 +60,7 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
       const topic = schema.topic + c.config.ingestDeadLetterSuffix;
       const kinds = o.kind ? new Set(o.kind.split(",").map((k) => k.trim())) : null;
 
-      const source = new KafkaDeltaSource({
-        brokers: c.config.kafkaBrokers,
-        clientId: "strata-dead-letters",
-      });
+      const source = new KafkaDeltaSource(kafkaClientOptions(c.config, "strata-dead-letters"));
       let letters: StoredDeadLetter[];
       try {
         const read = await readTopicToEnd(source, topic, {
@@ -147,10 +144,7 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
         toSend.push(replayMessage(topic, letter));
       }
       if (!o.dryRun && toSend.length > 0) {
-        const producer = new KafkaDeltaProducer({
-          brokers: c.config.kafkaBrokers,
-          clientId: "strata-dead-letters",
-        });
+        const producer = new KafkaDeltaProducer(kafkaClientOptions(c.config, "strata-dead-letters"));
         try {
           for (let i = 0; i < toSend.length; i += SEND_BATCH)
             await producer.send(schema.topic, toSend.slice(i, i + SEND_BATCH));

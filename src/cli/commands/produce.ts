@@ -14,7 +14,7 @@ import { inputFileSize, type CliContext } from "../context.js";
 import { ConfigError } from "../../shared/errors.js";
 import { DeltaDecoder } from "../../ingest/delta-event.js";
 import { InvalidDeltaError } from "../../ingest/errors.js";
-import { KafkaDeltaProducer } from "../../ingest/kafka-delta-source.js";
+import { KafkaDeltaProducer, kafkaClientOptions } from "../../ingest/kafka-delta-source.js";
 import type { OutgoingMessage } from "../../ingest/delta-source.js";
 
 const SEND_BATCH = 1000;
@@ -45,7 +45,7 @@ export function registerProduceCommand(program: Command, ctx: (cmd: Command) => 
         maxValueBytes: c.config.ingestMaxValueBytes,
       });
       if (o.validate) await validateFile(file, decoder);
-      const producer = new KafkaDeltaProducer({ brokers: c.config.kafkaBrokers, clientId: "strata-produce" });
+      const producer = new KafkaDeltaProducer(kafkaClientOptions(c.config, "strata-produce"));
       const started = performance.now();
       let sent = 0;
       try {
