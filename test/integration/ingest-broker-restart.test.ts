@@ -71,6 +71,7 @@ describe("ingest through a broker restart", () => {
       STRATA_SERVICES_DIR: stateDir,
       STRATA_KAFKA_PORT: String(await freePort()),
       STRATA_KAFKA_CONTROLLER_PORT: String(await freePort()),
+      STRATA_KAFKA_SASL_PORT: String(await freePort()),
       STRATA_STOP_TIMEOUT: "20",
     };
     const out = await services(["up", "kafka"], env);
@@ -84,7 +85,7 @@ describe("ingest through a broker restart", () => {
     await admin?.disconnect().catch(() => undefined);
     if (env) await services(["down", "kafka"], env).catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
-    rmSync(root, { recursive: true, force: true });
+    if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it("retries while the broker is down, keeps the table readable, and catches up with nothing lost or doubled", async () => {
