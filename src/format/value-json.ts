@@ -10,11 +10,22 @@ export type JsonValue = number | string | boolean | null | JsonValue[];
 
 export function float32ToJson(x: number): number | string {
   if (!Number.isFinite(x)) return String(x);
-  for (let p = 1; p <= 9; p++) {
-    const s = Number(x.toPrecision(p));
-    if (Math.fround(s) === x) return s;
+  // Integers up to 2^24 are exact in a float32 and print as themselves (-0 as 0).
+  if (Number.isInteger(x) && Math.abs(x) <= 16777216) return x === 0 ? 0 : x;
+  // The fewest significant digits that read back to x, by bisection over 1..9 (9 always do, and
+  // a precision that reads back keeps doing so above it): about 3 formattings instead of up to 9.
+  let lo = 1;
+  let hi = 9;
+  let shortest = Number(x.toPrecision(9));
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const candidate = Number(x.toPrecision(mid));
+    if (Math.fround(candidate) === x) {
+      hi = mid;
+      shortest = candidate;
+    } else lo = mid + 1;
   }
-  return x;
+  return shortest;
 }
 
 export function featureValueToJson(kind: FeatureKind, v: FeatureValue): JsonValue {
