@@ -12,6 +12,7 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import { ResponseEncoder, type Encoding } from "./response-encoder.js";
+import { FRAME_PREFIX_BYTES } from "./message-framing.js";
 import { releaseGetFeaturesRequest, type GetFeaturesRequest } from "./request-decoder.js";
 import { keyLength } from "../format/key-batch.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
@@ -53,7 +54,8 @@ const DEFAULT_SCAN_CHUNK_ROWS = 1000;
 const MAX_SCAN_CHUNK_ROWS = 100_000;
 
 export function createFeatureService(o: FeatureServiceOptions): UntypedServiceImplementation {
-  const encoder = new ResponseEncoder();
+  // A response (with its frame prefix) must fit grpc-js's send limit, which is maxResponseBytes.
+  const encoder = new ResponseEncoder(o.maxResponseBytes - FRAME_PREFIX_BYTES);
 
   const tableOf = (name: string): ServedTable => {
     if (!name) throw new RequestError("Request names no table");
@@ -106,11 +108,6 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       counters,
     );
     if (counters.dataLoss !== before) onDataLoss(table, counters.dataLoss - before);
-    if (buf.length > o.maxResponseBytes) {
-      throw new RequestTooLargeError(
-        `Response would be ${buf.length} bytes; the limit is ${o.maxResponseBytes}: ask for fewer keys`,
-      );
-    }
     return buf;
   };
 

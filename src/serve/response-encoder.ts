@@ -19,6 +19,7 @@ import type { KeyBatch } from "../format/key-batch.js";
 import type { VersionSnapshot } from "../storage/version-snapshot.js";
 import { BatchLocations, BatchStatus, type ResponseRows } from "../storage/native.js";
 import { Slab } from "./slab.js";
+import { RequestTooLargeError } from "./errors.js";
 import { FRAME_PREFIX_BYTES, frameMessage } from "./message-framing.js";
 import {
   WIRE_VARINT,
@@ -97,6 +98,9 @@ export interface EncodeCounters {
  * The encoder of one server: holds scratch space (the event loop runs one encode at a time).
  */
 export class ResponseEncoder {
+  /** @param maxMessageBytes a response larger than this is refused before it is allocated */
+  constructor(private readonly maxMessageBytes = Infinity) {}
+
   private status = new Uint8Array(256);
   private rowSize = new Int32Array(256);
   private readonly located = new BatchLocations();
@@ -130,6 +134,7 @@ export class ResponseEncoder {
       uint64FieldSize(3, snapshot.version) +
       getFeatures.length +
       this.measure(snapshot, rows);
+    this.checkSize(size, "ask for fewer keys");
     const buf = this.newMessage(size);
     let pos = 0;
     if (requestIdSize > 0) {
@@ -167,6 +172,7 @@ export class ResponseEncoder {
       scanFeatures.length +
       this.measure(snapshot, rows) +
       lenFieldSize(5, resumeToken.length);
+    this.checkSize(size, "ask for fewer chunk_rows");
     const buf = this.newMessage(size);
     let pos = scanTable.copy(buf, 0);
     pos = writeUint64Field(buf, pos, 2, snapshot.version);
@@ -175,6 +181,14 @@ export class ResponseEncoder {
     pos = writeBytesField(buf, pos, 5, resumeToken, 0, resumeToken.length);
     if (pos !== size) throw new Error(`Scan encoder wrote ${pos} bytes, planned ${size}`);
     return buf;
+  }
+
+  /** Refuses (RESOURCE_EXHAUSTED) a response over the limit before its bytes are allocated. */
+  private checkSize(size: number, advice: string): void {
+    if (size > this.maxMessageBytes)
+      throw new RequestTooLargeError(
+        `Response would be ${size} bytes; the limit is ${this.maxMessageBytes}: ${advice}`,
+      );
   }
 
   /**

@@ -16,6 +16,7 @@ import { VersionScanner } from "../../../src/storage/version-scan.js";
 import type { Manifest } from "../../../src/storage/manifest.js";
 import { ResponseEncoder, ResponsePlan, type Encoding } from "../../../src/serve/response-encoder.js";
 import { PROTO_ROOT } from "../../../src/serve/proto.js";
+import { RequestTooLargeError } from "../../../src/serve/errors.js";
 
 const root = protobuf.loadSync(join(PROTO_ROOT, "strata/v1/feature_store.proto"));
 const GetFeaturesResponse = root.lookupType("strata.v1.GetFeaturesResponse");
@@ -188,5 +189,23 @@ describe("response encoder", () => {
     expect(rows.map((r) => r.key).sort()).toEqual(reference.map((r) => r.key).sort());
     expect(Buffer.from(message.resumeToken as number[])).toEqual(token); // protobufjs camel-cases names
     rows.forEach((r) => expect(r.values).toHaveLength(7));
+
+    // Over the encoder's limit: refused before the response is allocated, naming the way out.
+    const small = new ResponseEncoder(chunk.length - 1);
+    expect(() =>
+      small.encodeScanChunk(snap, plan, scanner.keys, scanner.located, 0, 0, counters, token),
+    ).toThrow(/^Response would be \d+ bytes; the limit is \d+: ask for fewer chunk_rows$/);
+    expect(() =>
+      new ResponseEncoder(40).encodeGetFeatures(
+        snap2,
+        plan,
+        0,
+        0,
+        new KeyBatchBuilder().set(["k20", "k21", "k399"]),
+        0,
+        0,
+        counters,
+      ),
+    ).toThrow(RequestTooLargeError);
   });
 });
