@@ -60,41 +60,57 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
       const topic = schema.topic + c.config.ingestDeadLetterSuffix;
       const kinds = o.kind ? new Set(o.kind.split(",").map((k) => k.trim())) : null;
 
+      const decoder = new DeltaDecoder(schema, {
+        maxMessageBytes: c.config.ingestMaxMessageBytes,
+        maxValueBytes: c.config.ingestMaxValueBytes,
+      });
+      const replay = o.replay
+        ? new Replay(topic, decoder, currentSnapshot(c, table), o.dryRun ? null : c.config, schema.topic)
+        : null;
+      const byKind: Record<string, number> = {};
+      let total = 0;
+      let selected = 0;
+      const newest: StoredDeadLetter[] = [];
       const source = new KafkaDeltaSource(kafkaClientOptions(c.config, "strata-dead-letters"));
-      let letters: StoredDeadLetter[];
       try {
-        const read = await readTopicToEnd(source, topic, {
+        // Read as it comes, never whole: a dead-letter topic may hold millions.
+        await readTopicToEnd(source, topic, {
           groupId: `strata-dead-letters.${schema.name}`,
           timeoutMs: READ_TIMEOUT_MS,
+          onMessage: async (partition, message) => {
+            const letter = storedDeadLetter(partition, message);
+            total++;
+            byKind[letter.kind] = (byKind[letter.kind] ?? 0) + 1;
+            if (kinds && !kinds.has(letter.kind)) return;
+            selected++;
+            if (replay) await replay.offer(letter);
+            else keepNewest(newest, letter, limit);
+          },
         }).catch((err: unknown) => {
           // A table that never refused a delta has no dead-letter topic yet.
-          if (/does not host this topic|UNKNOWN_TOPIC/i.test(String(err))) return [];
+          if (/does not host this topic|UNKNOWN_TOPIC/i.test(String(err))) return 0;
           throw err;
         });
-        letters = read.map((r) => storedDeadLetter(r.partition, r.message));
+        await replay?.flush();
       } finally {
         await source.close();
+        await replay?.close();
       }
-      const byKind: Record<string, number> = {};
-      for (const l of letters) byKind[l.kind] = (byKind[l.kind] ?? 0) + 1;
-      const selected = kinds ? letters.filter((l) => kinds.has(l.kind)) : letters;
 
-      if (!o.replay) {
-        // The newest `limit`, oldest first (across partitions, by their original timestamps).
-        const byTime = [...selected].sort((a, b) => a.message.timestampMs - b.message.timestampMs);
-        const shown = byTime.slice(Math.max(0, byTime.length - limit));
+      if (!replay) {
+        const shown = keepNewest(newest, null, limit);
         c.print(
           {
             table,
             topic,
-            total: letters.length,
-            selected: selected.length,
+            total,
+            selected,
             by_kind: byKind,
             dead_letters: shown.map((l) => describe(l, true)),
           },
           [
-            `${table}: ${letters.length} dead letter${letters.length === 1 ? "" : "s"} in "${topic}"` +
-              (letters.length
+            `${table}: ${total} dead letter${total === 1 ? "" : "s"} in "${topic}"` +
+              (total
                 ? ` (${Object.entries(byKind)
                     .map(([k, n]) => `${k} ${n}`)
                     .join(", ")})`
@@ -103,74 +119,129 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
               const d = describe(l, false);
               return `${d.at}\t${d.kind}\tfrom ${d.source ?? "?"}\tkey ${JSON.stringify(d.key)}\t${d.reason}\n\t${d.value}`;
             }),
-            ...(shown.length < selected.length
-              ? [`(${selected.length - shown.length} older not shown: --limit)`]
-              : []),
+            ...(shown.length < selected ? [`(${selected - shown.length} older not shown: --limit)`] : []),
           ],
         );
         return;
       }
-
-      const decoder = new DeltaDecoder(schema, {
-        maxMessageBytes: c.config.ingestMaxMessageBytes,
-        maxValueBytes: c.config.ingestMaxValueBytes,
-      });
-      const current = currentSnapshot(c, table);
-      const outcomes: Record<Outcome, number> = { sent: 0, still_invalid: 0, stale: 0, duplicate: 0 };
-      const invalid: string[] = [];
-      const seen = new Set<string>();
-      const toSend: OutgoingMessage[] = [];
-      for (const letter of selected) {
-        if (letter.source !== null && seen.has(letter.source)) {
-          outcomes.duplicate++;
-          continue;
-        }
-        if (letter.source !== null) seen.add(letter.source);
-        let event;
-        try {
-          event = decoder.decode(letter.message);
-        } catch (err) {
-          if (!(err instanceof InvalidDeltaError)) throw err;
-          outcomes.still_invalid++;
-          if (invalid.length < 10)
-            invalid.push(`${letter.partition}/${letter.offset} (${err.problem}): ${err.message}`);
-          continue;
-        }
-        const stored = current?.locate(event.key);
-        if (stored?.status === "found" && stored.eventTimeMs > event.eventTimeMs) {
-          outcomes.stale++;
-          continue;
-        }
-        toSend.push(replayMessage(topic, letter));
-      }
-      if (!o.dryRun && toSend.length > 0) {
-        const producer = new KafkaDeltaProducer(kafkaClientOptions(c.config, "strata-dead-letters"));
-        try {
-          for (let i = 0; i < toSend.length; i += SEND_BATCH)
-            await producer.send(schema.topic, toSend.slice(i, i + SEND_BATCH));
-        } finally {
-          await producer.close();
-        }
-      }
-      outcomes.sent = toSend.length;
+      const { outcomes, invalid } = replay;
       const verb = o.dryRun ? "would send" : "sent";
       c.print(
         {
           table,
           topic: schema.topic,
           dry_run: o.dryRun === true,
-          selected: selected.length,
+          selected,
           ...outcomes,
           still_invalid_examples: invalid,
         },
         [
-          `${table}: ${verb} ${outcomes.sent} of ${selected.length} dead letter${selected.length === 1 ? "" : "s"} to "${schema.topic}"` +
+          `${table}: ${verb} ${outcomes.sent} of ${selected} dead letter${selected === 1 ? "" : "s"} to "${schema.topic}"` +
             `; ${outcomes.still_invalid} still invalid, ${outcomes.stale} older than the stored row, ${outcomes.duplicate} duplicate${outcomes.duplicate === 1 ? "" : "s"}` +
-            (current ? "" : " (no local version to compare event times with: none skipped as older)"),
+            (replay.comparesEventTimes
+              ? ""
+              : " (no local version to compare event times with: none skipped as older)"),
           ...invalid.map((line) => `  still invalid: ${line}`),
         ],
       );
     });
+}
+
+/**
+ * Keeps the newest `limit` dead letters by their original timestamps, copied (a fetched message
+ * is a view of its whole fetch response); with `letter` null, returns them oldest first.
+ */
+function keepNewest(
+  kept: StoredDeadLetter[],
+  letter: StoredDeadLetter | null,
+  limit: number,
+): StoredDeadLetter[] {
+  const trim = (): void => {
+    kept.sort((a, b) => a.message.timestampMs - b.message.timestampMs);
+    kept.splice(0, Math.max(0, kept.length - limit));
+  };
+  if (letter === null) {
+    trim();
+    return kept;
+  }
+  const m = letter.message;
+  const headers: Record<string, Buffer | string | undefined> = {};
+  for (const name in m.headers) {
+    const v = m.headers[name];
+    headers[name] = typeof v === "string" || v === undefined ? v : Buffer.from(v);
+  }
+  kept.push({
+    ...letter,
+    message: { ...m, key: m.key && Buffer.from(m.key), value: m.value && Buffer.from(m.value), headers },
+  });
+  if (kept.length > 2 * limit + 100) trim();
+  return kept;
+}
+
+/**
+ * What `--replay` does with each selected dead letter, in the order read: once per refused delta
+ * (the topic may hold copies), only if it decodes now, and not over a newer stored row; sent in
+ * batches (`config` null: a dry run, nothing is sent).
+ */
+class Replay {
+  readonly outcomes: Record<Outcome, number> = { sent: 0, still_invalid: 0, stale: 0, duplicate: 0 };
+  /** Up to ten still-invalid dead letters, with their reasons now. */
+  readonly invalid: string[] = [];
+  private readonly seen = new Set<string>();
+  private batch: OutgoingMessage[] = [];
+  private readonly producer: KafkaDeltaProducer | null;
+
+  constructor(
+    private readonly deadLetterTopic: string,
+    private readonly decoder: DeltaDecoder,
+    private readonly current: VersionSnapshot | null,
+    config: CliContext["config"] | null,
+    private readonly tableTopic: string,
+  ) {
+    this.producer = config && new KafkaDeltaProducer(kafkaClientOptions(config, "strata-dead-letters"));
+  }
+
+  get comparesEventTimes(): boolean {
+    return this.current !== null;
+  }
+
+  async offer(letter: StoredDeadLetter): Promise<void> {
+    if (letter.source !== null) {
+      if (this.seen.has(letter.source)) {
+        this.outcomes.duplicate++;
+        return;
+      }
+      this.seen.add(letter.source);
+    }
+    let event;
+    try {
+      event = this.decoder.decode(letter.message);
+    } catch (err) {
+      if (!(err instanceof InvalidDeltaError)) throw err;
+      this.outcomes.still_invalid++;
+      if (this.invalid.length < 10)
+        this.invalid.push(`${letter.partition}/${letter.offset} (${err.problem}): ${err.message}`);
+      return;
+    }
+    const stored = this.current?.locate(event.key);
+    if (stored?.status === "found" && stored.eventTimeMs > event.eventTimeMs) {
+      this.outcomes.stale++;
+      return;
+    }
+    this.outcomes.sent++;
+    this.batch.push(replayMessage(this.deadLetterTopic, letter));
+    if (this.batch.length >= SEND_BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const batch = this.batch;
+    this.batch = [];
+    await this.producer?.send(this.tableTopic, batch);
+  }
+
+  async close(): Promise<void> {
+    await this.producer?.close();
+  }
 }
 
 /** The table's current version in the local data dir, to compare event times with; null without one. */
