@@ -60,12 +60,17 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
       const topic = schema.topic + c.config.ingestDeadLetterSuffix;
       const kinds = o.kind ? new Set(o.kind.split(",").map((k) => k.trim())) : null;
 
-      const decoder = new DeltaDecoder(schema, {
-        maxMessageBytes: c.config.ingestMaxMessageBytes,
-        maxValueBytes: c.config.ingestMaxValueBytes,
-      });
       const replay = o.replay
-        ? new Replay(topic, decoder, currentSnapshot(c, table), o.dryRun ? null : c.config, schema.topic)
+        ? new Replay(
+            topic,
+            new DeltaDecoder(schema, {
+              maxMessageBytes: c.config.ingestMaxMessageBytes,
+              maxValueBytes: c.config.ingestMaxValueBytes,
+            }),
+            currentSnapshot(c, table),
+            o.dryRun ? null : c.config,
+            schema.topic,
+          )
         : null;
       const byKind: Record<string, number> = {};
       let total = 0;
