@@ -17,6 +17,8 @@
 # Environment:
 #   STRATA_KAFKA_PORT            broker port (19092)
 #   STRATA_KAFKA_SASL_PORT       the broker's SASL/PLAIN port (19094)
+#   STRATA_KAFKA_TLS_PORT        unset; set, the broker also listens with TLS there (certificate of
+#                                test/fixtures/tls) and `up` prints KAFKA_TLS_BROKERS=127.0.0.1:PORT
 #   STRATA_KAFKA_CONTROLLER_PORT KRaft controller port (19093)
 #   STRATA_REDIS_PORT            Redis port (16379)
 #   STRATA_SERVICES_DIR          state: pids, data, config, logs (<repo>/.services)
@@ -35,6 +37,9 @@ readonly KAFKA_PROBE="$REPO_DIR/scripts/kafka/metadata-probe.mjs"
 readonly KAFKA_PORT="${STRATA_KAFKA_PORT:-19092}"
 readonly KAFKA_CONTROLLER_PORT="${STRATA_KAFKA_CONTROLLER_PORT:-19093}"
 readonly KAFKA_SASL_PORT="${STRATA_KAFKA_SASL_PORT:-19094}"
+# Set, the broker also listens with TLS there, with the certificate of test/fixtures/tls (tests of
+# STRATA_KAFKA_TLS, on a private broker; the shared one has no TLS listener).
+readonly KAFKA_TLS_PORT="${STRATA_KAFKA_TLS_PORT:-}"
 readonly REDIS_PORT="${STRATA_REDIS_PORT:-16379}"
 readonly KAFKA_START_TIMEOUT="${STRATA_KAFKA_START_TIMEOUT:-180}"
 readonly REDIS_START_TIMEOUT="${STRATA_REDIS_START_TIMEOUT:-30}"
@@ -218,16 +223,25 @@ kafka_jars() {
 
 kafka_write_config() {
   mkdir -p "$KAFKA_DIR" "$LOG_DIR"
+  local tls_listener="" tls_map="" tls_keystore=""
+  if [[ -n "$KAFKA_TLS_PORT" ]]; then
+    cat "$REPO_DIR/test/fixtures/tls/key.pem" "$REPO_DIR/test/fixtures/tls/cert.pem" >"$KAFKA_DIR/tls-keystore.pem"
+    tls_listener=",SSL://127.0.0.1:$KAFKA_TLS_PORT"
+    tls_map=",SSL:SSL"
+    tls_keystore="ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_DIR/tls-keystore.pem"
+  fi
   cat >"$KAFKA_DIR/server.properties" <<EOF
 # Written by scripts/services.sh on every start: edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT$tls_listener,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT$tls_listener
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT$tls_map
+$tls_keystore
 # Clients that authenticate (tests of STRATA_KAFKA_SASL_*): one user, strata / strata-test-secret.
 sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="strata" password="strata-test-secret" user_strata="strata-test-secret";
@@ -549,6 +563,7 @@ main() {
           kafka)
             echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
             echo "KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"
+            [[ -z "$KAFKA_TLS_PORT" ]] || echo "KAFKA_TLS_BROKERS=127.0.0.1:$KAFKA_TLS_PORT"
             ;;
           redis) echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT" ;;
         esac

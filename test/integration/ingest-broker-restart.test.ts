@@ -4,11 +4,9 @@
 //
 // The broker is a private one (scripts/services.sh with its own state folder and ports): the
 // shared broker of the other integration tests is never stopped.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Admin } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
@@ -33,49 +31,19 @@ import {
   uniqueName,
   until,
 } from "../helpers/ingest-kafka.js";
-import { freePort } from "../helpers/free-port.js";
-
-const script = fileURLToPath(new URL("../../scripts/services.sh", import.meta.url));
-
-/** A TCP port nothing listens on now. */
-
-function services(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0
-        ? resolve(out)
-        : reject(new Error(`services.sh ${args.join(" ")} exited with ${code}: ${err.slice(-2000)}`)),
-    );
-  });
-}
+import { startPrivateBroker, type PrivateBroker } from "../helpers/private-broker.js";
 
 describe("ingest through a broker restart", () => {
   const topic = uniqueName("strata-it-ingest-restart");
-  let stateDir: string;
-  let env: NodeJS.ProcessEnv;
+  let broker: PrivateBroker | null = null;
   let brokers: string[];
   let admin: Admin | null = null;
   let root: string;
   let ingest: Ingest | null = null;
 
   beforeAll(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), "strata-it-restart-services-"));
-    env = {
-      ...process.env,
-      STRATA_SERVICES_DIR: stateDir,
-      STRATA_KAFKA_PORT: String(await freePort()),
-      STRATA_KAFKA_CONTROLLER_PORT: String(await freePort()),
-      STRATA_KAFKA_SASL_PORT: String(await freePort()),
-      STRATA_STOP_TIMEOUT: "20",
-    };
-    const out = await services(["up", "kafka"], env);
-    brokers = [/^KAFKA_BROKERS=(\S+)$/m.exec(out)![1]!];
+    broker = await startPrivateBroker();
+    brokers = broker.brokers;
     admin = await connectAdmin(brokers);
     await createTopic(admin, topic, 3);
     root = mkdtempSync(join(tmpdir(), "strata-it-restart-"));
@@ -83,8 +51,7 @@ describe("ingest through a broker restart", () => {
   afterAll(async () => {
     await ingest?.stop();
     await admin?.disconnect().catch(() => undefined);
-    if (env) await services(["down", "kafka"], env).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
+    await broker?.remove();
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
@@ -128,14 +95,14 @@ describe("ingest through a broker restart", () => {
       }
     }, 20);
     try {
-      await services(["down", "kafka"], env);
+      await broker!.stop();
       await until("ingest to notice the outage", () => status().state === "retrying", 60_000, status);
       const failuresDuringOutage = status().counters.sourceFailures;
       expect(failuresDuringOutage).toBeGreaterThan(0);
       expect(status().lastError?.message).toBeTruthy();
       await new Promise((r) => setTimeout(r, 1_500)); // more retries, with backoff, while down
 
-      await services(["up", "kafka"], env);
+      await broker!.start();
       admin = await connectAdmin(brokers);
       await kcatProduce(topic, c!, join(root, "c.tsv"), brokers);
       const endC = await endOffsets(admin, topic);
