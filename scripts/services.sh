@@ -350,6 +350,12 @@ kafka_up() {
     if [[ -n "$running_port" && "$running_port" != "$KAFKA_PORT" ]]; then
       die "Kafka from $STATE_DIR already runs on port $running_port (pid $pid), not $KAFKA_PORT: run '$0 down' first or use another STRATA_SERVICES_DIR"
     fi
+    # A broker started by an older version of this script lacks listeners the tests need.
+    local listener
+    for listener in "SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT" ${KAFKA_TLS_PORT:+"SSL://127.0.0.1:$KAFKA_TLS_PORT"}; do
+      grep -q "^listeners=.*$listener" "$KAFKA_DIR/server.properties" 2>/dev/null ||
+        die "Kafka (pid $pid) runs without the listener $listener (started by an older scripts/services.sh?): run '$0 down kafka', then '$0 up'"
+    done
     log "kafka: already running (pid $pid), reusing it"
     kafka_wait_ready "$pid"
     return 0
