@@ -93,3 +93,25 @@ export function inputFileSize(file: string): number {
   if (stat.isDirectory()) throw new ImportFileError(`Input file "${file}" is a directory`);
   return stat.size;
 }
+
+/**
+ * The indexes in `features` (a version's reader features) of the names a command was given, in
+ * that order; all of them when none were given. An unknown name is a bad argument (exit 2).
+ */
+export function featureIndexes(
+  table: string,
+  features: readonly { name: string }[],
+  wanted: readonly string[],
+): number[] {
+  const names = features.map((f) => f.name);
+  if (wanted.length === 0) return names.map((_, i) => i);
+  return wanted.map((name) => {
+    const i = names.indexOf(name);
+    if (i < 0) throw new RangeError(`Table "${table}" has no feature "${name}"`);
+    return i;
+  });
+}
+
+/** `--features a,b` → ["a", "b"]; absent → []. */
+export const parseFeaturesArg = (arg: string | undefined): string[] =>
+  arg ? arg.split(",").map((f) => f.trim()) : [];

@@ -1,7 +1,8 @@
 /**
  * A batch of keys as UTF-8 byte ranges in one buffer: what a batch lookup reads. The gRPC
  * request decoder points the ranges straight into the request bytes (no string per key); callers
- * holding strings fill one with `KeyBatchBuilder`.
+ * holding strings fill one with `KeyBatchBuilder`, and a scan copies record keys into a
+ * `KeyBatchAppender`.
  */
 export interface KeyBatch {
   /** Holds every key's bytes. */
@@ -38,5 +39,48 @@ export class KeyBatchBuilder implements KeyBatch {
     }
     this.count = keys.length;
     return this;
+  }
+}
+
+/** Fills a reusable KeyBatch with byte ranges copied out of other buffers (a scan's keys, from the mapped records); its buffers grow and are kept. */
+export class KeyBatchAppender implements KeyBatch {
+  bytes = Buffer.allocUnsafe(64 * 1024);
+  bounds = new Uint32Array(2048);
+  count = 0;
+  private end = 0;
+
+  clear(): void {
+    this.count = 0;
+    this.end = 0;
+  }
+
+  /** Appends `src[start, end)`; an empty range (start = end) is an empty key. */
+  push(src: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    if (this.end + length > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.end + length, this.bytes.length * 2));
+      this.bytes.copy(grown, 0, 0, this.end);
+      this.bytes = grown;
+    }
+    if (2 * this.count + 2 > this.bounds.length) {
+      const grown = new Uint32Array(this.bounds.length * 2);
+      grown.set(this.bounds);
+      this.bounds = grown;
+    }
+    const bytes = this.bytes;
+    const at = this.end;
+    // Keys are short: a loop beats Buffer.copy's call for them.
+    if (length <= 64) for (let i = 0; i < length; i++) bytes[at + i] = src[start + i]!;
+    else bytes.set(src.subarray(start, end), at);
+    this.bounds[2 * this.count] = at;
+    this.bounds[2 * this.count + 1] = at + length;
+    this.count++;
+    this.end = at + length;
+  }
+
+  /** Moves key `from` to index `to` (<= from) and makes it the last one. */
+  keep(from: number, to: number): void {
+    this.bounds[2 * to] = this.bounds[2 * from]!;
+    this.bounds[2 * to + 1] = this.bounds[2 * from + 1]!;
   }
 }

@@ -16,7 +16,7 @@
  * record belongs to the range it starts in, so `count` scans of one version ("shards") read every
  * row exactly once between them.
  */
-import type { KeyBatch } from "../format/key-batch.js";
+import { KeyBatchAppender } from "../format/key-batch.js";
 import { RECORD_HEADER_BYTES } from "../format/segment-layout.js";
 import { BatchLocations, BatchStatus } from "./native.js";
 import type { VersionSnapshot } from "./version-snapshot.js";
@@ -34,49 +34,6 @@ export interface ScanShard {
 }
 
 export const WHOLE_VERSION: ScanShard = { index: 0, count: 1 };
-
-/** Keys appended as byte ranges; the buffers grow and are kept. */
-class KeyBatchAppender implements KeyBatch {
-  bytes = Buffer.allocUnsafe(64 * 1024);
-  bounds = new Uint32Array(2048);
-  count = 0;
-  private end = 0;
-
-  clear(): void {
-    this.count = 0;
-    this.end = 0;
-  }
-
-  /** Appends `src[start, end)`; an empty range (start = end) is an empty key. */
-  push(src: Uint8Array, start: number, end: number): void {
-    const length = end - start;
-    if (this.end + length > this.bytes.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.end + length, this.bytes.length * 2));
-      this.bytes.copy(grown, 0, 0, this.end);
-      this.bytes = grown;
-    }
-    if (2 * this.count + 2 > this.bounds.length) {
-      const grown = new Uint32Array(this.bounds.length * 2);
-      grown.set(this.bounds);
-      this.bounds = grown;
-    }
-    const bytes = this.bytes;
-    const at = this.end;
-    // Keys are short: a loop beats Buffer.copy's call for them.
-    if (length <= 64) for (let i = 0; i < length; i++) bytes[at + i] = src[start + i]!;
-    else bytes.set(src.subarray(start, end), at);
-    this.bounds[2 * this.count] = at;
-    this.bounds[2 * this.count + 1] = at + length;
-    this.count++;
-    this.end = at + length;
-  }
-
-  /** Moves key `from` to index `to` (<= from) and makes it the last one. */
-  keep(from: number, to: number): void {
-    this.bounds[2 * to] = this.bounds[2 * from]!;
-    this.bounds[2 * to + 1] = this.bounds[2 * from + 1]!;
-  }
-}
 
 export class VersionScanner {
   /** The last chunk's rows: their keys (empty for a damaged record) and locations. */

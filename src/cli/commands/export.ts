@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "n
 import { dirname } from "node:path";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import { parseVersionArg, type CliContext } from "../context.js";
+import { featureIndexes, parseFeaturesArg, parseVersionArg, type CliContext } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { MappedSegmentCache } from "../../storage/mapped-segment.js";
 import { newRowLocation, openSnapshot } from "../../storage/version-snapshot.js";
@@ -49,13 +49,7 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         const snapshot = openSnapshot(store, new MappedSegmentCache(), version, { verify: false, schema });
         const names = snapshot.features.map((f) => f.name);
         const kinds = featureKinds(snapshot);
-        const wanted = o.features
-          ? o.features.split(",").map((f) => {
-              const i = names.indexOf(f.trim());
-              if (i < 0) throw new RangeError(`Table "${table}" has no feature "${f.trim()}"`);
-              return i;
-            })
-          : names.map((_, i) => i);
+        const wanted = featureIndexes(table, snapshot.features, parseFeaturesArg(o.features));
         const timeField = eventTimeName(schema, {});
         const scanner = new VersionScanner(snapshot, parseShard(o.shard));
 

@@ -7,7 +7,7 @@ import { openSnapshot } from "../../storage/version-snapshot.js";
 import { featureKinds } from "../../format/schema.js";
 import { featureValueToJson, type JsonValue } from "../../format/value-json.js";
 import { EXIT } from "../exit-codes.js";
-import { parseVersionArg } from "../context.js";
+import { featureIndexes, parseFeaturesArg, parseVersionArg } from "../context.js";
 
 export interface PrintedRow {
   key: string;
@@ -51,7 +51,7 @@ export function registerGetCommand(
           : argKeys;
         if (keys.length === 0) throw new RangeError("Name at least one key (or --keys-from FILE)");
         const version = parseVersionArg(o.version);
-        const features = o.features ? o.features.split(",").map((f) => f.trim()) : [];
+        const features = parseFeaturesArg(o.features);
         const result = o.server
           ? await fromServer(
               { address: o.server, tlsCa: o.tlsCa ?? null },
@@ -102,13 +102,7 @@ function getLocal(
   // The config's features: one the version was written without reads as null.
   const kinds = featureKinds(snapshot);
   const names = snapshot.features.map((f) => f.name);
-  const wanted = features.length
-    ? features.map((f) => {
-        const i = names.indexOf(f);
-        if (i < 0) throw new RangeError(`Table "${table}" has no feature "${f}"`);
-        return i;
-      })
-    : names.map((_, i) => i);
+  const wanted = featureIndexes(table, snapshot.features, features);
   const rows = keys.map((key): PrintedRow => {
     const loc = snapshot.locate(key);
     if (loc.status === "absent") return { key, status: "NOT_FOUND" };
