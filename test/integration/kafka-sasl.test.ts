@@ -11,7 +11,7 @@ import { MappedSegmentCache } from "../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../src/storage/version-snapshot.js";
 import { startIngest } from "../../src/ingest/start-ingest.js";
 import { kafkaSaslBrokers } from "../helpers/services.js";
-import { CLI, runCommand } from "../helpers/cli.js";
+import { runStrata } from "../helpers/cli.js";
 import { ingestTestBed, testLogger, until } from "../helpers/ingest-kafka.js";
 
 describe("Kafka with SASL/PLAIN", () => {
@@ -37,22 +37,7 @@ describe("Kafka with SASL/PLAIN", () => {
       ].join("\n") + "\n",
     );
     const produce = (password: string) =>
-      runCommand(
-        "node",
-        [
-          CLI,
-          "--data-dir",
-          root,
-          "--config",
-          join(root, "tables.json"),
-          "produce",
-          "users",
-          join(root, "d.jsonl"),
-        ],
-        {
-          env: { ...process.env, ...sasl(password) },
-        },
-      );
+      runStrata(root, ".", ["produce", "users", join(root, "d.jsonl")], { env: sasl(password) });
 
     const refused = await produce("wrong");
     expect(refused.code).toBe(8);

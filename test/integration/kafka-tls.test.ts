@@ -11,7 +11,7 @@ import { TableStore } from "../../src/storage/table-store.js";
 import { MappedSegmentCache } from "../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../src/storage/version-snapshot.js";
 import { startIngest, type Ingest } from "../../src/ingest/start-ingest.js";
-import { CLI, runCommand } from "../helpers/cli.js";
+import { runStrata } from "../helpers/cli.js";
 import { testLogger, uniqueName, until } from "../helpers/ingest-kafka.js";
 import { startPrivateBroker, type PrivateBroker } from "../helpers/private-broker.js";
 
@@ -39,23 +39,7 @@ describe("Kafka over TLS", () => {
     writeFileSync(join(root, "d.jsonl"), '{"op":"upsert","key":"u1","features":{"age":41}}\n');
     const tls = { STRATA_KAFKA_BROKERS: broker!.tlsBrokers.join(","), STRATA_KAFKA_TLS: ca };
     const produce = (env: Record<string, string>) =>
-      runCommand(
-        "node",
-        [
-          CLI,
-          "--data-dir",
-          root,
-          "--config",
-          join(root, "tables.json"),
-          "produce",
-          "users",
-          join(root, "d.jsonl"),
-        ],
-        {
-          env: { ...process.env, ...env },
-          timeout: 60_000,
-        },
-      );
+      runStrata(root, ".", ["produce", "users", join(root, "d.jsonl")], { env, timeout: 60_000 });
     const plain = await produce({ STRATA_KAFKA_BROKERS: tls.STRATA_KAFKA_BROKERS, STRATA_KAFKA_TLS: "" });
     expect(plain.code).toBe(8);
     const sent = await produce(tls);

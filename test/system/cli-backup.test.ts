@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, runCommand } from "../helpers/cli.js";
+import { CLI, runCommand, runStrata } from "../helpers/cli.js";
 import { TableStore } from "../../src/storage/table-store.js";
 
 describe("strata backup and restore", () => {
@@ -20,15 +20,7 @@ describe("strata backup and restore", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const strata = (dataDir: string, ...args: string[]) =>
-    runCommand("node", [
-      CLI,
-      "--data-dir",
-      join(dir, dataDir),
-      "--config",
-      join(dir, "tables.json"),
-      ...args,
-    ]);
+  const strata = (dataDir: string, ...args: string[]) => runStrata(dir, dataDir, args);
   const importRows = async (n: number) => {
     const csv = join(dir, `rows${n}.csv`);
     writeFileSync(csv, "id,n\n" + Array.from({ length: 100 }, (_, i) => `k${i},${n}`).join("\n") + "\n");

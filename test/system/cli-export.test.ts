@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, runCommand } from "../helpers/cli.js";
+import { runStrata } from "../helpers/cli.js";
 import { parseTablesConfig } from "../../src/config/tables-config.js";
 import { TableStore } from "../../src/storage/table-store.js";
 import { VersionWriter, type RowChange } from "../../src/storage/version-writer.js";
@@ -71,15 +71,7 @@ describe("strata export", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const strata = (dataDir: string, ...args: string[]) =>
-    runCommand("node", [
-      CLI,
-      "--data-dir",
-      join(dir, dataDir),
-      "--config",
-      join(dir, "tables.json"),
-      ...args,
-    ]);
+  const strata = (dataDir: string, ...args: string[]) => runStrata(dir, dataDir, args);
 
   /** Every row of a data dir's current version: key → event time and values. */
   const rowsOf = (dataDir: string): Map<string, unknown> => {
