@@ -72,6 +72,23 @@ function copy(v: Buffer | string): Buffer | string {
   return typeof v === "string" ? v : Buffer.from(v);
 }
 
+/**
+ * A dead letter that owns its bytes: a fetched message is a view of its whole fetch response,
+ * which a kept letter must not hold alive.
+ */
+export function detached(letter: StoredDeadLetter): StoredDeadLetter {
+  const m = letter.message;
+  const headers: Record<string, Buffer | string | undefined> = {};
+  for (const name in m.headers) {
+    const v = m.headers[name];
+    headers[name] = v === undefined ? v : copy(v);
+  }
+  return {
+    ...letter,
+    message: { ...m, key: m.key && Buffer.from(m.key), value: m.value && Buffer.from(m.value), headers },
+  };
+}
+
 /** A dead letter read back from its topic (`strata dead-letters`). */
 export interface StoredDeadLetter {
   /** Where it is in the dead-letter topic. */

@@ -15,7 +15,12 @@ import { DeltaDecoder } from "../../ingest/delta-event.js";
 import { InvalidDeltaError } from "../../ingest/errors.js";
 import { KafkaDeltaProducer, KafkaDeltaSource, kafkaClientOptions } from "../../ingest/kafka-delta-source.js";
 import { readTopicToEnd } from "../../ingest/topic-reader.js";
-import { replayMessage, storedDeadLetter, type StoredDeadLetter } from "../../ingest/dead-letters.js";
+import {
+  detached,
+  replayMessage,
+  storedDeadLetter,
+  type StoredDeadLetter,
+} from "../../ingest/dead-letters.js";
 import { MappedSegmentCache } from "../../storage/mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "../../storage/version-snapshot.js";
 import type { OutgoingMessage } from "../../ingest/delta-source.js";
@@ -153,8 +158,8 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
 }
 
 /**
- * Keeps the newest `limit` dead letters by their original timestamps, copied (a fetched message
- * is a view of its whole fetch response); with `letter` null, returns them oldest first.
+ * Keeps the newest `limit` dead letters by their original timestamps, detached from their fetch
+ * responses; with `letter` null, returns them oldest first.
  */
 function keepNewest(
   kept: StoredDeadLetter[],
@@ -169,16 +174,7 @@ function keepNewest(
     trim();
     return kept;
   }
-  const m = letter.message;
-  const headers: Record<string, Buffer | string | undefined> = {};
-  for (const name in m.headers) {
-    const v = m.headers[name];
-    headers[name] = typeof v === "string" || v === undefined ? v : Buffer.from(v);
-  }
-  kept.push({
-    ...letter,
-    message: { ...m, key: m.key && Buffer.from(m.key), value: m.value && Buffer.from(m.value), headers },
-  });
+  kept.push(detached(letter));
   if (kept.length > 2 * limit + 100) trim();
   return kept;
 }
