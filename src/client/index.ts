@@ -19,6 +19,7 @@ import {
   type ClientDuplexStream,
 } from "@grpc/grpc-js";
 import { loadFeatureStoreProto } from "../serve/proto.js";
+import { Backoff } from "../shared/backoff.js";
 
 export type RowStatus =
   "ROW_STATUS_FOUND" | "ROW_STATUS_NOT_FOUND" | "ROW_STATUS_OUTSIDE_MAX_AGE" | "ROW_STATUS_DATA_LOSS";
@@ -209,7 +210,7 @@ export class StrataClient {
    * A long-lived StreamFeatures stream: `send` resolves with the response to its request (matched
    * by request_id), or rejects as a unary call would. Requests are reads, so a stream that breaks
    * (UNAVAILABLE: a server stopping, restarting or gone) does not fail the requests it had not
-   * answered: they are sent again on a new stream, after a backoff (50 ms doubling), up to
+   * answered: they are sent again on a new stream, after a backoff (from 50 ms, doubling, jittered), up to
    * `retries` times each (default 5, about 1.5 s), within their deadlines. Later sends use the
    * new stream.
    */
@@ -226,6 +227,7 @@ export class StrataClient {
     let call: ClientDuplexStream<object, RawResponse> | null = null;
     let closed = false;
     let nextId = 1;
+    const backoff = new Backoff(50, 2000);
     const settle = (id: string): Waiting | undefined => {
       const p = pending.get(id);
       pending.delete(id);
@@ -240,23 +242,22 @@ export class StrataClient {
         if (broken) return;
         broken = true;
         if (call === current) call = null;
+        const delay = backoff.next();
         for (const [id, p] of [...pending]) {
           if (closed || err.code !== status.UNAVAILABLE || p.attempts >= retries) {
             settle(id)!.reject(err);
             continue;
           }
           p.attempts++;
-          setTimeout(
-            () => {
-              if (pending.get(id) !== p) return; // answered meanwhile (a copy), or past its deadline
-              if (closed) settle(id)!.reject(callError(status.CANCELLED, "The stream was closed"));
-              else open().write(p.wire);
-            },
-            50 * 2 ** (p.attempts - 1),
-          );
+          setTimeout(() => {
+            if (pending.get(id) !== p) return; // answered meanwhile (a copy), or past its deadline
+            if (closed) settle(id)!.reject(callError(status.CANCELLED, "The stream was closed"));
+            else open().write(p.wire);
+          }, delay);
         }
       };
       current.on("data", (res: RawResponse) => {
+        backoff.reset();
         const p = settle(res.request_id);
         if (res.error_code !== 0) p?.reject(callError(res.error_code, res.error_message));
         else p?.resolve(fromWire(res));
@@ -318,7 +319,7 @@ export class StrataClient {
    */
   async *scanChunks(table: string, options: ScanOptions = {}): AsyncGenerator<ScanChunk> {
     let token = options.resumeToken ?? Buffer.alloc(0);
-    let failures = 0;
+    const backoff = new Backoff(100, 2000);
     for (;;) {
       const call = this.raw.ScanTable(
         {
@@ -335,14 +336,14 @@ export class StrataClient {
       try {
         for await (const chunk of call as AsyncIterable<RawScanChunk>) {
           token = chunk.resume_token;
-          failures = 0;
+          backoff.reset();
           yield { version: Number(chunk.version), rows: chunk.rows.map(rowFromWire), resumeToken: token };
         }
         return;
       } catch (err) {
         const code = (err as Partial<StrataCallError>).code;
-        if (code !== status.UNAVAILABLE || ++failures > (options.retries ?? 3)) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failures));
+        if (code !== status.UNAVAILABLE || backoff.attempts >= (options.retries ?? 3)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()));
       }
     }
   }
@@ -350,7 +351,7 @@ export class StrataClient {
   /**
    * Calls `onEvent` for every version event of `tables` (all when empty), TYPE_SERVING first.
    * When the stream breaks (the server stops or restarts, the network), the watch subscribes
-   * again after a backoff (0.1 s doubling to 5 s) until `cancel()`, and TYPE_SERVING events then
+   * again after a backoff (up to 0.1 s doubling to 5 s, jittered) until `cancel()`, and TYPE_SERVING events then
    * say what is served now; `onError` hears of each break.
    */
   watchVersions(
@@ -361,7 +362,7 @@ export class StrataClient {
     let call: ReturnType<RawClient["WatchVersions"]> | null = null;
     let cancelled = false;
     let retry: NodeJS.Timeout | null = null;
-    let failures = 0;
+    const backoff = new Backoff(100, 5000);
     const subscribe = (): void => {
       const current = (call = this.raw.WatchVersions({ tables }, this.metadata()));
       let ended = false;
@@ -369,11 +370,10 @@ export class StrataClient {
         if (ended || cancelled) return;
         ended = true;
         options.onError?.(err);
-        const delay = Math.min(5000, 100 * 2 ** failures++);
-        retry = setTimeout(subscribe, delay);
+        retry = setTimeout(subscribe, backoff.next());
       };
       current.on("data", (e: Record<string, string>) => {
-        failures = 0;
+        backoff.reset();
         onEvent({
           table: e.table!,
           type: e.type!,

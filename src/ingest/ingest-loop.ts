@@ -10,7 +10,7 @@
  */
 import type { Manifest } from "../storage/manifest.js";
 import { errorMessage } from "../shared/errors.js";
-import { Backoff } from "./backoff.js";
+import { Backoff } from "../shared/backoff.js";
 import type { DeltaBatch, DeltaProducer, DeltaSource, DeltaSubscription } from "./delta-source.js";
 import type { DecodePool } from "./decode-pool.js";
 import type { DecodedBatch } from "./decoded-batch.js";

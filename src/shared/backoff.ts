@@ -1,5 +1,7 @@
-/** Exponential backoff with full jitter (AWS "Exponential Backoff And Jitter"): many ingestors that
- * lost the same broker do not come back in step. */
+/**
+ * Exponential backoff with full jitter (AWS "Exponential Backoff And Jitter"): many ingestors that
+ * lost the same broker, or clients that lost the same server, do not come back in step.
+ */
 export class Backoff {
   private attempt = 0;
 
