@@ -1,5 +1,6 @@
 /** Runs the Kafka ingestor beside the server when STRATA_KAFKA_BROKERS is set. */
 import type { CliContext } from "./context.js";
+import type { TablesConfig } from "../config/tables-config.js";
 import type { Logger } from "../shared/logger.js";
 import type { StrataServer } from "../serve/strata-server.js";
 import { startIngest } from "../ingest/start-ingest.js";
@@ -11,13 +12,14 @@ import { startIngest } from "../ingest/start-ingest.js";
  */
 export async function startIngestIfConfigured(
   c: CliContext,
+  tables: TablesConfig,
   logger: Logger,
   server: StrataServer | null,
 ): Promise<{ stop(): Promise<void> } | null> {
   if (c.config.kafkaBrokers.length === 0) return null;
   const ingest = await startIngest({
     config: c.config,
-    tables: c.tables,
+    tables,
     logger,
     onPublished: () => server?.refreshAll(),
   });

@@ -90,14 +90,30 @@ export class ServerMetrics {
     labelNames: ["table"] as const,
     registers: [this.registry],
   });
+  // As Prometheus reports its own config reloads; with workers, the least successful and the
+  // latest success of any of them.
+  readonly configReloadSuccessful = new Gauge({
+    name: "strata_config_last_reload_successful",
+    help: "1 when the last reload of the table config (SIGHUP) was applied, 0 when it was refused",
+    registers: [this.registry],
+    aggregator: "min",
+  });
+  readonly configReloadTime = new Gauge({
+    name: "strata_config_last_reload_success_timestamp_seconds",
+    help: "When the table config in use was read (at start or by the last reload that was applied)",
+    registers: [this.registry],
+    aggregator: "max",
+  });
 
   constructor(rowCounts?: () => Iterable<[string, EncodeCounters]>) {
     collectDefaultMetrics({ register: this.registry, prefix: "strata_" });
+    this.configReloaded(true);
     // A duck-typed metric (name, help, type, get, reset): what the registry reads of one.
     this.registry.registerMetric(this.latency as unknown as Metric);
     if (rowCounts) {
       const rows = this.rows;
       (rows as unknown as { collect: () => void }).collect = () => {
+        rows.reset(); // a table dropped by a config reload is no longer reported
         for (const [table, c] of rowCounts()) {
           rows.set({ table, status: "found" }, c.found);
           rows.set({ table, status: "not_found" }, c.notFound);
@@ -110,25 +126,32 @@ export class ServerMetrics {
 
   /** Exports ingest freshness of `tables`, read from `status` at scrape time. */
   exportIngest(tables: readonly string[], status: (table: string) => IngestFreshness | null): void {
-    const read = (set: (table: string, s: IngestFreshness) => void) => () => {
-      for (const t of tables) {
-        const s = status(t);
-        if (s) set(t, s);
-      }
+    // Only the tables ingested now: a config reload may have dropped some since the last scrape.
+    const read = (gauge: Gauge, set: (table: string, s: IngestFreshness) => void) => {
+      (gauge as unknown as { collect: () => void }).collect = () => {
+        gauge.reset();
+        for (const t of tables) {
+          const s = status(t);
+          if (s) set(t, s);
+        }
+      };
     };
-    type Collectable = { collect: () => void };
-    (this.ingestKafkaLag as unknown as Collectable).collect = read((t, s) => {
+    read(this.ingestKafkaLag, (t, s) => {
       if (s.kafkaLag !== null) this.ingestKafkaLag.set({ table: t }, s.kafkaLag);
     });
-    (this.ingestEventTimeLag as unknown as Collectable).collect = read((t, s) => {
+    read(this.ingestEventTimeLag, (t, s) => {
       if (s.eventTimeLagMs !== null) this.ingestEventTimeLag.set({ table: t }, s.eventTimeLagMs / 1000);
     });
-    (this.ingestDeadLetters as unknown as Collectable).collect = read((t, s) =>
-      this.ingestDeadLetters.set({ table: t }, s.counters.deadLetters),
-    );
-    (this.ingestState as unknown as Collectable).collect = read((t, s) => {
+    read(this.ingestDeadLetters, (t, s) => this.ingestDeadLetters.set({ table: t }, s.counters.deadLetters));
+    read(this.ingestState, (t, s) => {
       for (const state of INGEST_STATES) this.ingestState.set({ table: t, state }, state === s.state ? 1 : 0);
     });
+  }
+
+  /** The table config was read again (SIGHUP): applied, or refused and the old one kept. */
+  configReloaded(applied: boolean): void {
+    this.configReloadSuccessful.set(applied ? 1 : 0);
+    if (applied) this.configReloadTime.set(Date.now() / 1000);
   }
 
   /** One request or stream message answered: plain additions, turned into samples at scrape time. */

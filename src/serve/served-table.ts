@@ -42,14 +42,17 @@ export class ServedTable {
   private recheck = false;
   /** Swaps (refresh, quarantine) run one at a time, in order. */
   private swaps: Promise<unknown> = Promise.resolve();
-  /** Rows answered since start, by status: plain numbers on the read path, read by /metrics. */
-  readonly rowCounts: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 };
-
   constructor(
     readonly schema: TableSchema,
     dataDir: string,
     private readonly cache: MappedSegmentCache,
     private readonly events: EventEmitter,
+    /**
+     * Rows answered since start, by status: plain numbers on the read path, read by /metrics. A
+     * table opened again under a changed schema (a config reload) goes on counting in its
+     * predecessor's.
+     */
+    readonly rowCounts: EncodeCounters = { found: 0, notFound: 0, outsideMaxAge: 0, dataLoss: 0 },
   ) {
     this.store = new TableStore(dataDir, schema.name);
   }

@@ -34,6 +34,19 @@ export interface StrataServerOptions {
   tls?: { certPath: string; keyPath: string } | null;
 }
 
+/** Makes a table's directory if it is new and removes what a crash left in it. */
+function prepare(table: ServedTable): void {
+  table.store.ensureLayout();
+  table.store.cleanLeftovers();
+}
+
+/** What a config reload changed in the served tables (StrataServer.applyTables). */
+export interface TableChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
 export const DEFAULT_BACKSTOP_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
 export const DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
@@ -47,8 +60,9 @@ export class StrataServer {
   private readonly cache = new MappedSegmentCache();
   private readonly stopping = new AbortController();
   private readonly logger: Logger;
-  private watchers: FSWatcher[] = [];
+  private readonly watchers = new Map<string, FSWatcher>();
   private backstop: NodeJS.Timeout | null = null;
+  private reloads: Promise<unknown> = Promise.resolve();
   private metricsServer: HttpServer | null = null;
   port = 0;
   metricsPort = 0;
@@ -114,8 +128,7 @@ export class StrataServer {
     new ReflectionService(pkg).addToServer(this.grpc);
 
     for (const table of this.tables.values()) {
-      table.store.ensureLayout();
-      table.store.cleanLeftovers();
+      prepare(table);
       this.watch(table);
     }
     // Health turns SERVING below, once every table has loaded (or refused) its current version.
@@ -165,6 +178,59 @@ export class StrataServer {
     this.metrics.exportIngest([...this.tables.keys()], status);
   }
 
+  /**
+   * Serves `tables` from now on (a config reload, decision 30), as a restart with them would but
+   * without one: a table added is served once its current version is open (unknown to requests
+   * until then); a table removed is unknown from now on; a table whose schema changed is opened
+   * again under the new one and swapped in once its current version is open, so that requests
+   * keep being answered meanwhile. Requests in flight finish on the snapshot they hold.
+   */
+  applyTables(tables: TablesConfig): Promise<TableChanges> {
+    // One reload at a time, in order: the last one asked for is what is served.
+    const run = this.reloads.then(() => this.reload(tables));
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reload(tables: TablesConfig): Promise<TableChanges> {
+    const changes: TableChanges = { added: [], removed: [], changed: [] };
+    // The tables to open, their directories ready: a directory that cannot be made (permissions)
+    // refuses the whole reload before anything changed.
+    const opening: ServedTable[] = [];
+    for (const schema of tables.tables) {
+      const old = this.tables.get(schema.name);
+      if (old && JSON.stringify(old.schema) === JSON.stringify(schema)) continue;
+      (old ? changes.changed : changes.added).push(schema.name);
+      const table = new ServedTable(
+        schema,
+        this.options.config.dataDir,
+        this.cache,
+        this.events,
+        old?.rowCounts,
+      );
+      prepare(table);
+      opening.push(table);
+    }
+    const wanted = new Set(tables.tables.map((t) => t.name));
+    for (const name of [...this.tables.keys()]) {
+      if (wanted.has(name)) continue;
+      this.tables.delete(name);
+      void this.watchers.get(name)?.close();
+      this.watchers.delete(name);
+      this.metrics.servingVersion.remove({ table: name });
+      changes.removed.push(name);
+    }
+    await Promise.all(
+      opening.map(async (table) => {
+        await table.refresh();
+        this.watch(table);
+        this.tables.set(table.schema.name, table);
+        this.metrics.servingVersion.set({ table: table.schema.name }, table.servingVersion);
+      }),
+    );
+    return changes;
+  }
+
   /** Re-reads `current` of every table now (what the watchers and the backstop do). */
   async refreshAll(): Promise<void> {
     await Promise.all([...this.tables.values()].map((table) => table.refresh()));
@@ -179,8 +245,8 @@ export class StrataServer {
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus(SERVICE_NAME, "NOT_SERVING");
     if (this.backstop) clearInterval(this.backstop);
-    await Promise.all(this.watchers.map((w) => w.close()));
-    this.watchers = [];
+    await Promise.all([...this.watchers.values()].map((w) => w.close()));
+    this.watchers.clear();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpc.forceShutdown();
@@ -196,7 +262,9 @@ export class StrataServer {
     );
   }
 
+  /** Follows a table's `current` (in place of its predecessor's watch, after a reload). */
   private watch(table: ServedTable): void {
+    void this.watchers.get(table.schema.name)?.close();
     // followSymlinks: false, or chokidar follows the old target and never sees the swap.
     const watcher = watch(table.store.dir, { depth: 0, followSymlinks: false, ignoreInitial: true });
     watcher.on("all", (_event, path) => {
@@ -208,7 +276,7 @@ export class StrataServer {
         "watch failed; the periodic check goes on",
       ),
     );
-    this.watchers.push(watcher);
+    this.watchers.set(table.schema.name, watcher);
   }
 
   private onVersionEvent(e: VersionEvent): void {

@@ -1,7 +1,8 @@
 /**
  * strata serve: the gRPC server over the data dir, with N serving workers sharing the mapped pages
  * through the page cache (node:cluster: the primary hands connections to the workers), and the
- * ingestor in the primary when Kafka is configured.
+ * ingestor in the primary when Kafka is configured (or the fleet membership, with Redis).
+ * SIGHUP reads the table config again and applies it to all of them (decision 30).
  */
 import cluster from "node:cluster";
 import { format } from "node:util";
@@ -15,7 +16,9 @@ import { EXIT } from "../exit-codes.js";
 import type { CliContext } from "../context.js";
 import { StrataServer } from "../../serve/strata-server.js";
 import { joinFleet } from "../../control/join-fleet.js";
+import { loadTablesConfig, type TablesConfig } from "../../config/tables-config.js";
 import type { Logger } from "../../shared/logger.js";
+import { errorMessage } from "../../shared/errors.js";
 import { readCertificate } from "../../shared/tls-files.js";
 
 interface ServeOptions {
@@ -28,14 +31,22 @@ interface ServeOptions {
   tlsCa?: string;
 }
 
+/** Starts the Kafka ingestor of `tables` when Kafka is configured (cli/ingest-wiring.ts). */
+type StartIngest = (
+  c: CliContext,
+  tables: TablesConfig,
+  logger: Logger,
+  server: StrataServer | null,
+) => Promise<Stoppable | null>;
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
 export function registerServeCommand(
   program: Command,
   ctx: (cmd: Command) => CliContext,
-  startIngest: (
-    c: CliContext,
-    logger: Logger,
-    server: StrataServer | null,
-  ) => Promise<{ stop(): Promise<void> } | null>,
+  startIngest: StartIngest,
 ): void {
   program
     .command("serve")
@@ -101,19 +112,20 @@ export function registerServeCommand(
         throw err;
       }
       process.send?.(WORKER_READY);
-      // With STRATA_REDIS_URL the node joins the fleet, which runs ingest under the writer lease.
-      const fleet = inWorker
-        ? null
-        : await joinFleet({ config: c.config, tables: c.tables, server, logger, ...fleetTls });
-      const ingest = inWorker || fleet ? null : await startIngest(c, logger, server);
+      const control = inWorker ? null : new ControlPlane(c, logger, server, startIngest, fleetTls);
+      await control?.start(c.tables);
       if (!inWorker && !c.json)
         process.stdout.write(
           `strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`,
         );
+      const stopReloading = onReload(logger, async () => {
+        const tables = await reloadServer(c, server, logger);
+        if (tables) await control?.restart(tables);
+      });
       await untilSignal();
+      stopReloading();
       logger.info({}, "shutting down");
-      await fleet?.stop();
-      await ingest?.stop();
+      await control?.stop();
       await server.stop();
       // A worker's IPC channel to the primary would keep it alive: leave the cluster.
       cluster.worker?.disconnect();
@@ -124,11 +136,7 @@ async function runPrimary(
   c: CliContext,
   workers: number,
   logger: Logger,
-  startIngest: (
-    c: CliContext,
-    logger: Logger,
-    server: StrataServer | null,
-  ) => Promise<{ stop(): Promise<void> } | null>,
+  startIngest: StartIngest,
   fleetTls: { peerCredentials?: ChannelCredentials },
 ): Promise<void> {
   // /metrics of every worker, summed, on the primary's metrics port.
@@ -168,19 +176,137 @@ async function runPrimary(
     logger.error({ worker: worker.id, code, signal }, "worker died: starting another");
     cluster.fork();
   });
-  const fleet = await joinFleet({ config: c.config, tables: c.tables, server: null, logger, ...fleetTls });
-  const ingest = fleet ? null : await startIngest(c, logger, null);
+  const control = new ControlPlane(c, logger, null, startIngest, fleetTls);
+  await control.start(c.tables);
   if (!c.json)
     process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
+  // Each worker reads the config again itself (and says whether it applied it); the primary
+  // restarts ingest or the fleet membership with what it reads.
+  const stopReloading = onReload(logger, async () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.send(WORKER_RELOAD);
+    const tables = readTablesForReload(c, logger);
+    if (tables) await control.restart(tables);
+  });
   await signalled;
-  await fleet?.stop();
-  await ingest?.stop();
+  stopReloading();
+  await control.stop();
   await stopWorkers();
   metrics?.close();
 }
 
 /** What a serving worker tells the primary once it serves. */
 const WORKER_READY = "strata:worker-ready";
+/** What the primary tells its workers on SIGHUP. */
+const WORKER_RELOAD = "strata:reload";
+
+/**
+ * What runs beside serving in the process that owns the data dir: the fleet membership when Redis
+ * is configured (it runs ingest under the writer lease), else ingest when Kafka is. A config
+ * reload restarts it with the new tables: ingest publishes what it holds and resumes from the
+ * offsets in the manifests, so nothing is lost or applied twice.
+ */
+class ControlPlane {
+  private running: Stoppable | null = null;
+  private tables: TablesConfig | null = null;
+
+  constructor(
+    private readonly c: CliContext,
+    private readonly logger: Logger,
+    private readonly server: StrataServer | null,
+    private readonly startIngest: StartIngest,
+    private readonly fleetTls: { peerCredentials?: ChannelCredentials },
+  ) {}
+
+  async start(tables: TablesConfig): Promise<void> {
+    const fleet = await joinFleet({
+      config: this.c.config,
+      tables,
+      server: this.server,
+      logger: this.logger,
+      ...this.fleetTls,
+    });
+    this.running = fleet ?? (await this.startIngest(this.c, tables, this.logger, this.server));
+    this.tables = tables;
+  }
+
+  /**
+   * Runs again with `tables` when they differ from the tables it runs with. When ingest refuses
+   * them (two tables on one topic, a table another process ingests), it goes on with the previous
+   * ones and says why.
+   */
+  async restart(tables: TablesConfig): Promise<void> {
+    const previous = this.tables;
+    if (this.running === null || !previous || JSON.stringify(tables) === JSON.stringify(previous)) return;
+    await this.stop();
+    try {
+      await this.start(tables);
+    } catch (err) {
+      this.logger.error(
+        { err: errorMessage(err) },
+        "ingest refused the reloaded table config: going on with the previous one",
+      );
+      await this.start(previous).catch((again: unknown) =>
+        this.logger.error({ err: errorMessage(again) }, "ingest stopped: it cannot start again"),
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.running?.stop();
+    this.running = null;
+  }
+}
+
+/**
+ * Calls `reload` on SIGHUP (and, in a worker, when the primary says so), one call at a time.
+ * Returns what stops listening.
+ */
+function onReload(logger: Logger, reload: () => Promise<void>): () => void {
+  let queue = Promise.resolve();
+  const signalled = (): void => {
+    queue = queue
+      .then(reload)
+      .catch((err: unknown) => logger.error({ err: errorMessage(err) }, "reload failed"));
+  };
+  const told = (m: unknown): void => {
+    if (m === WORKER_RELOAD) signalled();
+  };
+  process.on("SIGHUP", signalled);
+  if (cluster.isWorker) process.on("message", told);
+  return () => {
+    process.off("SIGHUP", signalled);
+    process.off("message", told);
+  };
+}
+
+/** The table config read again, or null (logged) when it cannot be read or is not valid. */
+function readTablesForReload(c: CliContext, logger: Logger): TablesConfig | null {
+  try {
+    return loadTablesConfig(c.config.tablesConfigPath);
+  } catch (err) {
+    logger.error({ err: errorMessage(err) }, "config reload refused: going on with the tables as before");
+    return null;
+  }
+}
+
+/** Reads the table config again and serves it; the tables, or null when it was refused. */
+async function reloadServer(
+  c: CliContext,
+  server: StrataServer,
+  logger: Logger,
+): Promise<TablesConfig | null> {
+  let tables = readTablesForReload(c, logger);
+  if (tables) {
+    try {
+      logger.info({ ...(await server.applyTables(tables)) }, "config reloaded");
+    } catch (err) {
+      logger.error({ err: errorMessage(err) }, "config reload refused: going on with the tables as before");
+      tables = null;
+    }
+  }
+  server.metrics.configReloaded(tables !== null);
+  return tables;
+}
 
 /** SIGTERM to every live worker; resolves once all have exited. */
 async function stopWorkers(): Promise<void> {
