@@ -6,10 +6,14 @@ import { StrataError } from "../shared/errors.js";
  *   line 17, column 3 ("age"): "abc" is not an int64        (CSV)
  *   line 17, field "age": 1.5 is not an int64                 (JSONL)
  *   line 4: invalid JSON: Unexpected token } in JSON at position 12
+ *   row 5, column "age": "x" is not an int64                  (Parquet: no lines, rows)
  */
 export class ImportRowError extends StrataError {
   readonly code = "STRATA_IMPORT_INVALID";
-  /** 1-based physical line of the file where the problem is (for a multi-line CSV record, its first line unless said otherwise). */
+  /**
+   * 1-based physical line of the file where the problem is (for a multi-line CSV record, its first
+   * line unless said otherwise); in a Parquet file, the 1-based row.
+   */
   readonly line: number;
   /** 1-based CSV column number; null for JSONL and for problems of the whole line. */
   readonly column: number | null;
@@ -20,10 +24,15 @@ export class ImportRowError extends StrataError {
 
   constructor(
     reason: string,
-    where: { line: number; column?: number | null; field?: string | null },
+    where: { line: number; column?: number | null; field?: string | null; unit?: "line" | "row" },
     options?: ErrorOptions,
   ) {
-    super(formatLocation(where.line, where.column ?? null, where.field ?? null) + ": " + reason, options);
+    super(
+      formatLocation(where.unit ?? "line", where.line, where.column ?? null, where.field ?? null) +
+        ": " +
+        reason,
+      options,
+    );
     this.line = where.line;
     this.column = where.column ?? null;
     this.field = where.field ?? null;
@@ -36,13 +45,19 @@ export class ImportFileError extends StrataError {
   readonly code = "STRATA_IMPORT_INVALID";
 }
 
-function formatLocation(line: number, column: number | null, field: string | null): string {
-  let s = `line ${line}`;
+function formatLocation(
+  unit: "line" | "row",
+  line: number,
+  column: number | null,
+  field: string | null,
+): string {
+  let s = `${unit} ${line}`;
   if (column !== null) {
     s += `, column ${column}`;
     if (field !== null) s += ` (${JSON.stringify(field)})`;
   } else if (field !== null) {
-    s += `, field ${JSON.stringify(field)}`;
+    // A Parquet file's fields are its columns.
+    s += unit === "row" ? `, column ${JSON.stringify(field)}` : `, field ${JSON.stringify(field)}`;
   }
   return s;
 }

@@ -21,7 +21,9 @@ import type { RowLayout } from "../format/row-layout.js";
 import { ENCODE_INTO, type EncodableRows, type RecordTarget } from "../format/segment-encoder.js";
 import { ENCODE_PARTS, type PartsEncodable, type PartsSpec } from "../storage/segment-file-writer.js";
 
+/** The text formats read here; Parquet files are read by parquet-reader.ts. */
 export type ImportFormat = "csv" | "jsonl";
+export type ImportFileFormat = ImportFormat | "parquet";
 
 export interface ReadImportOptions extends RowCoercionOptions {
   /** Report-and-skip for bad rows; without it the first bad row throws. */
@@ -49,13 +51,14 @@ export const MAX_PIECE_BYTES = 64 * 1024;
  */
 export const ENCODE_PIECE_BYTES = 1024 * 1024;
 
-/** The format of an import file, from its extension: .csv, or .jsonl / .ndjson. */
-export function detectImportFormat(path: string): ImportFormat {
+/** The format of an import file, from its extension: .csv, .jsonl / .ndjson, or .parquet / .pq. */
+export function detectImportFormat(path: string): ImportFileFormat {
   const lower = path.toLowerCase();
   if (lower.endsWith(".csv")) return "csv";
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return "jsonl";
+  if (lower.endsWith(".parquet") || lower.endsWith(".pq")) return "parquet";
   throw new ImportFileError(
-    `Cannot tell the format of import file "${path}" from its extension: expected .csv, .jsonl or .ndjson`,
+    `Cannot tell the format of import file "${path}" from its extension: expected .csv, .jsonl, .ndjson, .parquet or .pq (or give --format)`,
   );
 }
 

@@ -1367,7 +1367,8 @@ function matchAsciiLower(b: Uint8Array, s: number, word: string): boolean {
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function isWellFormed(s: string): boolean {
+/** Whether `s` is valid UTF-16 (no lone surrogate), so that it has a UTF-8 form. */
+export function isWellFormed(s: string): boolean {
   return !LONE_SURROGATE.test(s);
 }
 

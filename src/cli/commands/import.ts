@@ -1,17 +1,21 @@
-/** strata import <table> <file>: a CSV or JSONL file becomes a new base version. */
+/** strata import <table> <file>: a CSV, JSONL or Parquet file becomes a new base version. */
 import { createReadStream, writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { inputFileSize, retentionNote, type CliContext } from "../context.js";
 import { VersionWriter } from "../../storage/version-writer.js";
 import { EmptyImportError } from "../../storage/errors.js";
-import { detectImportFormat, readImportRows } from "../../importer/import-reader.js";
+import { detectImportFormat, readImportRows, type ImportFileFormat } from "../../importer/import-reader.js";
+import { readParquetRows } from "../../importer/parquet-reader.js";
+import type { ImportRowError } from "../../importer/errors.js";
+
+const FORMATS: readonly ImportFileFormat[] = ["csv", "jsonl", "parquet"];
 
 export function registerImportCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
   program
     .command("import <table> <file>")
-    .description("import a CSV or JSONL file as a new base version and publish it")
-    .option("--format <format>", "csv or jsonl (default: from the file extension)")
+    .description("import a CSV, JSONL or Parquet file as a new base version and publish it")
+    .option("--format <format>", "csv, jsonl or parquet (default: from the file extension)")
     .option(
       "--skip-bad-rows <rejects-file>",
       "skip rows that do not parse, writing them and their reasons to this file",
@@ -24,7 +28,7 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         table: string,
         file: string,
         o: {
-          format?: "csv" | "jsonl";
+          format?: string;
           skipBadRows?: string;
           allowEmpty?: boolean;
           dryRun?: boolean;
@@ -34,9 +38,10 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
       ) => {
         const c = ctx(cmd);
         const schema = c.schema(table);
-        const format = o.format ?? detectImportFormat(file);
+        if (o.format !== undefined && !FORMATS.includes(o.format as ImportFileFormat))
+          throw new RangeError(`--format must be csv, jsonl or parquet (got "${o.format}")`);
+        const format = (o.format as ImportFileFormat | undefined) ?? detectImportFormat(file);
         const totalBytes = inputFileSize(file);
-        const input = createReadStream(file, { highWaterMark: 1 << 20 });
         const bar =
           o.progress && process.stderr.isTTY && !c.json
             ? new cliProgress.SingleBar(
@@ -52,20 +57,33 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         const rejectsFd = o.skipBadRows ? openSync(o.skipBadRows, "w") : null;
         const started = performance.now();
         try {
-          const rows = readImportRows(input, format, schema, {
+          const options = {
             defaultEventTimeMs: Date.now(),
             ...(rejectsFd === null
               ? {}
               : {
-                  onBadRow: (err, raw) => {
+                  onBadRow: (err: ImportRowError, raw: string) => {
                     rejects++;
-                    writeSync(
-                      rejectsFd,
-                      JSON.stringify({ line: err.line, column: err.column, reason: err.message, raw }) + "\n",
-                    );
+                    // A Parquet file has rows and named columns where a text file has lines.
+                    const where =
+                      format === "parquet"
+                        ? { row: err.line, column: err.field }
+                        : { line: err.line, column: err.column };
+                    writeSync(rejectsFd, JSON.stringify({ ...where, reason: err.message, raw }) + "\n");
                   },
                 }),
-          });
+          };
+          let bytesRead: () => number;
+          let rows;
+          if (format === "parquet") {
+            const parquet = readParquetRows(file, schema, options);
+            bytesRead = () => parquet.bytesRead;
+            rows = parquet;
+          } else {
+            const input = createReadStream(file, { highWaterMark: 1 << 20 });
+            bytesRead = () => input.bytesRead;
+            rows = readImportRows(input, format, schema, options);
+          }
           const empty = () =>
             new EmptyImportError(
               table,
@@ -75,7 +93,7 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
             let count = 0;
             for await (const batch of rows) {
               count += batch.length;
-              bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: count });
+              bar?.update(Math.ceil(bytesRead() / 1e6), { rows: count });
             }
             bar?.stop();
             if (count === 0 && !o.allowEmpty) throw empty();
@@ -89,7 +107,7 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
           const store = c.store(table);
           const manifest = await new VersionWriter(store, schema)
             .importRows(rows, {
-              onProgress: (n) => bar?.update(Math.ceil(input.bytesRead / 1e6), { rows: n }),
+              onProgress: (n) => bar?.update(Math.ceil(bytesRead() / 1e6), { rows: n }),
               allowEmpty: o.allowEmpty === true,
             })
             .catch((err: unknown) => {

@@ -31,6 +31,8 @@ describe("detectImportFormat", () => {
     expect(detectImportFormat("USERS.CSV")).toBe("csv");
     expect(detectImportFormat("a.jsonl")).toBe("jsonl");
     expect(detectImportFormat("a.b.ndjson")).toBe("jsonl");
+    expect(detectImportFormat("part-00000.snappy.parquet")).toBe("parquet");
+    expect(detectImportFormat("a.PQ")).toBe("parquet");
   });
 
   it("refuses anything else", () => {
@@ -41,7 +43,7 @@ describe("detectImportFormat", () => {
       detectImportFormat("x.tsv");
     } catch (err) {
       expect((err as ImportFileError).code).toBe("STRATA_IMPORT_INVALID");
-      expect((err as Error).message).toMatch(/"x.tsv".*\.csv, \.jsonl or \.ndjson/);
+      expect((err as Error).message).toMatch(/"x.tsv".*\.csv, \.jsonl, \.ndjson, \.parquet or \.pq/);
     }
   });
 });

@@ -1,0 +1,132 @@
+/**
+ * `strata import` of Parquet files (docs/import.md#parquet), through the CLI: a file DuckDB wrote
+ * becomes a version that `get` returns exactly; a bad row stops the import naming its row and
+ * column, or goes to the rejects file with `--skip-bad-rows`; `--dry-run` publishes nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { CLI, runCommand, runStrata } from "../helpers/cli.js";
+
+const FIXTURE = resolve("test/fixtures/parquet/all-types-snappy.parquet");
+
+describe("strata import <table> <file.parquet>", () => {
+  let dir: string;
+  const strata = (...args: string[]) => runStrata(dir, "data", args);
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "strata-parquet-cli-"));
+    writeFileSync(
+      join(dir, "tables.json"),
+      JSON.stringify({
+        tables: [
+          {
+            name: "users",
+            key: "user_id",
+            features: [
+              { name: "age", type: "int64" },
+              { name: "country", type: "string" },
+              { name: "is_premium", type: "bool" },
+              { name: "ltv", type: "float64" },
+              { name: "ctr", type: "float32" },
+              { name: "emb", type: "float32[3]" },
+              { name: "blob", type: "bytes" },
+            ],
+          },
+        ],
+      }),
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("imports every row, and get returns the values DuckDB wrote", async () => {
+    const dry = await strata("--json", "import", "users", FIXTURE, "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dry_run: true, rows: 5, rejected_rows: 0 });
+    expect(JSON.parse((await strata("--json", "versions", "users")).stdout).versions).toEqual([]);
+
+    const r = await strata("--json", "import", "users", FIXTURE);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ version: 1, records: 5 });
+    const got = JSON.parse((await strata("--json", "get", "users", "user:1", "user:3", "user:5")).stdout);
+    expect(got.rows.map((row: { features: unknown }) => row.features)).toEqual([
+      {
+        age: 45,
+        country: "DE",
+        is_premium: false,
+        ltv: 14.9,
+        ctr: 0.02186,
+        emb: [0.25, -0.5, 1],
+        blob: "QUFFQw==",
+      },
+      {
+        age: "-9223372036854775808",
+        country: 'naïve, "quoted"\nline',
+        is_premium: null,
+        ltv: 1e300,
+        ctr: null,
+        emb: null,
+        blob: "AP8=",
+      },
+      { age: 7, country: null, is_premium: false, ltv: "NaN", ctr: "Infinity", emb: [0, 0, 0], blob: null },
+    ]);
+    expect(got.rows[0].event_time_ms).toBe(1732000000000);
+  });
+
+  it("gives the bundled sample the same rows from users.parquet as from users.csv", async () => {
+    const sample = (data: string, ...args: string[]) =>
+      runCommand("node", [
+        CLI,
+        "--data-dir",
+        join(dir, data),
+        "--config",
+        resolve("sample/strata.tables.json"),
+        ...args,
+      ]);
+    const rowsOf = async (file: string) => {
+      const data = `sample-${file}`;
+      const r = await sample(data, "import", "users", resolve("sample", file));
+      expect(r.code, r.stderr).toBe(0);
+      const out = join(dir, `${file}.jsonl`);
+      expect((await sample(data, "export", "users", "--out", out)).code).toBe(0);
+      return readFileSync(out, "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => {
+          const { event_time_ms: _time, ...row } = JSON.parse(line) as Record<string, unknown>;
+          return row;
+        })
+        .sort((a, b) => String(a["user_id"]).localeCompare(String(b["user_id"])));
+    };
+    const fromCsv = await rowsOf("users.csv");
+    expect(fromCsv.length).toBe(1000);
+    expect(await rowsOf("users.parquet")).toEqual(fromCsv);
+  });
+
+  it("stops at a bad row naming it, or writes it to the rejects file and imports the rest", async () => {
+    const file = join(dir, "bad.parquet");
+    const buffer = parquetWriteBuffer({
+      columnData: [
+        { name: "user_id", data: ["a", "b", "c"], type: "STRING" },
+        { name: "age", data: [1, 2.5, 3], type: "DOUBLE" },
+      ],
+    });
+    writeFileSync(file, new Uint8Array(buffer));
+    const refused = await strata("import", "users", file);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toContain('row 2, column "age": 2.5 is not an int64');
+
+    const rejects = join(dir, "rejects.jsonl");
+    const r = await strata("--json", "import", "users", file, "--skip-bad-rows", rejects);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ records: 2, rejected_rows: 1 });
+    expect(JSON.parse(readFileSync(rejects, "utf8"))).toEqual({
+      row: 2,
+      column: "age",
+      reason: 'row 2, column "age": 2.5 is not an int64',
+      raw: '{"user_id":"b","age":2.5}',
+    });
+  });
+});
