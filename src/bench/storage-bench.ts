@@ -1,7 +1,8 @@
 /**
  * In-process storage figures: lookups/s with the CRC check per read against lmdb-js
  * getBinaryFast on the same keys and values in the same run; lookups/s through 0, 4 and 8
- * deltas; open time of 1 GB and 4 GB versions. CSV import MB/s is its own suite (benchImport).
+ * deltas; open time of 1 GB and 4 GB versions. CSV and Parquet import are their own suite
+ * (benchImport).
  */
 import { mkdtempSync, rmSync, createReadStream, openSync, writeSync, closeSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +18,8 @@ import { KeyBatchBuilder } from "../format/key-batch.js";
 import { BatchLocations } from "../storage/native.js";
 import { DEFAULT_HASH_SEED } from "../format/segment-encoder.js";
 import { readImportRows } from "../importer/import-reader.js";
+import { readParquetRows } from "../importer/parquet-reader.js";
+import { parquetWriteFile } from "hyparquet-writer";
 import { hugePageShare, log, median, round, settle, shuffle, type Metric } from "./metric.js";
 
 const VALUE_FLOATS = 32; // 128 B of feature values per row
@@ -203,15 +206,16 @@ export async function benchStorage(opts: { quick: boolean }): Promise<Metric[]> 
 export async function benchImport(opts: { quick: boolean }): Promise<Metric[]> {
   const root = mkdtempSync(join(tmpdir(), "strata-bench-"));
   try {
-    return [await benchCsvImport(root, opts)];
+    const csv = await benchCsvImport(root, opts);
+    return [csv.metric, await benchParquetImport(root, opts, csv.rowsPerSec)];
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 }
 
-async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<Metric> {
-  const rowsN = opts.quick ? 300_000 : 1_500_000;
-  const schema = parseTablesConfig({
+const importRows = (quick: boolean): number => (quick ? 300_000 : 1_500_000);
+const importSchema = () =>
+  parseTablesConfig({
     tables: [
       {
         name: "csv",
@@ -227,6 +231,23 @@ async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<M
       },
     ],
   }).tables[0]!;
+/** Row i of the Parquet import benchmark: the values of the CSV benchmark's line i. */
+const importRow = (i: number) => ({
+  id: `user:${i}`,
+  age: 20 + (i % 60),
+  country: `C${i % 200}`,
+  premium: i % 2 === 0,
+  ltv: Number((i * 1.37).toFixed(2)),
+  ctr: Number(((i % 1000) / 997).toFixed(5)),
+  emb: [0.125, -0.5, (i % 97) / 7, 0.25, 1, 2, 3, 4],
+});
+
+async function benchCsvImport(
+  root: string,
+  opts: { quick: boolean },
+): Promise<{ metric: Metric; rowsPerSec: number }> {
+  const rowsN = importRows(opts.quick);
+  const schema = importSchema();
   const path = join(root, "import.csv");
   const fd = openSync(path, "w");
   writeSync(fd, "id,age,country,premium,ltv,ctr,emb\n");
@@ -241,7 +262,7 @@ async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<M
   writeSync(fd, chunk);
   closeSync(fd);
   const bytes = statSync(path).size;
-  const runs: number[] = [];
+  const seconds: number[] = [];
   for (let r = 0; r < (opts.quick ? 2 : 3); r++) {
     const store = new TableStore(join(root, `imp${r}`), "csv");
     const t0 = performance.now();
@@ -250,16 +271,80 @@ async function benchCsvImport(root: string, opts: { quick: boolean }): Promise<M
         defaultEventTimeMs: 1,
       }),
     );
-    runs.push(bytes / 1e6 / ((performance.now() - t0) / 1000));
+    seconds.push((performance.now() - t0) / 1000);
     rmSync(join(root, `imp${r}`), { recursive: true, force: true });
   }
+  const runs = seconds.map((s) => bytes / 1e6 / s);
   log(`csv import: ${runs.map((x) => x.toFixed(0)).join(", ")} MB/s`);
   return {
-    name: "csv_import_throughput",
-    value: round(median(runs)),
-    unit: "MB/s",
-    target: ">= 200 MB/s (a Go mmap CSV loader: 312-412 MB/s)",
-    conditions: `${(bytes / 1e6).toFixed(0)} MB, ${rowsN} rows of 6 typed features incl. float32[8], parse + coerce + segment write + fsync + full verify + publish, median of ${runs.length}`,
+    metric: {
+      name: "csv_import_throughput",
+      value: round(median(runs)),
+      unit: "MB/s",
+      target: ">= 200 MB/s (a Go mmap CSV loader: 312-412 MB/s)",
+      conditions: `${(bytes / 1e6).toFixed(0)} MB, ${rowsN} rows of 6 typed features incl. float32[8], parse + coerce + segment write + fsync + full verify + publish, median of ${runs.length}`,
+    },
+    rowsPerSec: rowsN / median(seconds),
+  };
+}
+
+/** The same rows as benchCsvImport, from a Parquet file (snappy, row groups of 122,880 rows as DuckDB writes). */
+async function benchParquetImport(
+  root: string,
+  opts: { quick: boolean },
+  csvRowsPerSec: number,
+): Promise<Metric> {
+  const rowsN = importRows(opts.quick);
+  const schema = importSchema();
+  const path = join(root, "import.parquet");
+  const rows = Array.from({ length: rowsN }, (_, i) => importRow(i));
+  const column = <T>(f: (r: ReturnType<typeof importRow>) => T) => rows.map(f);
+  parquetWriteFile({
+    filename: path,
+    rowGroupSize: 122_880,
+    columnData: [
+      { name: "id", data: column((r) => r.id) },
+      { name: "age", data: column((r) => BigInt(r.age)) },
+      { name: "country", data: column((r) => r.country) },
+      { name: "premium", data: column((r) => r.premium) },
+      { name: "ltv", data: column((r) => r.ltv) },
+      { name: "ctr", data: column((r) => r.ctr) },
+      { name: "emb", data: column((r) => r.emb) },
+    ],
+    schema: [
+      { name: "root", num_children: 7 },
+      { name: "id", type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "REQUIRED" },
+      { name: "age", type: "INT64", repetition_type: "OPTIONAL" },
+      { name: "country", type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" },
+      { name: "premium", type: "BOOLEAN", repetition_type: "OPTIONAL" },
+      { name: "ltv", type: "DOUBLE", repetition_type: "OPTIONAL" },
+      { name: "ctr", type: "FLOAT", repetition_type: "OPTIONAL" },
+      { name: "emb", repetition_type: "OPTIONAL", num_children: 1, converted_type: "LIST" },
+      { name: "list", repetition_type: "REPEATED", num_children: 1 },
+      { name: "element", type: "FLOAT", repetition_type: "REQUIRED" },
+    ],
+  });
+  rows.length = 0;
+  const seconds: number[] = [];
+  for (let r = 0; r < (opts.quick ? 2 : 3); r++) {
+    const store = new TableStore(join(root, `pq${r}`), "csv");
+    const t0 = performance.now();
+    await new VersionWriter(store, schema).importRows(
+      readParquetRows(path, schema, { defaultEventTimeMs: 1 }),
+    );
+    seconds.push((performance.now() - t0) / 1000);
+    rmSync(join(root, `pq${r}`), { recursive: true, force: true });
+  }
+  const rate = rowsN / median(seconds);
+  log(`parquet import: ${seconds.map((s) => Math.round(rowsN / s)).join(", ")} rows/s`);
+  return {
+    name: "parquet_import_rows_per_sec",
+    value: Math.round(rate),
+    unit: "rows/s",
+    peer: "the same rows from CSV (csv_import_throughput)",
+    peer_value: Math.round(csvRowsPerSec),
+    ratio: round(rate / csvRowsPerSec),
+    conditions: `${(statSync(path).size / 1e6).toFixed(0)} MB of snappy Parquet (hyparquet-writer, row groups of 122,880), ${rowsN} rows of the CSV benchmark's 6 features, decode + coerce + segment write + fsync + verify + publish, median of ${seconds.length}`,
   };
 }
 

@@ -66,7 +66,10 @@ async function* batches(
   } catch (err) {
     throw new ImportFileError(`Cannot read "${path}" as Parquet: ${errorMessage(err)}`, { cause: err });
   }
-  const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+  // pandas writes a DataFrame's index as a column of its own unless it is the default one.
+  const columns = parquetSchema(metadata)
+    .children.map((c) => c.element.name)
+    .filter((name) => !PANDAS_INDEX.test(name));
   const coercer = new ParquetRowCoercer(schema, columns, options);
   const batchSize = options.batchSize ?? 1024;
   let rowStart = 0;
@@ -80,6 +83,7 @@ async function* batches(
         metadata,
         rowStart,
         rowEnd,
+        columns,
         // Unannotated BYTE_ARRAY columns stay bytes: a bytes feature needs them as they are, and
         // a string feature checks that they are UTF-8.
         utf8: false,
@@ -117,6 +121,8 @@ async function* batches(
     rowStart = rowEnd;
   }
 }
+
+const PANDAS_INDEX = /^__index_level_\d+__$/;
 
 /** One column's values for rows [rowStart, rowEnd) of the file, from the pieces it came in. */
 function joinPieces(

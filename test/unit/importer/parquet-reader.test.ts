@@ -274,6 +274,12 @@ describe("readParquetRows", () => {
     );
     expect(unknown).toBeInstanceOf(ImportFileError);
     expect(unknown.message).toMatch(/column "prize" is not in table "items".*"price"/);
+    // pandas' index column is not data.
+    const indexed = parquet([
+      { name: "item_id", data: ["a"], type: "STRING" },
+      { name: "__index_level_0__", data: [7n], type: "INT64" },
+    ]);
+    expect(await readAll(indexed, ITEMS)).toEqual([{ key: "a", values: [null], eventTimeMs: NOW }]);
     const keyless = await refused(parquet([{ name: "price", data: [1], type: "DOUBLE" }]));
     expect(keyless.message).toBe('the file has no key column "item_id"');
     const text = join(dir, "not.parquet");
