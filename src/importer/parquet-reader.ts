@@ -22,7 +22,7 @@
  * column, or goes to `onBadRow` with the row as JSON when that is given.
  */
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema } from "hyparquet";
-import type { FileMetaData } from "hyparquet";
+import type { AsyncBuffer, FileMetaData } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { featureKinds, type FeatureKind, type FeatureValue, type TableSchema } from "../format/schema.js";
 import { ImportFileError, ImportRowError } from "./errors.js";
@@ -34,23 +34,49 @@ import {
   type RowCoercionOptions,
 } from "./row-coercion.js";
 import { errorMessage } from "../shared/errors.js";
+import { ENCODE_PARTS, type PartsEncodable, type PartsSpec } from "../storage/segment-file-writer.js";
 
 export interface ReadParquetOptions extends RowCoercionOptions {
   /** Report-and-skip for bad rows (the row as JSON); without it the first bad row throws. */
   onBadRow?: (err: ImportRowError, rawRow: string) => void;
   /** Rows per yielded batch (the last of a row group may be shorter); default 1024. */
   batchSize?: number;
+  /** Only row groups [from, to) (their rows keep their numbers in the file); default all. */
+  rowGroups?: [number, number];
 }
 
-/** Batches of a Parquet file's rows, and how far through the file they are (compressed bytes). */
-export interface ParquetRows extends AsyncGenerator<ImportRow[]> {
+/**
+ * Batches of a Parquet file's rows, and how far through the file they are (compressed bytes). It
+ * also offers {@link ENCODE_PARTS}, which `VersionWriter.importRows` tries first: a large file is
+ * then written by two threads (parquet-parts.ts), and the batches are never read.
+ */
+export interface ParquetRows extends AsyncGenerator<ImportRow[]>, PartsEncodable {
   readonly bytesRead: number;
 }
 
 export function readParquetRows(path: string, schema: TableSchema, options: ReadParquetOptions): ParquetRows {
   const progress = { bytesRead: 0 };
   const rows = batches(path, schema, options, progress);
-  return Object.defineProperty(rows, "bytesRead", { get: () => progress.bytesRead }) as ParquetRows;
+  Object.defineProperty(rows, "bytesRead", { get: () => progress.bytesRead });
+  return Object.assign(rows, {
+    [ENCODE_PARTS]: async (spec: PartsSpec, onProgress?: (rows: number) => void) => {
+      if (options.rowGroups) return null;
+      const { encodeParquetParts } = await import("./parquet-parts.js");
+      const { metadata } = await openParquet(path);
+      const groupRows = metadata.row_groups.map((g) => Number(g.num_rows));
+      return encodeParquetParts(path, groupRows, schema, options, spec, onProgress);
+    },
+  }) as ParquetRows;
+}
+
+/** The file and its metadata (footer), or an ImportFileError when it is not Parquet. */
+async function openParquet(path: string): Promise<{ file: AsyncBuffer; metadata: FileMetaData }> {
+  const file = await asyncBufferFromFile(path);
+  try {
+    return { file, metadata: await parquetMetadataAsync(file) };
+  } catch (err) {
+    throw new ImportFileError(`Cannot read "${path}" as Parquet: ${errorMessage(err)}`, { cause: err });
+  }
 }
 
 async function* batches(
@@ -59,21 +85,17 @@ async function* batches(
   options: ReadParquetOptions,
   progress: { bytesRead: number },
 ): AsyncGenerator<ImportRow[]> {
-  const file = await asyncBufferFromFile(path);
-  let metadata: FileMetaData;
-  try {
-    metadata = await parquetMetadataAsync(file);
-  } catch (err) {
-    throw new ImportFileError(`Cannot read "${path}" as Parquet: ${errorMessage(err)}`, { cause: err });
-  }
+  const { file, metadata } = await openParquet(path);
   // pandas writes a DataFrame's index as a column of its own unless it is the default one.
   const columns = parquetSchema(metadata)
     .children.map((c) => c.element.name)
     .filter((name) => !PANDAS_INDEX.test(name));
   const coercer = new ParquetRowCoercer(schema, columns, options);
   const batchSize = options.batchSize ?? 1024;
+  const [from, to] = options.rowGroups ?? [0, metadata.row_groups.length];
   let rowStart = 0;
-  for (const group of metadata.row_groups) {
+  for (const group of metadata.row_groups.slice(0, from)) rowStart += Number(group.num_rows);
+  for (const group of metadata.row_groups.slice(from, to)) {
     const rowEnd = rowStart + Number(group.num_rows);
     // Column by column (hyparquet's own form): no object per row to make and collect.
     const pieces = new Map<string, { rowStart: number; data: ArrayLike<unknown> }[]>();
@@ -304,8 +326,9 @@ function describe(v: unknown): string {
   return text.length > SHOW_CHARS ? text.slice(0, SHOW_CHARS) + "…" : text;
 }
 
-/** JSON.stringify's replacer for Parquet values: bigints as digits, bytes as base64. */
+/** JSON.stringify's replacer for Parquet values: bigints as digits, bytes as base64, NaN as "NaN". */
 function jsonSafe(_key: string, v: unknown): unknown {
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
   if (typeof v === "bigint") return v.toString();
   if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
   if (v instanceof Date) return v.toISOString();

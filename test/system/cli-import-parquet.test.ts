@@ -4,7 +4,7 @@
  * column, or goes to the rejects file with `--skip-bad-rows`; `--dry-run` publishes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
@@ -128,5 +128,78 @@ describe("strata import <table> <file.parquet>", () => {
       reason: 'row 2, column "age": 2.5 is not an int64',
       raw: '{"user_id":"b","age":2.5}',
     });
+  });
+
+  it("splits a file of several row groups between two threads: the same rows, later rows win, bad rows in order", async () => {
+    const n = 5000;
+    const ids = Array.from({ length: n }, (_, i) => `k${i % 4000}`); // k0..k999 again in the second half
+    const ages = Array.from({ length: n }, (_, i) => (i === 1234 || i === 4321 ? NaN : i));
+    const file = join(dir, "split.parquet");
+    const buffer = parquetWriteBuffer({
+      columnData: [
+        { name: "user_id", data: ids, type: "STRING" },
+        { name: "age", data: ages, type: "DOUBLE" },
+      ],
+      rowGroupSize: 1000,
+    });
+    writeFileSync(file, new Uint8Array(buffer));
+    const imported = async (threads: string, data: string) => {
+      const rejects = join(dir, `${data}.rejects`);
+      const r = await runStrata(dir, data, ["--json", "import", "users", file, "--skip-bad-rows", rejects], {
+        env: { STRATA_IMPORT_THREADS: threads, STRATA_IMPORT_SPLIT_MIN_ROWS: "1" },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const out = join(dir, `${data}.jsonl`);
+      expect((await runStrata(dir, data, ["export", "users", "--out", out])).code).toBe(0);
+      const parts = JSON.parse((await runStrata(dir, data, ["--json", "inspect", "users"])).stdout);
+      return {
+        // Event times are each import's start.
+        rows: readFileSync(out, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => l.replace(/"event_time_ms":\d+,/, ""))
+          .sort(),
+        rejects: readFileSync(rejects, "utf8"),
+        parts,
+      };
+    };
+    const one = await imported("1", "one-thread");
+    const two = await imported("2", "two-threads");
+    expect(two.rows).toEqual(one.rows);
+    expect(one.rows.length).toBe(3999); // k1234's only row is bad
+    // k0 was written at rows 1 and 4001: the later one (age 4000) stays.
+    expect(two.rows.find((l) => l.includes('"k0"'))).toContain('"age":4000');
+    expect(two.rejects).toBe(one.rejects);
+    expect(
+      two.rejects
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).row),
+    ).toEqual([1235, 4322]);
+    // One base part per thread (the split happened).
+    expect(one.parts.segments.length).toBe(1);
+    expect(two.parts.segments.length).toBe(2);
+
+    // A bad row in the worker's half stops the import as it would in one thread, and leaves nothing.
+    const late = join(dir, "late.parquet");
+    const lateAges = ages.map((a, i) => (i === 1234 ? 1234 : a));
+    writeFileSync(
+      late,
+      new Uint8Array(
+        parquetWriteBuffer({
+          columnData: [
+            { name: "user_id", data: ids, type: "STRING" },
+            { name: "age", data: lateAges, type: "DOUBLE" },
+          ],
+          rowGroupSize: 1000,
+        }),
+      ),
+    );
+    const refused = await runStrata(dir, "late", ["import", "users", late], {
+      env: { STRATA_IMPORT_SPLIT_MIN_ROWS: "1" },
+    });
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toContain('row 4322, column "age": "NaN" is not an int64');
+    expect(readdirSync(join(dir, "late", "users", "data"))).toEqual([]);
   });
 });
