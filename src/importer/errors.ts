@@ -21,6 +21,8 @@ export class ImportRowError extends StrataError {
   readonly field: string | null;
   /** What is wrong, without the location. */
   readonly reason: string;
+  /** What `line` counts: lines of a text file, or rows of a Parquet file. */
+  readonly unit: "line" | "row";
 
   constructor(
     reason: string,
@@ -37,6 +39,7 @@ export class ImportRowError extends StrataError {
     this.column = where.column ?? null;
     this.field = where.field ?? null;
     this.reason = reason;
+    this.unit = where.unit ?? "line";
   }
 }
 

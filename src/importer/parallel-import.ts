@@ -14,7 +14,6 @@
  * given after the first half's.
  */
 import { closeSync, fstatSync, openSync, readSync, unlinkSync, ReadStream } from "node:fs";
-import { Worker } from "node:worker_threads";
 import type { TableSchema } from "../format/schema.js";
 import {
   PartedRecords,
@@ -24,8 +23,8 @@ import {
   type WrittenSegment,
 } from "../storage/segment-file-writer.js";
 import { CsvParser } from "./csv-parser.js";
-import { isErrnoError } from "../shared/errors.js";
 import { ImportRowError } from "./errors.js";
+import { importThreads, removeParts, runInWorker } from "./import-threads.js";
 import {
   ENCODE_PIECE_BYTES,
   makeParser,
@@ -78,11 +77,6 @@ function wholeFilePath(stream: unknown): string | null {
   return s.path;
 }
 
-function threadsWanted(): number {
-  const env = process.env.STRATA_IMPORT_THREADS;
-  return env === undefined ? 2 : Number(env);
-}
-
 /**
  * Imports the file behind `stream` in two halves at once, or returns null (nothing read) when it
  * is not a large plain CSV file or the worker's code is not built (running from the TS sources).
@@ -95,7 +89,7 @@ export async function encodeFileParts(
   spec: PartsSpec,
   onProgress: ((rows: number) => void) | undefined,
 ): Promise<WrittenSegment[] | null> {
-  if (format !== "csv" || options.csvFastPath === false || threadsWanted() < 2) return null;
+  if (format !== "csv" || options.csvFastPath === false || importThreads() < 2) return null;
   const workerUrl = new URL("./import-worker.js", import.meta.url);
   if (!import.meta.url.endsWith(".js")) return null;
   const path = wholeFilePath(stream);
@@ -120,24 +114,18 @@ export async function encodeFileParts(
     rows[i] = n;
     onProgress?.(rows[0]! + rows[1]!);
   };
-  const worker = new Worker(workerUrl, { workerData: job(cut.at, cut.size, false) });
-  const second = new Promise<RangeResult>((resolve, reject) => {
-    worker.on("message", (m: { progress?: number; done?: RangeResult; error?: SerializedError }) => {
-      if (m.progress !== undefined) progress(1, m.progress);
-      else if (m.done !== undefined) resolve(m.done);
-      else if (m.error !== undefined) reject(deserializeError(m.error));
-    });
-    worker.on("error", reject);
-    worker.on("exit", (code) => reject(new Error(`import worker exited with code ${code}`)));
-  });
-  second.catch(() => {}); // awaited below, after the first half
+  // Awaited after the first half.
+  const second = runInWorker<RangeResult>(workerUrl, job(cut.at, cut.size, false), (n) => progress(1, n));
 
   let firstResult: RangeResult;
   try {
     firstResult = encodeRange(job(0, cut.at, true), (n) => progress(0, n));
   } catch (err) {
     // The first half's error comes first in the file; the second half's parts are dropped.
-    await second.then(dropParts, () => {});
+    await second.then(
+      (r) => removeParts(r.parts),
+      () => {},
+    );
     throw err;
   }
   const report = (bad: BadRowReport[], lines: number): void => {
@@ -145,14 +133,17 @@ export async function encodeFileParts(
   };
   report(firstResult.bad, 0);
   if (firstResult.wholeFile) {
-    await second.then(dropParts, () => {});
+    await second.then(
+      (r) => removeParts(r.parts),
+      () => {},
+    );
     return firstResult.parts;
   }
   let secondResult: RangeResult;
   try {
     secondResult = await second;
   } catch (err) {
-    dropParts(firstResult);
+    removeParts(firstResult.parts);
     if (err instanceof ImportRowError) throw rebuildError(err, firstResult.linesBefore);
     throw err;
   }
@@ -176,16 +167,6 @@ function findCut(path: string): { at: number; size: number } | null {
     return null;
   } finally {
     closeSync(fd);
-  }
-}
-
-function dropParts(r: RangeResult): void {
-  for (const p of r.parts) {
-    try {
-      unlinkSync(p.path);
-    } catch {
-      // already gone
-    }
   }
 }
 
@@ -315,32 +296,4 @@ function rebuildError(
           (_, n: string) => `(opened on line ${Number(n) + lines})`,
         );
   return new ImportRowError(reason, { line: e.line + lines, column: e.column, field: e.field });
-}
-
-export interface SerializedError {
-  importRow: { reason: string; line: number; column: number | null; field: string | null } | null;
-  message: string;
-  stack: string | undefined;
-  /** A failed system call's fields (isErrnoError), so that the CLI still reports it as one. */
-  system?: { code: string; syscall: string; path: string | undefined };
-}
-
-export function serializeError(err: unknown): SerializedError {
-  if (err instanceof ImportRowError) {
-    return {
-      importRow: { reason: err.reason, line: err.line, column: err.column, field: err.field },
-      message: err.message,
-      stack: err.stack,
-    };
-  }
-  const e = err instanceof Error ? err : new Error(String(err));
-  const system = isErrnoError(e) ? { code: e.code, syscall: e.syscall, path: e.path } : undefined;
-  return { importRow: null, message: e.message, stack: e.stack, system };
-}
-
-function deserializeError(s: SerializedError): Error {
-  if (s.importRow !== null) return rebuildError(s.importRow, 0);
-  const err: NodeJS.ErrnoException = Object.assign(new Error(s.message), s.system);
-  if (s.stack !== undefined) err.stack = s.stack;
-  return err;
 }

@@ -7,11 +7,10 @@
  * right (row groups are self-contained) and the rows keep their numbers (the metadata says how
  * many come before each group), so bad rows are reported as one thread would, first half first.
  *
- * Decoding is most of a Parquet import's time (hyparquet, in JavaScript), so the two threads
- * nearly halve it.
+ * Decoding and typing rows in JavaScript are all of a Parquet import's time; on two cores the
+ * second thread gains 1.2-1.4x, not 2x, since V8's collector already works on both
+ * (docs/import.md).
  */
-import { unlinkSync } from "node:fs";
-import { Worker } from "node:worker_threads";
 import type { TableSchema } from "../format/schema.js";
 import {
   SegmentFileWriter,
@@ -19,9 +18,9 @@ import {
   type PartsSpec,
   type WrittenSegment,
 } from "../storage/segment-file-writer.js";
-import { ImportFileError, ImportRowError } from "./errors.js";
+import { ImportRowError } from "./errors.js";
+import { importThreads, removeParts, runInWorker } from "./import-threads.js";
 import { readParquetRows, type ReadParquetOptions } from "./parquet-reader.js";
-import { isErrnoError } from "../shared/errors.js";
 
 /** Smaller files are imported by one thread: a worker costs ~100 ms to start and load hyparquet. */
 export const PARQUET_PARALLEL_MIN_ROWS = 200_000;
@@ -46,16 +45,6 @@ export interface BadParquetRow {
   raw: string;
 }
 
-/** An error as it crosses from the worker: a bad row keeps its row and column, a bad file its kind. */
-export interface SerializedImportError {
-  badRow: Omit<BadParquetRow, "raw"> | null;
-  badFile: boolean;
-  message: string;
-  stack: string | undefined;
-  /** A failed system call's fields (isErrnoError), so that the CLI still reports it as one. */
-  system?: { code: string; syscall: string; path: string | undefined };
-}
-
 /**
  * Imports the file in two halves of its row groups at once, or returns null (nothing read) when it
  * has too few rows or row groups, one thread is asked for, or the worker's code is not built
@@ -69,7 +58,7 @@ export async function encodeParquetParts(
   spec: PartsSpec,
   onProgress: ((rows: number) => void) | undefined,
 ): Promise<WrittenSegment[] | null> {
-  const threads = Number(process.env.STRATA_IMPORT_THREADS ?? 2);
+  const threads = importThreads();
   const total = rowGroupRows.reduce((a, b) => a + b, 0);
   const min = Number(process.env.STRATA_IMPORT_SPLIT_MIN_ROWS ?? PARQUET_PARALLEL_MIN_ROWS);
   if (threads < 2 || rowGroupRows.length < 2 || total < min || !import.meta.url.endsWith(".js")) return null;
@@ -93,33 +82,29 @@ export async function encodeParquetParts(
     rows[i] = n;
     onProgress?.(rows[0]! + rows[1]!);
   };
-  const worker = new Worker(new URL("./parquet-import-worker.js", import.meta.url), {
-    workerData: job(cut, rowGroupRows.length),
-  });
-  const second = new Promise<RowGroupResult>((resolve, reject) => {
-    worker.on("message", (m: { progress?: number; done?: RowGroupResult; error?: SerializedImportError }) => {
-      if (m.progress !== undefined) progress(1, m.progress);
-      else if (m.done !== undefined) resolve(m.done);
-      else if (m.error !== undefined) reject(deserializeError(m.error));
-    });
-    worker.on("error", reject);
-    worker.on("exit", (code) => reject(new Error(`import worker exited with code ${code}`)));
-  });
-  second.catch(() => {}); // awaited below, after the first half
+  // Awaited after the first half.
+  const second = runInWorker<RowGroupResult>(
+    new URL("./parquet-import-worker.js", import.meta.url),
+    job(cut, rowGroupRows.length),
+    (n) => progress(1, n),
+  );
 
   let first: RowGroupResult;
   try {
     first = await encodeRowGroups(job(0, cut), (n) => progress(0, n));
   } catch (err) {
     // The first half's error comes first in the file; the second half's parts are dropped.
-    await second.then(dropParts, () => {});
+    await second.then(
+      (r) => removeParts(r.parts),
+      () => {},
+    );
     throw err;
   }
   let rest: RowGroupResult;
   try {
     rest = await second;
   } catch (err) {
-    dropParts(first);
+    removeParts(first.parts);
     throw err;
   }
   for (const b of [...first.bad, ...rest.bad]) {
@@ -172,46 +157,7 @@ export async function encodeRowGroups(
     return { parts, bad };
   } catch (err) {
     part?.abort();
-    dropParts({ parts, bad });
+    removeParts(parts);
     throw err;
   }
-}
-
-function dropParts(r: RowGroupResult): void {
-  for (const p of r.parts) {
-    try {
-      unlinkSync(p.path);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-export function serializeError(err: unknown): SerializedImportError {
-  if (err instanceof ImportRowError) {
-    return {
-      badRow: { reason: err.reason, row: err.line, field: err.field },
-      badFile: false,
-      message: err.message,
-      stack: err.stack,
-    };
-  }
-  const e = err instanceof Error ? err : new Error(String(err));
-  const system = isErrnoError(e) ? { code: e.code, syscall: e.syscall, path: e.path } : undefined;
-  return {
-    badRow: null,
-    badFile: err instanceof ImportFileError,
-    message: e.message,
-    stack: e.stack,
-    system,
-  };
-}
-
-function deserializeError(s: SerializedImportError): Error {
-  if (s.badRow !== null)
-    return new ImportRowError(s.badRow.reason, { line: s.badRow.row, field: s.badRow.field, unit: "row" });
-  if (s.badFile) return new ImportFileError(s.message);
-  const err: NodeJS.ErrnoException = Object.assign(new Error(s.message), s.system);
-  if (s.stack !== undefined) err.stack = s.stack;
-  return err;
 }
