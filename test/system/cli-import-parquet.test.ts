@@ -4,7 +4,7 @@
  * column, or goes to the rejects file with `--skip-bad-rows`; `--dry-run` publishes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
@@ -18,26 +18,7 @@ describe("strata import <table> <file.parquet>", () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "strata-parquet-cli-"));
-    writeFileSync(
-      join(dir, "tables.json"),
-      JSON.stringify({
-        tables: [
-          {
-            name: "users",
-            key: "user_id",
-            features: [
-              { name: "age", type: "int64" },
-              { name: "country", type: "string" },
-              { name: "is_premium", type: "bool" },
-              { name: "ltv", type: "float64" },
-              { name: "ctr", type: "float32" },
-              { name: "emb", type: "float32[3]" },
-              { name: "blob", type: "bytes" },
-            ],
-          },
-        ],
-      }),
-    );
+    copyFileSync(resolve("test/fixtures/parquet/tables.json"), join(dir, "tables.json"));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -9,31 +9,15 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { parseTablesConfig } from "../../../src/config/tables-config.js";
+import { loadTablesConfig, parseTablesConfig } from "../../../src/config/tables-config.js";
 import { readParquetRows } from "../../../src/importer/parquet-reader.js";
 import { ImportFileError, ImportRowError } from "../../../src/importer/errors.js";
 import type { ImportRow } from "../../../src/importer/row-coercion.js";
 
 const FIXTURES = "test/fixtures/parquet";
 const NOW = 1_800_000_000_000;
-const CONFIG = parseTablesConfig({
-  tables: [
-    {
-      name: "users",
-      key: "user_id",
-      features: [
-        { name: "age", type: "int64" },
-        { name: "country", type: "string" },
-        { name: "is_premium", type: "bool" },
-        { name: "ltv", type: "float64" },
-        { name: "ctr", type: "float32" },
-        { name: "emb", type: "float32[3]" },
-        { name: "blob", type: "bytes" },
-      ],
-    },
-    { name: "items", key: "item_id", features: [{ name: "price", type: "float64" }] },
-  ],
-});
+// The tables of the fixtures: `users` for all-types-*.parquet, `items` for int-keys-timestamps.parquet.
+const CONFIG = loadTablesConfig(join(FIXTURES, "tables.json"));
 const USERS = CONFIG.tables[0]!;
 const ITEMS = CONFIG.tables[1]!;
 
