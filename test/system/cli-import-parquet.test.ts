@@ -183,4 +183,41 @@ describe("strata import <table> <file.parquet>", () => {
     expect(refused.stderr).toContain('row 4322, column "age": "NaN" is not an int64');
     expect(readdirSync(join(dir, "late", "users", "data"))).toEqual([]);
   });
+
+  it("exports a version as Parquet that imports back to the same rows, every type and event time", async () => {
+    expect((await runStrata(dir, "export-a", ["import", "users", FIXTURE])).code).toBe(0);
+    const parquet = join(dir, "export.parquet");
+    const r = await runStrata(dir, "export-a", ["--json", "export", "users", "--out", parquet]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ rows: 5, out: parquet });
+    expect((await runStrata(dir, "export-b", ["import", "users", parquet])).code).toBe(0);
+    const jsonl = async (data: string, ...args: string[]) => {
+      const out = join(dir, `${data}.jsonl`);
+      expect((await runStrata(dir, data, ["export", "users", "--out", out, ...args])).code).toBe(0);
+      return readFileSync(out, "utf8");
+    };
+    const original = await jsonl("export-a");
+    expect(original).toContain('"age":"-9223372036854775808"');
+    expect(original).toContain('"ltv":"NaN"');
+    expect(await jsonl("export-b")).toBe(original);
+
+    // A subset of features, and the format's refusals.
+    const subset = join(dir, "subset.pq");
+    expect(
+      (await runStrata(dir, "export-a", ["export", "users", "--features", "emb,age", "--out", subset])).code,
+    ).toBe(0);
+    expect((await runStrata(dir, "export-c", ["import", "users", subset])).code).toBe(0);
+    const rows = (await jsonl("export-c", "--features", "age,emb,country"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(rows.find((row) => row.user_id === "user:1")).toMatchObject({
+      age: 45,
+      emb: [0.25, -0.5, 1],
+      country: null,
+    });
+    const noFile = await runStrata(dir, "export-a", ["export", "users", "--format", "parquet"]);
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain("--format parquet needs --out FILE");
+  });
 });

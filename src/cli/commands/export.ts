@@ -1,10 +1,11 @@
 /**
  * strata export <table>: every row of a version as JSON lines that `strata import --format jsonl`
  * reads back to the same rows (the key field, `event_time_ms`, features by name; floats in their
- * shortest exact form, int64 beyond 2^53 as strings, bytes as base64). Read from the data dir by
- * a scan (storage/version-scan.ts): every record CRC checked, one version throughout.
+ * shortest exact form, int64 beyond 2^53 as strings, bytes as base64), or as Parquet that
+ * `strata import` reads back (cli/export-sinks.ts). Read from the data dir by a scan
+ * (storage/version-scan.ts): every record CRC checked, one version throughout.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
@@ -15,22 +16,22 @@ import { newRowLocation, openSnapshot } from "../../storage/version-snapshot.js"
 import { VersionScanner, WHOLE_VERSION, type ScanShard } from "../../storage/version-scan.js";
 import { BatchStatus } from "../../storage/native.js";
 import { featureKinds } from "../../format/schema.js";
-import { featureValueToJson, type JsonValue } from "../../format/value-json.js";
 import { eventTimeName } from "../../importer/row-coercion.js";
 import { fsyncDir, tempPathFor } from "../../storage/durable-fs.js";
+import { JsonlSink, ParquetSink, type ExportFormat, type RowSink } from "../export-sinks.js";
+import type { FeatureValue } from "../../format/schema.js";
 
 const CHUNK_ROWS = 4096;
-/** Output is written in pieces of about this many bytes. */
-const WRITE_BYTES = 1 << 20;
 
 export function registerExportCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
   program
     .command("export <table>")
-    .description("write every row of a version as JSON lines that `strata import --format jsonl` reads back")
+    .description("write every row of a version as JSON lines or Parquet that `strata import` reads back")
     .option(
       "--out <file>",
       "write to FILE (complete or not at all: a temp file renamed at the end); default stdout",
     )
+    .option("--format <format>", "jsonl or parquet (default: parquet for an --out ending in .parquet or .pq)")
     .option("--version <n>", "a retained version (default: current)")
     .option("--features <names>", "comma-separated subset of features")
     .option("--shard <i/n>", "only part i of n (0 <= i < n): the n parts hold every row once between them")
@@ -38,10 +39,18 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
     .action(
       (
         table: string,
-        o: { out?: string; version?: string; features?: string; shard?: string; progress: boolean },
+        o: {
+          out?: string;
+          format?: string;
+          version?: string;
+          features?: string;
+          shard?: string;
+          progress: boolean;
+        },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
+        const format = exportFormat(o.format, o.out);
         const schema = c.schema(table);
         const store = c.store(table);
         const version = parseVersionArg(o.version) ?? store.requireCurrentVersion();
@@ -54,7 +63,16 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         const scanner = new VersionScanner(snapshot, parseShard(o.shard));
 
         const temp = o.out ? tempPathFor(o.out) : null;
+        // Parquet is written by hyparquet-writer under the same name: this fd claims the name and
+        // makes the file durable at the end (fsync is the file's, whoever wrote it).
         const fd = temp ? openSync(temp, "wx") : 1;
+        const columns = {
+          key: schema.key,
+          eventTime: timeField,
+          features: wanted.map((f) => ({ name: names[f]!, kind: kinds[f]! })),
+        };
+        const sink: RowSink =
+          format === "parquet" ? new ParquetSink(temp!, columns) : new JsonlSink(fd, columns);
         const total = snapshot.manifest.segments.reduce((n, s) => n + s.records, 0);
         const bar =
           o.progress && temp && process.stderr.isTTY && !c.json
@@ -69,7 +87,7 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         let walked = 0;
         try {
           const loc = newRowLocation();
-          let out = "";
+          const values = new Array<FeatureValue>(wanted.length);
           for (let n = scanner.nextChunk(CHUNK_ROWS); n > 0; n = scanner.nextChunk(CHUNK_ROWS)) {
             const { keys, located } = scanner;
             for (let i = 0; i < n; i++) {
@@ -81,22 +99,18 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
               loc.segment = snapshot.probeOrder[located.segment(i)]!;
               loc.valueOffset = located.valueOffset(i);
               loc.valueLength = located.valueLength(i);
-              const row: Record<string, JsonValue> = {
-                [schema.key]: keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]),
-              };
-              if (timeField) row[timeField] = located.eventTimeMs(i);
-              for (const f of wanted) row[names[f]!] = featureValueToJson(kinds[f]!, snapshot.readAs(loc, f));
-              out += JSON.stringify(row) + "\n";
+              for (let w = 0; w < wanted.length; w++) values[w] = snapshot.readAs(loc, wanted[w]!);
+              sink.row(
+                keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]),
+                located.eventTimeMs(i),
+                values,
+              );
               rows++;
             }
             walked += n;
             bar?.update(walked);
-            if (out.length >= WRITE_BYTES) {
-              writeAll(fd, out);
-              out = "";
-            }
           }
-          writeAll(fd, out);
+          sink.finish();
           if (temp) {
             fsyncSync(fd);
             closeSync(fd);
@@ -139,16 +153,11 @@ function parseShard(arg: string | undefined): ScanShard {
   return { index, count };
 }
 
-/** Writes all of `text` (a pipe may take less than asked at a time). */
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text, "utf8");
-  for (let done = 0; done < bytes.length;) {
-    try {
-      done += writeSync(fd, bytes, done, bytes.length - done);
-    } catch (err) {
-      // A non-blocking stdout pipe that is full: wait for the reader, then go on.
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-    }
-  }
+/** --format, or what --out's extension says; Parquet needs a file (its footer is written last). */
+function exportFormat(format: string | undefined, out: string | undefined): ExportFormat {
+  if (format !== undefined && format !== "jsonl" && format !== "parquet")
+    throw new RangeError(`--format must be jsonl or parquet (got "${format}")`);
+  const chosen = format ?? (out && /\.(parquet|pq)$/i.test(out) ? "parquet" : "jsonl");
+  if (chosen === "parquet" && out === undefined) throw new RangeError("--format parquet needs --out FILE");
+  return chosen;
 }
