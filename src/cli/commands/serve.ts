@@ -90,8 +90,11 @@ export function registerServeCommand(
         debug: (...args: unknown[]) => grpcLog.debug({}, format(...args)),
       });
 
+      // From here SIGHUP no longer ends the process: one that comes while the server starts is
+      // applied once it serves.
+      const reloads = new Reloads(logger);
       if (workers > 1 && cluster.isPrimary) {
-        await runPrimary(c, workers, logger, startIngest, fleetTls);
+        await runPrimary(c, workers, logger, startIngest, fleetTls, reloads);
         return;
       }
       const inWorker = cluster.isWorker;
@@ -118,12 +121,12 @@ export function registerServeCommand(
         process.stdout.write(
           `strata: serving ${[...server.tables.keys()].join(", ")} on ${c.config.host}:${server.port}\n`,
         );
-      const stopReloading = onReload(logger, async () => {
+      reloads.start(async () => {
         const tables = await reloadServer(c, server, logger);
         if (tables) await control?.restart(tables);
       });
       await untilSignal();
-      stopReloading();
+      reloads.stop();
       logger.info({}, "shutting down");
       await control?.stop();
       await server.stop();
@@ -138,6 +141,7 @@ async function runPrimary(
   logger: Logger,
   startIngest: StartIngest,
   fleetTls: { peerCredentials?: ChannelCredentials },
+  reloads: Reloads,
 ): Promise<void> {
   // /metrics of every worker, summed, on the primary's metrics port.
   const aggregator = new AggregatorRegistry();
@@ -182,13 +186,13 @@ async function runPrimary(
     process.stdout.write(`strata: ${workers} workers serving on ${c.config.host}:${c.config.port}\n`);
   // Each worker reads the config again itself (and says whether it applied it); the primary
   // restarts ingest or the fleet membership with what it reads.
-  const stopReloading = onReload(logger, async () => {
+  reloads.start(async () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.send(WORKER_RELOAD);
     const tables = readTablesForReload(c, logger);
     if (tables) await control.restart(tables);
   });
   await signalled;
-  stopReloading();
+  reloads.stop();
   await control.stop();
   await stopWorkers();
   metrics?.close();
@@ -258,24 +262,42 @@ class ControlPlane {
 }
 
 /**
- * Calls `reload` on SIGHUP (and, in a worker, when the primary says so), one call at a time.
- * Returns what stops listening.
+ * SIGHUP (and, in a worker, the primary's word) calls the reload given to {@link start}, one call
+ * at a time; one that comes before start (while the server starts) is applied at start.
  */
-function onReload(logger: Logger, reload: () => Promise<void>): () => void {
-  let queue = Promise.resolve();
-  const signalled = (): void => {
-    queue = queue
+class Reloads {
+  private reload: (() => Promise<void>) | null = null;
+  private pending = false;
+  private queue = Promise.resolve();
+
+  constructor(private readonly logger: Logger) {
+    process.on("SIGHUP", this.signalled);
+    if (cluster.isWorker) process.on("message", this.told);
+  }
+
+  start(reload: () => Promise<void>): void {
+    this.reload = reload;
+    if (this.pending) this.signalled();
+  }
+
+  stop(): void {
+    process.off("SIGHUP", this.signalled);
+    process.off("message", this.told);
+  }
+
+  private readonly signalled = (): void => {
+    const reload = this.reload;
+    if (!reload) {
+      this.pending = true;
+      return;
+    }
+    this.queue = this.queue
       .then(reload)
-      .catch((err: unknown) => logger.error({ err: errorMessage(err) }, "reload failed"));
+      .catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, "reload failed"));
   };
-  const told = (m: unknown): void => {
-    if (m === WORKER_RELOAD) signalled();
-  };
-  process.on("SIGHUP", signalled);
-  if (cluster.isWorker) process.on("message", told);
-  return () => {
-    process.off("SIGHUP", signalled);
-    process.off("message", told);
+
+  private readonly told = (m: unknown): void => {
+    if (m === WORKER_RELOAD) this.signalled();
   };
 }
 
