@@ -113,19 +113,35 @@ ensure_command() { # command package why
     die "'$cmd' ($why) is not on PATH and apt-get is not available to install Debian's '$pkg': install '$cmd' with your system's package manager"
   fi
   log "'$cmd' is missing: installing Debian package '$pkg' with apt-get"
+  apt_install "$pkg" "'$cmd' ($why)"
+  command -v "$cmd" >/dev/null 2>&1 || die "installed '$pkg' but '$cmd' is still not on PATH ($PATH)"
+}
+
+apt_install() { # packages... what-for (the last argument)
+  local what="${*: -1}" pkgs=("${@:1:$#-1}")
   mkdir -p "$LOG_DIR"
   if [[ "$APT_UPDATED" -eq 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG_DIR/apt.log" 2>&1 || {
       log_tail "$LOG_DIR/apt.log" 20
-      die "'apt-get update' failed while trying to install '$pkg' (for '$cmd'); see $LOG_DIR/apt.log"
+      die "'apt-get update' failed while trying to install ${pkgs[*]} (for $what); see $LOG_DIR/apt.log"
     }
     APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >>"$LOG_DIR/apt.log" 2>&1 || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >>"$LOG_DIR/apt.log" 2>&1 || {
     log_tail "$LOG_DIR/apt.log" 20
-    die "'apt-get install -y $pkg' failed, so '$cmd' ($why) is missing; see $LOG_DIR/apt.log"
+    die "'apt-get install -y ${pkgs[*]}' failed, so $what is missing; see $LOG_DIR/apt.log"
   }
-  command -v "$cmd" >/dev/null 2>&1 || die "installed '$pkg' but '$cmd' is still not on PATH ($PATH)"
+}
+
+# The Python client's test (test/integration/python-client.test.ts) runs Debian's python3 with
+# Debian's grpcio and protobuf, and protoc to generate the message classes.
+ensure_python_client_deps() {
+  ensure_command protoc protobuf-compiler "the protobuf compiler, for the Python client's test"
+  /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 && return 0
+  [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+    die "Debian's python3 lacks grpc or protobuf (for the Python client's test): run 'sudo apt-get install -y python3-grpcio python3-protobuf'"
+  log "Debian's python3 lacks grpc or protobuf: installing python3-grpcio and python3-protobuf with apt-get"
+  apt_install python3-grpcio python3-protobuf "grpc and protobuf for Debian's python3"
 }
 
 # Start a command in the background, detached from our stdin/stdout/stderr, the lock fd and
@@ -564,6 +580,8 @@ main() {
         (ensure_command kcat kcat "librdkafka's producer, used by the integration tests") ||
           log "warning: kcat is missing; the integration tests that produce with kcat will fail"
       fi
+      (ensure_python_client_deps) ||
+        log "warning: the Python client's test will fail without protoc and Debian's python3-grpcio and python3-protobuf"
       for s in "${SERVICES[@]}"; do
         case "$s" in
           kafka)
