@@ -51,14 +51,22 @@ export const MAX_PIECE_BYTES = 64 * 1024;
  */
 export const ENCODE_PIECE_BYTES = 1024 * 1024;
 
-/** The format of an import file, from its extension: .csv, .jsonl / .ndjson, or .parquet / .pq. */
+/**
+ * The format of an import file, from its extension: .csv, .jsonl / .ndjson (either also
+ * gzip-compressed, .gz), or .parquet / .pq.
+ */
 export function detectImportFormat(path: string): ImportFileFormat {
-  const lower = path.toLowerCase();
+  if (path === "-")
+    throw new ImportFileError(
+      "Cannot tell the format of standard input: give --format csv or --format jsonl",
+    );
+  const lower = path.toLowerCase().replace(/\.gz$/, "");
   if (lower.endsWith(".csv")) return "csv";
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return "jsonl";
-  if (lower.endsWith(".parquet") || lower.endsWith(".pq")) return "parquet";
+  if ((lower.endsWith(".parquet") || lower.endsWith(".pq")) && !path.toLowerCase().endsWith(".gz"))
+    return "parquet";
   throw new ImportFileError(
-    `Cannot tell the format of import file "${path}" from its extension: expected .csv, .jsonl, .ndjson, .parquet or .pq (or give --format)`,
+    `Cannot tell the format of import file "${path}" from its extension: expected .csv, .jsonl, .ndjson (or any of them .gz), .parquet or .pq (or give --format)`,
   );
 }
 

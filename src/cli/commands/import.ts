@@ -1,5 +1,5 @@
 /** strata import <table> <file>: a CSV, JSONL or Parquet file becomes a new base version. */
-import { createReadStream, writeSync, openSync, closeSync } from "node:fs";
+import { writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { inputFileSize, retentionNote, type CliContext } from "../context.js";
@@ -7,7 +7,8 @@ import { VersionWriter } from "../../storage/version-writer.js";
 import { EmptyImportError } from "../../storage/errors.js";
 import { detectImportFormat, readImportRows, type ImportFileFormat } from "../../importer/import-reader.js";
 import { readParquetRows } from "../../importer/parquet-reader.js";
-import type { ImportRowError } from "../../importer/errors.js";
+import { openImportInput } from "../../importer/import-input.js";
+import { ImportFileError, type ImportRowError } from "../../importer/errors.js";
 
 const FORMATS: readonly ImportFileFormat[] = ["csv", "jsonl", "parquet"];
 
@@ -41,9 +42,14 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         if (o.format !== undefined && !FORMATS.includes(o.format as ImportFileFormat))
           throw new RangeError(`--format must be csv, jsonl or parquet (got "${o.format}")`);
         const format = (o.format as ImportFileFormat | undefined) ?? detectImportFormat(file);
-        const totalBytes = inputFileSize(file);
+        if (file === "-" && format === "parquet")
+          throw new ImportFileError(
+            "Parquet is read from a file (its footer is at its end): give its path, not -",
+          );
+        // Standard input has no size: no progress bar then.
+        const totalBytes = file === "-" ? 0 : inputFileSize(file);
         const bar =
-          o.progress && process.stderr.isTTY && !c.json
+          o.progress && totalBytes > 0 && process.stderr.isTTY && !c.json
             ? new cliProgress.SingleBar(
                 {
                   format: `${table} [{bar}] {percentage}% | {value}/{total} MB | {rows} rows | {eta}s`,
@@ -80,9 +86,9 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
             bytesRead = () => parquet.bytesRead;
             rows = parquet;
           } else {
-            const input = createReadStream(file, { highWaterMark: 1 << 20 });
-            bytesRead = () => input.bytesRead;
-            rows = readImportRows(input, format, schema, options);
+            const input = openImportInput(file);
+            bytesRead = input.bytesRead;
+            rows = readImportRows(input.stream, format, schema, options);
           }
           const empty = () =>
             new EmptyImportError(

@@ -33,17 +33,19 @@ describe("detectImportFormat", () => {
     expect(detectImportFormat("a.b.ndjson")).toBe("jsonl");
     expect(detectImportFormat("part-00000.snappy.parquet")).toBe("parquet");
     expect(detectImportFormat("a.PQ")).toBe("parquet");
+    expect(detectImportFormat("users.csv.gz")).toBe("csv");
+    expect(detectImportFormat("users.ndjson.GZ")).toBe("jsonl");
   });
 
   it("refuses anything else", () => {
-    for (const path of ["a.json", "a.csv.gz", "a", "csv"]) {
+    for (const path of ["a.json", "a.parquet.gz", "a", "csv", "-"]) {
       expect(() => detectImportFormat(path)).toThrow(ImportFileError);
     }
     try {
       detectImportFormat("x.tsv");
     } catch (err) {
       expect((err as ImportFileError).code).toBe("STRATA_IMPORT_INVALID");
-      expect((err as Error).message).toMatch(/"x.tsv".*\.csv, \.jsonl, \.ndjson, \.parquet or \.pq/);
+      expect((err as Error).message).toMatch(/"x.tsv".*\.csv, \.jsonl, \.ndjson \(or any of them \.gz\), \.parquet or \.pq/);
     }
   });
 });
