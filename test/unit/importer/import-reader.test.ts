@@ -45,7 +45,9 @@ describe("detectImportFormat", () => {
       detectImportFormat("x.tsv");
     } catch (err) {
       expect((err as ImportFileError).code).toBe("STRATA_IMPORT_INVALID");
-      expect((err as Error).message).toMatch(/"x.tsv".*\.csv, \.jsonl, \.ndjson \(or any of them \.gz\), \.parquet or \.pq/);
+      expect((err as Error).message).toMatch(
+        /"x.tsv".*\.csv, \.jsonl, \.ndjson \(or any of them \.gz\), \.parquet or \.pq/,
+      );
     }
   });
 });
