@@ -2,6 +2,7 @@
 // topic with each event's key as the message key; a file with an invalid line sends nothing and
 // exits 7, naming the line and the reason.
 import { spawnSync } from "node:child_process";
+import { gzipSync } from "node:zlib";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -81,6 +82,22 @@ describe("strata produce", () => {
       const [key, value] = m.split("\t");
       expect(key).toBe((JSON.parse(value!) as { key: string }).key);
     }
+  });
+
+  it("sends a gzip-compressed file as the plain one, and refuses standard input", async () => {
+    const before = await total();
+    const file = join(root, "good.jsonl.gz");
+    const lines = Array.from({ length: 50 }, (_, i) =>
+      JSON.stringify({ op: "upsert", key: `z${i}`, features: { age: i } }),
+    );
+    writeFileSync(file, gzipSync(lines.join("\n") + "\n"));
+    const r = produce(file);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ sent: 50 });
+    expect(await total()).toBe(before + 50);
+    const stdin = produce("-");
+    expect(stdin.status).toBe(7);
+    expect(stdin.stderr).toContain("give a path, not -");
   });
 
   it("refuses a file with an invalid line, sending nothing, unless --no-validate", async () => {

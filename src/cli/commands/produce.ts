@@ -7,9 +7,11 @@
  * with a bad line sends nothing: exit 7 with the line numbers and reasons. `--no-validate` sends
  * the lines as they are (bad ones then land in the dead-letter topic).
  */
-import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
+import { openImportInput } from "../../importer/import-input.js";
+import { ImportFileError } from "../../importer/errors.js";
 import { inputFileSize, type CliContext } from "../context.js";
 import { ConfigError } from "../../shared/errors.js";
 import { DeltaDecoder } from "../../ingest/delta-event.js";
@@ -34,6 +36,11 @@ export function registerProduceCommand(program: Command, ctx: (cmd: Command) => 
     .action(async (table: string, file: string, o: ProduceOptions, cmd: Command) => {
       const c = ctx(cmd);
       const schema = c.schema(table);
+      // Read twice (checked whole before anything is sent): a file, not standard input.
+      if (file === "-")
+        throw new ImportFileError(
+          "produce reads its file twice (nothing is sent unless every line is valid): give a path, not -",
+        );
       inputFileSize(file); // a missing file is named before anything is sent
       if (c.config.kafkaBrokers.length === 0) {
         throw new ConfigError(
@@ -95,12 +102,9 @@ async function validateFile(file: string, decoder: DeltaDecoder): Promise<void> 
   }
 }
 
-/** Non-empty lines of a file, with their 1-based numbers. */
+/** Non-empty lines of a file (gzip-compressed or not), with their 1-based numbers. */
 async function* lines(file: string): AsyncGenerator<{ text: string; line: number }> {
-  const rl = createInterface({
-    input: createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 }),
-    crlfDelay: Infinity,
-  });
+  const rl = createInterface({ input: Readable.from(openImportInput(file).stream), crlfDelay: Infinity });
   let line = 0;
   for await (const text of rl) {
     line++;
