@@ -14,6 +14,7 @@ import { registerIngestCommand } from "./commands/ingest.js";
 import { registerFleetCommand } from "./commands/fleet.js";
 import { registerBackupCommands } from "./commands/backup.js";
 import { registerExportCommand } from "./commands/export.js";
+import { registerDiffCommand } from "./commands/diff.js";
 import { registerDeadLettersCommand } from "./commands/dead-letters.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerVersionCommands(program, ctx);
   registerBackupCommands(program, ctx);
   registerExportCommand(program, ctx);
+  registerDiffCommand(program, ctx);
   registerGetCommand(program, ctx, getFromServer);
   registerServeCommand(program, ctx, startIngestIfConfigured);
   registerProduceCommand(program, ctx);
