@@ -196,16 +196,33 @@ class ParquetRowCoercer {
     }
   }
 
+  /** The value being typed, for its error: one object for every value (no closure each). */
+  private readonly cell = {
+    v: undefined as unknown,
+    name: "",
+    row: 0,
+    fail(why: string): ImportRowError {
+      return new ImportRowError(`${describe(this.v)} ${why}`, {
+        line: this.row,
+        field: this.name,
+        unit: "row",
+      });
+    },
+  };
+
   /** Types row `i` of `columns` (the file's columns, in its order); `row` is its number in the file. */
   coerce(columns: ArrayLike<unknown>[], i: number, row: number): ImportRow {
     const values = new Array<FeatureValue>(this.kinds.length).fill(null);
     let key = "";
     let eventTimeMs = this.options.defaultEventTimeMs;
+    const cell = this.cell;
+    cell.row = row;
+    const fail: Fail = (why) => cell.fail(why);
     for (let c = 0; c < this.targets.length; c++) {
       const { name, target } = this.targets[c]!;
       const v = columns[c]![i];
-      const fail = (why: string) =>
-        new ImportRowError(`${describe(v)} ${why}`, { line: row, field: name, unit: "row" });
+      cell.v = v;
+      cell.name = name;
       if (target === KEY) key = rowKey(v, fail);
       else if (target === EVENT_TIME) {
         if (v !== null && v !== undefined) eventTimeMs = eventTime(v, fail);
