@@ -7,6 +7,8 @@
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { Readable } from "node:stream";
+import { ImportFileError } from "./errors.js";
+import { errorMessage } from "../shared/errors.js";
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 
@@ -14,18 +16,16 @@ export interface ImportInput {
   readonly stream: AsyncIterable<Buffer>;
   /** Input bytes consumed so far (compressed bytes for compressed input), for a progress bar. */
   bytesRead(): number;
-  readonly gzip: boolean;
 }
 
 /** The input behind `path` (`-`: standard input). */
 export function openImportInput(path: string): ImportInput {
   if (path === "-") return sniffed(process.stdin);
-  if (!startsWithGzipMagic(path)) {
-    const file = createReadStream(path, { highWaterMark: 1 << 20 });
-    return { stream: file, bytesRead: () => file.bytesRead, gzip: false };
-  }
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
-  return { stream: file.pipe(createGunzip()), bytesRead: () => file.bytesRead, gzip: true };
+  const bytesRead = () => file.bytesRead;
+  return startsWithGzipMagic(path)
+    ? { stream: gunzipped(file, path), bytesRead }
+    : { stream: file, bytesRead };
 }
 
 /** Whether the file's first bytes are gzip's. */
@@ -39,10 +39,21 @@ function startsWithGzipMagic(path: string): boolean {
   }
 }
 
-/** A stream that cannot be peeked at before reading: decompressed if its first chunk says so. */
+/** The decompressed bytes; damaged or cut-off gzip is bad input, named (exit 7), not a crash. */
+async function* gunzipped(input: AsyncIterable<Buffer>, name: string): AsyncGenerator<Buffer> {
+  try {
+    yield* Readable.from(input).pipe(createGunzip()) as AsyncIterable<Buffer>;
+  } catch (err) {
+    if (!/^Z_/.test(String((err as NodeJS.ErrnoException).code))) throw err;
+    throw new ImportFileError(`Cannot decompress ${name}: ${errorMessage(err)} (damaged or cut-off gzip)`, {
+      cause: err,
+    });
+  }
+}
+
+/** A stream that cannot be peeked at before reading: decompressed if its first bytes say so. */
 function sniffed(input: Readable): ImportInput {
   let read = 0;
-  let gzip = false;
   const counted = (async function* () {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       read += chunk.length;
@@ -62,14 +73,8 @@ function sniffed(input: Readable): ImportInput {
       yield head;
       yield* counted;
     })();
-    gzip = head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
-    yield* gzip ? (Readable.from(all).pipe(createGunzip()) as AsyncIterable<Buffer>) : all;
+    const gzip = head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
+    yield* gzip ? gunzipped(all, "standard input") : all;
   })();
-  return {
-    stream,
-    bytesRead: () => read,
-    get gzip() {
-      return gzip;
-    },
-  };
+  return { stream, bytesRead: () => read };
 }

@@ -80,6 +80,17 @@ describe("strata import from compressed files and standard input", () => {
     ).toEqual(plain);
   });
 
+  it("refuses a cut-off gzip file, publishing nothing", async () => {
+    const cut = join(dir, "cut.csv.gz");
+    writeFileSync(cut, gzipSync(readFileSync(SAMPLE_CSV)).subarray(0, 20_000));
+    const r = await runStrata(dir, "cut", ["import", "users", cut]);
+    expect(r.code).toBe(7);
+    expect(r.stderr).toContain(`Cannot decompress ${cut}: unexpected end of file (damaged or cut-off gzip)`);
+    expect(
+      JSON.parse((await runStrata(dir, "cut", ["--json", "versions", "users"])).stdout).versions,
+    ).toEqual([]);
+  });
+
   it("needs --format for standard input, and a file for Parquet", async () => {
     const r = await piped("none", Buffer.from("user_id\nu1\n"), "import", "users", "-");
     expect(r.code).toBe(7);
