@@ -19,7 +19,10 @@ export interface VersionDiff {
   removed: number;
   changed: number;
   unchanged: number;
-  /** Records that failed their CRC check, in either version (left out of the counts). */
+  /**
+   * Rows left out because a record failed its CRC check, in either version: a damaged record is
+   * met once from each side when its key is in both versions, so it counts twice then.
+   */
   damaged: number;
   /** Up to `sampleKeys` keys of each kind, in scan order. */
   samples: { added: string[]; removed: string[]; changed: string[] };

@@ -3,7 +3,8 @@
  * counts and keys in text and JSON; a version without a parent needs --from.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { TableStore } from "../../src/storage/table-store.js";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runStrata } from "../helpers/cli.js";
@@ -54,5 +55,19 @@ describe("strata diff", () => {
     const r = await strata("diff", "users", "--to", "1");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('v1 of "users" has no parent: give --from');
+  });
+
+  it("leaves a damaged record out, counts it, and exits 5", async () => {
+    const store = new TableStore(join(dir, "data"), "users");
+    const { manifest } = store.readManifest(2);
+    const fd = openSync(store.segmentPath(manifest.segments[0]!.uuid), "r+");
+    writeSync(fd, Buffer.from([0xff]), 0, 1, 4096 + 100); // inside the first records
+    closeSync(fd);
+    const r = await strata("--json", "diff", "users");
+    expect(r.code).toBe(5);
+    expect(JSON.parse(r.stdout)).toMatchObject({ damaged: 2 }); // the record, seen from each side
+    expect(r.stderr).toContain(
+      'failed the CRC check and were left out; "strata verify users" names the file',
+    );
   });
 });
