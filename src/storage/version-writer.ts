@@ -50,6 +50,15 @@ export interface ImportOptions {
   allowEmpty?: boolean;
 }
 
+export interface CompactOptions {
+  maxSegmentBytes?: number;
+  /**
+   * Rows whose newest write is older than this (event time, ms) are left out: rows past the
+   * table's max_age_ms, which servers answer as OUTSIDE_MAX_AGE, are then gone (NOT_FOUND).
+   */
+  expireBeforeMs?: number;
+}
+
 export class VersionWriter {
   private readonly layout: RowLayout;
   private readonly schemaHash: string;
@@ -179,18 +188,22 @@ export class VersionWriter {
    * tombstones and shadowed rows, and publishes it with the same Kafka offsets. A version written
    * with another schema is rewritten in this writer's (the config's): features it lacks are null,
    * features the config dropped are left out (a feature that changed type refuses it).
+   * `expired` in the result counts the rows `expireBeforeMs` left out.
    */
-  compact(options: ImportOptions = {}): Manifest {
+  compact(options: CompactOptions = {}): Manifest & { expired: number } {
     const current = this.store.requireCurrentVersion();
     // Not verified up front: the rewrite reads every record through its CRC and refuses on damage.
     const snapshot = openSnapshot(this.store, new MappedSegmentCache(), current, {
       verify: false,
       schema: this.schema,
     });
-    const entries = this.rewrite(snapshot, options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES).map(
-      segmentEntryOf,
+    const { written, expired } = this.rewrite(
+      snapshot,
+      options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES,
+      options.expireBeforeMs ?? -Infinity,
     );
-    return this.publish(
+    const entries = written.map(segmentEntryOf);
+    const manifest = this.publish(
       "compact",
       entries,
       entries,
@@ -198,6 +211,7 @@ export class VersionWriter {
       current,
       snapshot.manifest.writer_epoch,
     );
+    return { ...manifest, expired };
   }
 
   /**
@@ -207,7 +221,11 @@ export class VersionWriter {
    * the first one that holds it (a tombstone there drops it): the keys seen so far are kept in a
    * table of their index fingerprints, not looked up again in every newer segment.
    */
-  private rewrite(snapshot: VersionSnapshot, maxBytes: number): WrittenSegment[] {
+  private rewrite(
+    snapshot: VersionSnapshot,
+    maxBytes: number,
+    expireBeforeMs: number,
+  ): { written: WrittenSegment[]; expired: number } {
     for (const seg of snapshot.segments) {
       try {
         seg.verifyBody();
@@ -235,6 +253,7 @@ export class VersionWriter {
           return mapping.sources.map((from) => (from < 0 ? null : values[from]!));
         };
     const written: WrittenSegment[] = [];
+    let expired = 0;
     let part = this.newSegment("base", null);
     try {
       for (let si = 0; si < order.length; si++) {
@@ -258,6 +277,11 @@ export class VersionWriter {
           }
           if (seen.check(lo, hi, si, keyStart, keyEnd, !last)) continue; // shadowed by a newer write
           if (seg.isTombstone(offset)) continue;
+          // Its newest write (older ones were shadowed above) is past the age served.
+          if (seg.eventTimeMs(offset) < expireBeforeMs) {
+            expired++;
+            continue;
+          }
           if (part.estimatedBytes > maxBytes) {
             written.push(part.finish());
             part = this.newSegment("base", null);
@@ -274,7 +298,7 @@ export class VersionWriter {
       part.abort();
       throw err;
     }
-    return written;
+    return { written, expired };
   }
 
   private publish(

@@ -237,13 +237,19 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
   program
     .command("compact <table>")
     .description("merge the current version's base and deltas into a new base, in the config's schema")
-    .action((table: string, _o, cmd: Command) => {
+    .option(
+      "--drop-expired",
+      "leave out rows whose newest write is older than the table's max_age_ms (served as OUTSIDE_MAX_AGE until then)",
+    )
+    .action((table: string, o: { dropExpired?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
       const schema = c.schema(table);
+      if (o.dropExpired && schema.maxAgeMs === 0)
+        throw new RangeError(`Table "${table}" has no max_age_ms: none of its rows expire`);
       const current = store.readManifest(store.requireCurrentVersion()).manifest;
       const change = describeSchemaChange(mapSchema(schema, current.schema));
-      if (!current.segments.some((s) => s.kind === "delta") && change === null) {
+      if (!o.dropExpired && !current.segments.some((s) => s.kind === "delta") && change === null) {
         // A new version with the same rows would only take disk and a swap.
         c.print(
           { ...current, compacted: false },
@@ -251,7 +257,11 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         );
         return;
       }
-      const m = new VersionWriter(store, schema).compact();
+      // Rows past max_age_ms now: the age servers apply at the moment they answer.
+      const expireBeforeMs = o.dropExpired ? Date.now() - schema.maxAgeMs : undefined;
+      const m = new VersionWriter(store, schema).compact(
+        expireBeforeMs === undefined ? {} : { expireBeforeMs },
+      );
       const records = m.segments.reduce((n, s) => n + s.records, 0);
       const deleted = c.retain(store);
       c.print(
@@ -261,7 +271,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
           schema_change: change,
           deleted_versions: deleted,
         },
-        `${table}: compacted into v${m.version} (${records} records)` +
+        `${table}: compacted into v${m.version} (${records} records${o.dropExpired ? `, ${m.expired} expired rows left out` : ""})` +
           (change === null ? "" : `, in the config's schema (${change})`) +
           retentionNote(deleted),
       );

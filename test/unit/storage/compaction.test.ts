@@ -104,4 +104,34 @@ describe("compaction", () => {
     expect((error as SegmentCorruptError).segmentPath).toBe(path);
     expect(store.requireCurrentVersion()).toBe(2);
   });
+
+  it("leaves out rows whose newest write is older than expireBeforeMs, and only those", async () => {
+    const v = (n: number): RowChange["values"] => [BigInt(n), new Float32Array([n, n]), `c${n}`];
+    async function* base(): AsyncGenerator<RowChange[]> {
+      yield [
+        { key: "old", eventTimeMs: 100, values: v(1) },
+        { key: "new", eventTimeMs: 900, values: v(2) },
+        { key: "refreshed", eventTimeMs: 100, values: v(3) },
+        { key: "aged", eventTimeMs: 900, values: v(4) },
+        { key: "edge", eventTimeMs: 500, values: v(5) },
+      ];
+    }
+    await writer.importRows(base());
+    // A delta: `refreshed` written again recently; `aged` written again with an old event time
+    // (a late event: its newest write is what is served).
+    writer.publishDelta(
+      [
+        { key: "refreshed", eventTimeMs: 950, values: v(30) },
+        { key: "aged", eventTimeMs: 50, values: v(40) },
+      ],
+      null,
+      1,
+    );
+    const m = writer.compact({ expireBeforeMs: 500 });
+    expect(m.expired).toBe(2);
+    expect([...rowsOf(m.version).keys()].sort()).toEqual(["edge", "new", "refreshed"]);
+    expect(rowsOf(m.version).get("refreshed")).toEqual({ eventTimeMs: 950, values: v(30) });
+    // Without expireBeforeMs nothing is left out.
+    expect(writer.compact().expired).toBe(0);
+  });
 });
