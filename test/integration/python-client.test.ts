@@ -5,44 +5,34 @@
  * also has Google's protobuf runtime, not protobufjs, decode Strata's hand-written responses.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createStrataClient, type StrataClient } from "../../src/client/index.js";
-import { freePort } from "../helpers/free-port.js";
-import { CLI, runCommand } from "../helpers/cli.js";
-import { until } from "../helpers/served-table.js";
+import { startServe, type ServeProcess } from "../helpers/serve-process.js";
+import { runCommand } from "../helpers/cli.js";
 
-const SAMPLE = ["--data-dir", resolve("sample/segments"), "--config", resolve("sample/strata.tables.json")];
 // Debian's interpreter, whose packages scripts/services.sh installs (not a pyenv or venv python3).
 const PYTHON = "/usr/bin/python3";
 
 describe("the Python client", () => {
   let dir: string;
-  let server: ChildProcess;
+  let server: ServeProcess;
   let client: StrataClient;
   let address: string;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "strata-python-"));
     execFileSync("protoc", ["-I", "proto", `--python_out=${dir}`, "proto/strata/v1/feature_store.proto"]);
-    const port = await freePort();
-    address = `127.0.0.1:${port}`;
-    server = spawn("node", [CLI, ...SAMPLE, "serve", "--port", String(port), "--metrics-port", "off"], {
-      env: { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    server.stdout!.on("data", (d: Buffer) => (out += d));
-    await until(() => out.includes("serving"), 20_000);
+    server = await startServe(resolve("sample/segments"), resolve("sample/strata.tables.json"));
+    address = server.address;
     client = createStrataClient(address);
   });
 
   afterAll(async () => {
     client?.close();
-    server?.kill("SIGTERM");
-    await new Promise((r) => (server?.exitCode !== null ? r(null) : server.once("exit", r)));
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -4,7 +4,6 @@
  * tables on one topic) leaves ingest running on the previous one (docs/operations.md).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +11,7 @@ import type { Admin } from "kafkajs";
 import { kafkaBrokers } from "../helpers/services.js";
 import { connectAdmin, createTopic, uniqueName, until } from "../helpers/ingest-kafka.js";
 import { createStrataClient, type StrataClient } from "../../src/client/index.js";
-import { freePort } from "../helpers/free-port.js";
+import { startServe, type ServeProcess } from "../helpers/serve-process.js";
 import { runStrata } from "../helpers/cli.js";
 
 describe("serve + ingest, config reloaded", () => {
@@ -28,9 +27,8 @@ describe("serve + ingest, config reloaded", () => {
   const env = { STRATA_KAFKA_BROKERS: kafkaBrokers().join(","), STRATA_REDIS_URL: "" };
   let admin: Admin;
   let dir: string;
-  let server: ChildProcess;
+  let server: ServeProcess;
   let client: StrataClient;
-  let log = "";
 
   const writeConfig = (tables: object[]) =>
     writeFileSync(join(dir, "tables.json"), JSON.stringify({ tables }));
@@ -51,38 +49,15 @@ describe("serve + ingest, config reloaded", () => {
     await createTopic(admin, itemsTopic, 2);
     dir = mkdtempSync(join(tmpdir(), "strata-it-reload-"));
     writeConfig([users]);
-    const port = await freePort();
-    server = spawn(
-      "node",
-      [
-        "dist/cli/main.js",
-        "--data-dir",
-        join(dir, "data"),
-        "--config",
-        join(dir, "tables.json"),
-        "serve",
-        "--port",
-        String(port),
-        "--metrics-port",
-        "off",
-      ],
-      {
-        env: { ...process.env, ...env, STRATA_INGEST_PUBLISH_INTERVAL_MS: "100" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    server.stderr!.on("data", (d: Buffer) => (log += d));
-    await new Promise<void>((res, rej) => {
-      server.stdout!.on("data", (d: Buffer) => d.toString().includes("serving") && res());
-      server.on("exit", (code) => rej(new Error(`serve exited ${code}: ${log}`)));
+    server = await startServe(join(dir, "data"), join(dir, "tables.json"), {
+      env: { ...env, STRATA_INGEST_PUBLISH_INTERVAL_MS: "100" },
     });
-    client = createStrataClient(`127.0.0.1:${port}`);
+    client = createStrataClient(server.address);
   }, 60_000);
 
   afterAll(async () => {
     client?.close();
-    server?.kill("SIGTERM");
-    await new Promise((r) => (server?.exitCode !== null ? r(null) : server.once("exit", r)));
+    await server?.stop();
     await admin?.deleteTopics({ topics: [usersTopic, itemsTopic] }).catch(() => undefined);
     await admin?.disconnect();
     rmSync(dir, { recursive: true, force: true });
@@ -94,12 +69,12 @@ describe("serve + ingest, config reloaded", () => {
       "u1",
       async () => (await valueOf("users", "u1")) === "1",
       30_000,
-      () => log.slice(-3000),
+      () => server.log().slice(-3000),
     );
 
     writeConfig([users, items]);
-    server.kill("SIGHUP");
-    await until("the reload", () => log.includes('"msg":"config reloaded"'), 10_000);
+    server.proc.kill("SIGHUP");
+    await until("the reload", () => server.log().includes('"msg":"config reloaded"'), 10_000);
     await produce("items", [{ op: "upsert", key: "i1", features: { title: "first" } }]);
     await produce("users", [{ op: "upsert", key: "u2", features: { n: 2 } }]);
     await until("i1", async () => (await valueOf("items", "i1")) === "first", 30_000);
@@ -108,11 +83,15 @@ describe("serve + ingest, config reloaded", () => {
 
     // Two tables on one topic: served, but ingest goes on with the config before.
     writeConfig([users, items, { ...items, name: "items_copy" }]);
-    server.kill("SIGHUP");
-    await until("the refusal", () => log.includes("ingest refused the reloaded table config"), 30_000);
-    expect(log).toContain("from one topic");
+    server.proc.kill("SIGHUP");
+    await until(
+      "the refusal",
+      () => server.log().includes("ingest refused the reloaded table config"),
+      30_000,
+    );
+    expect(server.log()).toContain("from one topic");
     await produce("items", [{ op: "upsert", key: "i2", features: { title: "second" } }]);
     await until("i2", async () => (await valueOf("items", "i2")) === "second", 30_000);
-    expect(server.exitCode).toBeNull();
+    expect(server.proc.exitCode).toBeNull();
   }, 120_000);
 });

@@ -5,17 +5,15 @@
  * with what it had. With workers, every worker follows.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { status as Status } from "@grpc/grpc-js";
 import { createStrataClient, type StrataClient } from "../../src/client/index.js";
-import { freePort } from "../helpers/free-port.js";
-import { CLI, runStrata } from "../helpers/cli.js";
+import { startServe, type ServeProcess } from "../helpers/serve-process.js";
+import { runStrata } from "../helpers/cli.js";
 import { until } from "../helpers/served-table.js";
 
-const ENV = { ...process.env, STRATA_REDIS_URL: "", STRATA_KAFKA_BROKERS: "" };
 const users = JSON.parse(readFileSync(resolve("sample/strata.tables.json"), "utf8")).tables[0];
 const usersScored = { ...users, features: [...users.features, { name: "score", type: "float64" }] };
 const items = {
@@ -29,9 +27,8 @@ const items = {
 
 describe("strata serve reloads its table config on SIGHUP", () => {
   let dir: string;
-  let server: ChildProcess | null = null;
+  let server: ServeProcess | null = null;
   let client: StrataClient | null = null;
-  let log = "";
   const writeConfig = (tables: object[]) =>
     writeFileSync(join(dir, "tables.json"), JSON.stringify({ tables }));
 
@@ -53,30 +50,18 @@ describe("strata serve reloads its table config on SIGHUP", () => {
   afterEach(async () => {
     client?.close();
     client = null;
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server!.once("exit", r));
-      server.kill("SIGTERM");
-      await exited;
-    }
+    await server?.stop();
     server = null;
     rmSync(dir, { recursive: true, force: true });
   });
 
   async function serve(workers: number): Promise<{ port: number; metricsPort: number }> {
-    const [port, metricsPort] = [await freePort(), await freePort()];
-    const args = ["--data-dir", join(dir, "data"), "--config", join(dir, "tables.json"), "serve"];
-    server = spawn(
-      "node",
-      [CLI, ...args, "--port", `${port}`, "--metrics-port", `${metricsPort}`, "--workers", `${workers}`],
-      { stdio: ["ignore", "pipe", "pipe"], env: ENV },
-    );
-    log = "";
-    server.stderr!.on("data", (d: Buffer) => (log += d));
-    let out = "";
-    server.stdout!.on("data", (d: Buffer) => (out += d));
-    await until(() => out.includes("serving"), 20_000);
-    client = createStrataClient(`127.0.0.1:${port}`);
-    return { port, metricsPort };
+    server = await startServe(join(dir, "data"), join(dir, "tables.json"), {
+      args: ["--workers", String(workers)],
+      metrics: true,
+    });
+    client = createStrataClient(server.address);
+    return { port: Number(server.address.split(":")[1]), metricsPort: server.metricsPort! };
   }
 
   const tableNames = async () => (await client!.listTables()).map((t) => t["name"]);
@@ -102,7 +87,7 @@ describe("strata serve reloads its table config on SIGHUP", () => {
 
     // `items` added, `score` added to `users`.
     writeConfig([usersScored, items]);
-    server!.kill("SIGHUP");
+    server!.proc.kill("SIGHUP");
     await until(async () => (await tableNames()).includes("items"), 10_000);
     const got = await client!.getFeatures({ table: "items", keys: ["item:1", "item:2", "item:3"] });
     expect(got.rows.map((r) => r.status)).toEqual([
@@ -119,7 +104,7 @@ describe("strata serve reloads its table config on SIGHUP", () => {
     const scored = await client!.getFeatures({ table: "users", keys: ["user:1"] });
     expect(scored.rows[0]!.values).toEqual([...before.rows[0]!.values, null]);
     expect(scored.version).toBe(before.version);
-    expect(log).toMatch(/"msg":"config reloaded"/);
+    expect(server!.log()).toMatch(/"msg":"config reloaded"/);
     expect(await metric(metricsPort, "strata_config_last_reload_successful")).toBe(1);
     // The changed table went on counting its rows (one row before, at least two since).
     expect(
@@ -128,12 +113,15 @@ describe("strata serve reloads its table config on SIGHUP", () => {
 
     // A config cut off mid-write: refused, and nothing changes.
     writeFileSync(join(dir, "tables.json"), '{"tables":[{"name":"users"');
-    server!.kill("SIGHUP");
+    server!.proc.kill("SIGHUP");
     await until(
       async () => (await metric(metricsPort, "strata_config_last_reload_successful")) === 0,
       10_000,
     );
-    const refusal = log.split("\n").find((l) => l.includes("config reload refused"));
+    const refusal = server!
+      .log()
+      .split("\n")
+      .find((l) => l.includes("config reload refused"));
     expect(refusal).toContain("Cannot parse table config");
     expect(await tableNames()).toEqual(["users", "items"]);
     expect((await client!.getFeatures({ table: "items", keys: ["item:1"] })).rows[0]!.status).toBe(
@@ -142,12 +130,12 @@ describe("strata serve reloads its table config on SIGHUP", () => {
 
     // `items` removed: unknown again, and gone from the metrics.
     writeConfig([usersScored]);
-    server!.kill("SIGHUP");
+    server!.proc.kill("SIGHUP");
     await until(async () => (await tableNames()).length === 1, 10_000);
     expect(await codeOf(client!.getFeatures({ table: "items", keys: ["item:1"] }))).toBe(Status.NOT_FOUND);
     expect(await metric(metricsPort, "strata_config_last_reload_successful")).toBe(1);
     expect(await metric(metricsPort, 'strata_serving_version{table="items"}')).toBeUndefined();
-    expect(server!.exitCode).toBeNull();
+    expect(server!.proc.exitCode).toBeNull();
   });
 
   it("reloads every worker when the primary gets SIGHUP", async () => {
@@ -168,8 +156,8 @@ describe("strata serve reloads its table config on SIGHUP", () => {
     };
     expect(await everyWorkerAnswers()).toBe(false);
     writeConfig([users, items]);
-    server!.kill("SIGHUP");
+    server!.proc.kill("SIGHUP");
     await until(everyWorkerAnswers, 10_000);
-    expect(server!.exitCode).toBeNull();
+    expect(server!.proc.exitCode).toBeNull();
   });
 });
