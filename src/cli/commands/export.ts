@@ -15,11 +15,10 @@ import { MappedSegmentCache } from "../../storage/mapped-segment.js";
 import { newRowLocation, openSnapshot } from "../../storage/version-snapshot.js";
 import { VersionScanner, WHOLE_VERSION, type ScanShard } from "../../storage/version-scan.js";
 import { BatchStatus } from "../../storage/native.js";
-import { featureKinds } from "../../format/schema.js";
+import { featureKinds, type FeatureValue } from "../../format/schema.js";
 import { eventTimeName } from "../../importer/row-coercion.js";
 import { fsyncDir, tempPathFor } from "../../storage/durable-fs.js";
 import { JsonlSink, ParquetSink, type ExportFormat, type RowSink } from "../export-sinks.js";
-import type { FeatureValue } from "../../format/schema.js";
 
 const CHUNK_ROWS = 4096;
 
