@@ -98,20 +98,12 @@ function walk(
         diff.damaged++;
         continue;
       }
-      setLocation(here, scanned, located, i);
-      if (status === BatchStatus.FOUND) setLocation(there, other, inOther, i);
+      scanned.locationOf(located, i, here);
+      if (status === BatchStatus.FOUND) other.locationOf(inOther, i, there);
       const key = () => keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]);
       visit(key, here, status === BatchStatus.FOUND ? there : null);
     }
   }
-}
-
-function setLocation(loc: RowLocation, snapshot: VersionSnapshot, located: BatchLocations, i: number): void {
-  loc.status = "found";
-  loc.segment = snapshot.probeOrder[located.segment(i)]!;
-  loc.valueOffset = located.valueOffset(i);
-  loc.valueLength = located.valueLength(i);
-  loc.eventTimeMs = located.eventTimeMs(i);
 }
 
 /** Whether a row of `from` (first) and one of `to` hold the same values. */

@@ -125,15 +125,19 @@ export class VersionSnapshot {
 
   /** `locate` for one key through the native lookup: the same answers, faster. */
   locateOne(key: string, out: RowLocation = newRowLocation()): RowLocation {
-    const locator = this.locator;
-    const status = locator.locateOne(key);
-    const one = locator.one;
+    this.locator.locateOne(key);
+    return this.locationOf(this.locator.one, 0, out);
+  }
+
+  /** Row `i` of a batch lookup's (or a scan's) results in this version, as a RowLocation. */
+  locationOf(located: BatchLocations, i: number, out: RowLocation = newRowLocation()): RowLocation {
+    const status = located.status(i);
     out.status =
       status === BatchStatus.FOUND ? "found" : status === BatchStatus.ABSENT ? "absent" : "corrupt";
-    out.segment = status === BatchStatus.ABSENT ? null : this.probeOrder[one.segment(0)]!;
-    out.valueOffset = one.valueOffset(0);
-    out.valueLength = one.valueLength(0);
-    out.eventTimeMs = one.eventTimeMs(0);
+    out.segment = status === BatchStatus.ABSENT ? null : this.probeOrder[located.segment(i)]!;
+    out.valueOffset = located.valueOffset(i);
+    out.valueLength = located.valueLength(i);
+    out.eventTimeMs = located.eventTimeMs(i);
     return out;
   }
 

@@ -94,10 +94,7 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
                 lost++;
                 continue;
               }
-              loc.status = "found";
-              loc.segment = snapshot.probeOrder[located.segment(i)]!;
-              loc.valueOffset = located.valueOffset(i);
-              loc.valueLength = located.valueLength(i);
+              snapshot.locationOf(located, i, loc);
               for (let w = 0; w < wanted.length; w++) values[w] = snapshot.readAs(loc, wanted[w]!);
               sink.row(
                 keys.bytes.toString("utf8", keys.bounds[2 * i], keys.bounds[2 * i + 1]),
