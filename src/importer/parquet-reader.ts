@@ -27,8 +27,12 @@ import { compressors } from "hyparquet-compressors";
 import { featureKinds, type FeatureKind, type FeatureValue, type TableSchema } from "../format/schema.js";
 import { ImportFileError, ImportRowError } from "./errors.js";
 import {
+  INT64_MAX,
+  INT64_MIN,
   MAX_KEY_BYTES,
   eventTimeName,
+  float32Vector,
+  floatValue,
   isWellFormed,
   type ImportRow,
   type RowCoercionOptions,
@@ -268,13 +272,8 @@ function featureValue(v: unknown, kind: FeatureKind, type: string, fail: Fail): 
   const wrongType = () => fail(`is not ${type === "int64" ? "an" : "a"} ${type}`);
   switch (kind.type) {
     case "float32":
-    case "float64": {
-      const x = number(v);
-      if (x === undefined) throw wrongType();
-      const r = kind.type === "float32" ? Math.fround(x) : x;
-      if (!Number.isFinite(r) && Number.isFinite(x)) throw fail(`is out of the ${type} range`);
-      return r;
-    }
+    case "float64":
+      return floatValue(number(v), kind.type === "float32", type, fail);
     case "int64":
       if (typeof v === "bigint") {
         if (v < INT64_MIN || v > INT64_MAX) throw fail("is out of the int64 range");
@@ -297,27 +296,13 @@ function featureValue(v: unknown, kind: FeatureKind, type: string, fail: Fail): 
       // A BYTE_ARRAY annotated as UTF8 arrives as text: its bytes are what was written.
       if (typeof v === "string") return Buffer.from(v, "utf8");
       throw wrongType();
-    case "float32_vector": {
+    case "float32_vector":
       if (!Array.isArray(v) && !(v instanceof Float32Array) && !(v instanceof Float64Array))
         throw fail(`is not a ${type} (expected a list of ${kind.length} numbers)`);
-      if (v.length !== kind.length)
-        throw fail(`is not a ${type}: has ${v.length} elements, expected ${kind.length}`);
-      const out = new Float32Array(kind.length);
-      for (let i = 0; i < kind.length; i++) {
-        const x = number(v[i]);
-        if (x === undefined) throw fail(`is not a ${type}: element ${i + 1} is not a number`);
-        const r = Math.fround(x);
-        if (!Number.isFinite(r) && Number.isFinite(x))
-          throw fail(`is not a ${type}: element ${i + 1} is out of the float32 range`);
-        out[i] = r;
-      }
-      return out;
-    }
+      return float32Vector(v, kind.length, type, number, fail);
   }
 }
 
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 /** A number from FLOAT, DOUBLE, DECIMAL or an integer column (an INT64 only within ±2^53). */

@@ -842,13 +842,8 @@ export class JsonRowCoercer {
       new ImportRowError(`${describeJson(v)} ${why}`, { line, field: this.schema.names[f]! });
     switch (kind) {
       case K_FLOAT32:
-      case K_FLOAT64: {
-        const x = jsonFloat(v);
-        if (x === undefined) throw fail();
-        const r = kind === K_FLOAT32 ? Math.fround(x) : x;
-        if (!Number.isFinite(r) && Number.isFinite(x)) throw fail(`is out of the ${type} range`);
-        return r;
-      }
+      case K_FLOAT64:
+        return floatValue(jsonFloat(v), kind === K_FLOAT32, type, fail);
       case K_INT64: {
         if (typeof v === "number") {
           if (!Number.isInteger(v)) throw fail();
@@ -876,21 +871,9 @@ export class JsonRowCoercer {
         if (typeof v !== "string" || !isBase64String(v)) throw fail("is not a base64 string");
         return Buffer.from(v, "base64");
       }
-      default: {
+      default:
         if (!Array.isArray(v)) throw fail(`is not a ${type} (expected an array of ${length} numbers)`);
-        if (v.length !== length) throw fail(`is not a ${type}: has ${v.length} elements, expected ${length}`);
-        const out = new Float32Array(length);
-        for (let i = 0; i < length; i++) {
-          const x = jsonFloat(v[i]);
-          if (x === undefined) throw fail(`is not a ${type}: element ${i + 1} is not a number`);
-          const r = Math.fround(x);
-          if (!Number.isFinite(r) && Number.isFinite(x)) {
-            throw fail(`is not a ${type}: element ${i + 1} is out of the float32 range`);
-          }
-          out[i] = r;
-        }
-        return out;
-      }
+        return float32Vector(v, length, type, jsonFloat, fail);
     }
   }
 }
@@ -1130,9 +1113,9 @@ function isInfinityLiteral(b: Buffer, s: number, e: number): boolean {
   return matchAscii(b, s, e, "Infinity");
 }
 
-const INT64_MIN = -(2n ** 63n);
+export const INT64_MIN = -(2n ** 63n);
 const INT64_TEXT = /^-?[0-9]+$/;
-const INT64_MAX = 2n ** 63n - 1n;
+export const INT64_MAX = 2n ** 63n - 1n;
 
 /** `scanInt64` leaves its value here. */
 let intOut = 0n;
@@ -1344,6 +1327,43 @@ export function parseVectorBytes(b: Buffer, s: number, e: number, n: number): Fl
 
 function isWs(c: number, multiline: boolean): boolean {
   return c === 0x20 || c === 0x09 || (multiline && (c === 0x0a || c === 0x0d));
+}
+
+/**
+ * A float32 or float64 feature's value from a number (undefined: the input was not one), rounded
+ * to float32 for float32; a finite number beyond the type's range is refused, not made infinite.
+ */
+export function floatValue(
+  x: number | undefined,
+  float32: boolean,
+  type: string,
+  fail: (why: string) => Error,
+): number {
+  if (x === undefined) throw fail(`is not a ${type}`);
+  const r = float32 ? Math.fround(x) : x;
+  if (!Number.isFinite(r) && Number.isFinite(x)) throw fail(`is out of the ${type} range`);
+  return r;
+}
+
+/** A float32[N] feature's value from N elements, each a number by `element` (undefined: not one). */
+export function float32Vector(
+  v: ArrayLike<unknown>,
+  length: number,
+  type: string,
+  element: (e: unknown) => number | undefined,
+  fail: (why: string) => Error,
+): Float32Array {
+  if (v.length !== length) throw fail(`is not a ${type}: has ${v.length} elements, expected ${length}`);
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const x = element(v[i]);
+    if (x === undefined) throw fail(`is not a ${type}: element ${i + 1} is not a number`);
+    const r = Math.fround(x);
+    if (!Number.isFinite(r) && Number.isFinite(x))
+      throw fail(`is not a ${type}: element ${i + 1} is out of the float32 range`);
+    out[i] = r;
+  }
+  return out;
 }
 
 function jsonFloat(v: unknown): number | undefined {
