@@ -16,16 +16,62 @@ export function importThreads(): number {
   return env === undefined ? 2 : Number(env);
 }
 
+/** What each half of an import wrote: the parts to publish, or to remove when the import fails. */
+interface Half {
+  parts: WrittenSegment[];
+}
+
+/**
+ * Runs an import's two halves at once: the second in the worker module `worker` (on
+ * `workerData`), the first here; `onProgress` gets the rows of both. The first half's error comes
+ * first in the file, so it wins and the second half's parts are removed; so are they when
+ * `keepSecond(first)` says no (`second` is then null). When the second half fails, the first
+ * half's parts are removed and `secondError` says what to throw (default: its error).
+ */
+export async function inTwoThreads<R extends Half>(o: {
+  worker: URL;
+  workerData: unknown;
+  first: (onProgress: (rows: number) => void) => R | Promise<R>;
+  onProgress: ((rows: number) => void) | undefined;
+  keepSecond?: (first: R) => boolean;
+  secondError?: (err: unknown, first: R) => unknown;
+}): Promise<{ first: R; second: R | null }> {
+  const rows = [0, 0];
+  const progress = (i: number) => (n: number) => {
+    rows[i] = n;
+    o.onProgress?.(rows[0]! + rows[1]!);
+  };
+  const second = runInWorker<R>(o.worker, o.workerData, progress(1));
+  const dropSecond = () =>
+    second.then(
+      (r) => removeParts(r.parts),
+      () => {},
+    );
+  let first: R;
+  try {
+    first = await o.first(progress(0));
+  } catch (err) {
+    await dropSecond();
+    throw err;
+  }
+  if (o.keepSecond && !o.keepSecond(first)) {
+    await dropSecond();
+    return { first, second: null };
+  }
+  try {
+    return { first, second: await second };
+  } catch (err) {
+    removeParts(first.parts);
+    throw o.secondError ? o.secondError(err, first) : err;
+  }
+}
+
 /**
  * Runs the worker module at `url` on `workerData` and resolves with what it hands back
  * ({@link workerMain}); its progress goes to `onProgress` on the way. The promise is already
  * guarded against being unhandled: await it when its turn comes.
  */
-export function runInWorker<T>(
-  url: URL,
-  workerData: unknown,
-  onProgress: (rows: number) => void,
-): Promise<T> {
+function runInWorker<T>(url: URL, workerData: unknown, onProgress: (rows: number) => void): Promise<T> {
   const worker = new Worker(url, { workerData });
   const done = new Promise<T>((resolve, reject) => {
     worker.on("message", (m: { progress?: number; done?: T; error?: SerializedError }) => {

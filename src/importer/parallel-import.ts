@@ -13,7 +13,7 @@
  * its reports are moved by the first half's line count (known once the first half is done) and
  * given after the first half's.
  */
-import { closeSync, fstatSync, openSync, readSync, unlinkSync, ReadStream } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, ReadStream } from "node:fs";
 import type { TableSchema } from "../format/schema.js";
 import {
   PartedRecords,
@@ -24,7 +24,7 @@ import {
 } from "../storage/segment-file-writer.js";
 import { CsvParser } from "./csv-parser.js";
 import { ImportRowError } from "./errors.js";
-import { importThreads, removeParts, runInWorker } from "./import-threads.js";
+import { importThreads, inTwoThreads, removeParts } from "./import-threads.js";
 import {
   ENCODE_PIECE_BYTES,
   makeParser,
@@ -109,46 +109,26 @@ export async function encodeFileParts(
     collectBadRows: options.onBadRow !== undefined,
     spec,
   });
-  const rows = [0, 0];
-  const progress = (i: number, n: number): void => {
-    rows[i] = n;
-    onProgress?.(rows[0]! + rows[1]!);
-  };
-  // Awaited after the first half.
-  const second = runInWorker<RangeResult>(workerUrl, job(cut.at, cut.size, false), (n) => progress(1, n));
-
-  let firstResult: RangeResult;
-  try {
-    firstResult = encodeRange(job(0, cut.at, true), (n) => progress(0, n));
-  } catch (err) {
-    // The first half's error comes first in the file; the second half's parts are dropped.
-    await second.then(
-      (r) => removeParts(r.parts),
-      () => {},
-    );
-    throw err;
-  }
   const report = (bad: BadRowReport[], lines: number): void => {
     for (const b of bad) options.onBadRow!(rebuildError(b, lines), b.raw);
   };
-  report(firstResult.bad, 0);
-  if (firstResult.wholeFile) {
-    await second.then(
-      (r) => removeParts(r.parts),
-      () => {},
-    );
-    return firstResult.parts;
-  }
-  let secondResult: RangeResult;
-  try {
-    secondResult = await second;
-  } catch (err) {
-    removeParts(firstResult.parts);
-    if (err instanceof ImportRowError) throw rebuildError(err, firstResult.linesBefore);
-    throw err;
-  }
-  report(secondResult.bad, firstResult.linesBefore);
-  return [...firstResult.parts, ...secondResult.parts];
+  const { first, second } = await inTwoThreads({
+    worker: workerUrl,
+    workerData: job(cut.at, cut.size, false),
+    first: (progress) => {
+      const result = encodeRange(job(0, cut.at, true), progress);
+      report(result.bad, 0);
+      return result;
+    },
+    onProgress,
+    // The cut was inside a record: the first half read on to the end of the file.
+    keepSecond: (result) => !result.wholeFile,
+    secondError: (err, result) =>
+      err instanceof ImportRowError ? rebuildError(err, result.linesBefore) : err,
+  });
+  if (second === null) return first.parts;
+  report(second.bad, first.linesBefore);
+  return [...first.parts, ...second.parts];
 }
 
 /** A line end near the middle of the file; null for a small file (or none after the middle). */
@@ -243,13 +223,7 @@ export function encodeRange(job: RangeJob, onProgress: (rows: number) => void): 
     return { parts, bad, linesBefore, wholeFile };
   } catch (err) {
     (part as SegmentFileWriter | null)?.abort();
-    for (const p of parts) {
-      try {
-        unlinkSync(p.path);
-      } catch {
-        // already gone
-      }
-    }
+    removeParts(parts);
     throw err;
   } finally {
     closeSync(fd);

@@ -19,7 +19,7 @@ import {
   type WrittenSegment,
 } from "../storage/segment-file-writer.js";
 import { ImportRowError } from "./errors.js";
-import { importThreads, removeParts, runInWorker } from "./import-threads.js";
+import { importThreads, inTwoThreads, removeParts } from "./import-threads.js";
 import { readParquetRows, type ReadParquetOptions } from "./parquet-reader.js";
 
 /** Smaller files are imported by one thread: a worker costs ~100 ms to start and load hyparquet. */
@@ -77,40 +77,17 @@ export async function encodeParquetParts(
     collectBadRows: options.onBadRow !== undefined,
     spec,
   });
-  const rows = [0, 0];
-  const progress = (i: number, n: number): void => {
-    rows[i] = n;
-    onProgress?.(rows[0]! + rows[1]!);
-  };
-  // Awaited after the first half.
-  const second = runInWorker<RowGroupResult>(
-    new URL("./parquet-import-worker.js", import.meta.url),
-    job(cut, rowGroupRows.length),
-    (n) => progress(1, n),
-  );
-
-  let first: RowGroupResult;
-  try {
-    first = await encodeRowGroups(job(0, cut), (n) => progress(0, n));
-  } catch (err) {
-    // The first half's error comes first in the file; the second half's parts are dropped.
-    await second.then(
-      (r) => removeParts(r.parts),
-      () => {},
-    );
-    throw err;
-  }
-  let rest: RowGroupResult;
-  try {
-    rest = await second;
-  } catch (err) {
-    removeParts(first.parts);
-    throw err;
-  }
-  for (const b of [...first.bad, ...rest.bad]) {
+  const { first, second } = await inTwoThreads({
+    worker: new URL("./parquet-import-worker.js", import.meta.url),
+    workerData: job(cut, rowGroupRows.length),
+    first: (progress) => encodeRowGroups(job(0, cut), progress),
+    onProgress,
+  });
+  const halves = [first, second!];
+  for (const b of halves.flatMap((h) => h.bad)) {
     options.onBadRow!(new ImportRowError(b.reason, { line: b.row, field: b.field, unit: "row" }), b.raw);
   }
-  return [...first.parts, ...rest.parts];
+  return halves.flatMap((h) => h.parts);
 }
 
 export interface RowGroupResult {
