@@ -7,20 +7,10 @@ import { VersionWriter, type RowChange } from "../../../src/storage/version-writ
 import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import { SegmentCorruptError } from "../../../src/format/errors.js";
-import type { TableSchema } from "../../../src/format/schema.js";
+import { usersSchema } from "../../helpers/schemas.js";
 import { prng } from "../../helpers/prng.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "emb", type: "float32[2]" },
-    { name: "city", type: "string" },
-  ],
-};
+const schema = usersSchema;
 
 describe("compaction", () => {
   let root: string;

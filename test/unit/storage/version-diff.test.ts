@@ -14,19 +14,10 @@ import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import { diffVersions } from "../../../src/storage/version-diff.js";
 import type { TableSchema } from "../../../src/format/schema.js";
+import { usersSchema } from "../../helpers/schemas.js";
 import { prng } from "../../helpers/prng.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "emb", type: "float32[2]" },
-    { name: "city", type: "string" },
-  ],
-};
+const schema = usersSchema;
 const withScore: TableSchema = {
   ...schema,
   features: [...schema.features, { name: "score", type: "float64" }],

@@ -8,20 +8,10 @@ import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot, type VersionSnapshot } from "../../../src/storage/version-snapshot.js";
 import { VersionScanner, type ScanPosition, type ScanShard } from "../../../src/storage/version-scan.js";
 import { BatchStatus } from "../../../src/storage/native.js";
-import type { TableSchema } from "../../../src/format/schema.js";
+import { usersSchema } from "../../helpers/schemas.js";
 import { prng } from "../../helpers/prng.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "emb", type: "float32[2]" },
-    { name: "city", type: "string" },
-  ],
-};
+const schema = usersSchema;
 
 /** A scanned row: its key ("" when damaged), status, and row bytes as hex. */
 interface Scanned {

@@ -7,19 +7,9 @@ import { VersionWriter, type RowChange } from "../../../src/storage/version-writ
 import { MappedSegmentCache } from "../../../src/storage/mapped-segment.js";
 import { openSnapshot } from "../../../src/storage/version-snapshot.js";
 import { verifyVersions } from "../../../src/storage/version-verify.js";
-import type { TableSchema } from "../../../src/format/schema.js";
+import { usersSchema } from "../../helpers/schemas.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "emb", type: "float32[2]" },
-    { name: "city", type: "string" },
-  ],
-};
+const schema = usersSchema;
 
 async function* batches(rows: RowChange[]): AsyncGenerator<RowChange[]> {
   for (let i = 0; i < rows.length; i += 100) yield rows.slice(i, i + 100);
