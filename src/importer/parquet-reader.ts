@@ -29,6 +29,7 @@ import { ImportFileError, ImportRowError } from "./errors.js";
 import {
   INT64_MAX,
   INT64_MIN,
+  describeJson,
   MAX_KEY_BYTES,
   eventTimeName,
   float32Vector,
@@ -60,13 +61,16 @@ export interface ParquetRows extends AsyncGenerator<ImportRow[]>, PartsEncodable
 
 export function readParquetRows(path: string, schema: TableSchema, options: ReadParquetOptions): ParquetRows {
   const progress = { bytesRead: 0 };
-  const rows = batches(path, schema, options, progress);
+  // The footer is read once, whether the parts or the batches ask for it first.
+  let opened: ReturnType<typeof openParquet> | undefined;
+  const open = () => (opened ??= openParquet(path));
+  const rows = batches(path, open, schema, options, progress);
   Object.defineProperty(rows, "bytesRead", { get: () => progress.bytesRead });
   return Object.assign(rows, {
     [ENCODE_PARTS]: async (spec: PartsSpec, onProgress?: (rows: number) => void) => {
       if (options.rowGroups) return null;
       const { encodeParquetParts } = await import("./parquet-parts.js");
-      const { metadata } = await openParquet(path);
+      const { metadata } = await open();
       const groupRows = metadata.row_groups.map((g) => Number(g.num_rows));
       return encodeParquetParts(path, groupRows, schema, options, spec, onProgress);
     },
@@ -85,11 +89,12 @@ async function openParquet(path: string): Promise<{ file: AsyncBuffer; metadata:
 
 async function* batches(
   path: string,
+  open: () => ReturnType<typeof openParquet>,
   schema: TableSchema,
   options: ReadParquetOptions,
   progress: { bytesRead: number },
 ): AsyncGenerator<ImportRow[]> {
-  const { file, metadata } = await openParquet(path);
+  const { file, metadata } = await open();
   // pandas writes a DataFrame's index as a column of its own unless it is the default one.
   const columns = parquetSchema(metadata)
     .children.map((c) => c.element.name)
@@ -206,7 +211,7 @@ class ParquetRowCoercer {
     name: "",
     row: 0,
     fail(why: string): ImportRowError {
-      return new ImportRowError(`${describe(this.v)} ${why}`, {
+      return new ImportRowError(`${describeJson(this.v, jsonSafe)} ${why}`, {
         line: this.row,
         field: this.name,
         unit: "row",
@@ -318,14 +323,6 @@ function utf8(bytes: Uint8Array, fail: Fail, why: string): string {
   } catch {
     throw fail(why);
   }
-}
-
-const SHOW_CHARS = 60;
-
-/** A value for a message: as JSON (bytes as base64, bigints as digits), cut short. */
-function describe(v: unknown): string {
-  const text = JSON.stringify(v, jsonSafe) ?? String(v);
-  return text.length > SHOW_CHARS ? text.slice(0, SHOW_CHARS) + "…" : text;
 }
 
 /** JSON.stringify's replacer for Parquet values: bigints as digits, bytes as base64, NaN as "NaN". */

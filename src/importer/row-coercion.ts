@@ -1409,13 +1409,14 @@ function quoteCell(rec: CsvRecord, j: number): string {
   return JSON.stringify(text);
 }
 
-function describeJson(v: unknown): string {
+/** A value for an error message: as JSON (through `replacer`), cut short. */
+export function describeJson(v: unknown, replacer?: (key: string, value: unknown) => unknown): string {
   let text: string;
   if (v === undefined) return "undefined";
   if (typeof v === "string") {
     text = JSON.stringify(v.length > SHOW_CHARS ? v.slice(0, SHOW_CHARS) + "…" : v);
   } else {
-    text = JSON.stringify(v) ?? String(v);
+    text = JSON.stringify(v, replacer) ?? String(v);
     if (text.length > SHOW_CHARS) text = text.slice(0, SHOW_CHARS) + "…";
   }
   return text;
