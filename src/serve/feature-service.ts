@@ -5,7 +5,6 @@
 import type { EventEmitter } from "node:events";
 import {
   status,
-  type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
   type UntypedServiceImplementation,
@@ -25,6 +24,7 @@ import { UnavailableError } from "../shared/errors.js";
 import { VersionScanner, WHOLE_VERSION, type ScanPosition, type ScanShard } from "../storage/version-scan.js";
 import { decodeScanToken, encodeScanToken } from "./scan-token.js";
 import type { Logger } from "../shared/logger.js";
+import type { BidiCall } from "./direct-bidi.js";
 
 export interface FeatureServiceOptions {
   tables: Map<string, ServedTable>;
@@ -140,7 +140,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
       }
     },
 
-    StreamFeatures(call: ServerDuplexStream<GetFeaturesRequest, Buffer | object>) {
+    // Served by DirectBidiCall (direct-bidi.ts), or by grpc-js when a client compresses its requests.
+    StreamFeatures(call: BidiCall<GetFeaturesRequest, Buffer | object>) {
       try {
         checkAuth(call.metadata);
       } catch (err) {

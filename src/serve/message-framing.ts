@@ -25,7 +25,7 @@ export const FRAME_PREFIX_BYTES = 5;
 /** Called with a framed message once HTTP/2 is done with its bytes. */
 export type OnSent = (message: Buffer) => void;
 
-interface Framed {
+export interface Framed {
   readonly frame: Buffer;
   readonly onSent: OnSent | undefined;
 }
@@ -46,7 +46,8 @@ export function frameMessage(frame: Buffer, onSent?: OnSent): Buffer {
   return message;
 }
 
-const framingOf = (value: unknown): Framed | undefined =>
+/** The frame of a message `frameMessage` made, and what to call once it is sent; undefined for any other value. */
+export const framingOf = (value: unknown): Framed | undefined =>
   typeof value === "object" && value !== null ? framed.get(value) : undefined;
 
 type SerializeMessage = (this: unknown, value: unknown) => Buffer;

@@ -15,6 +15,7 @@ import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { ServedTable, type VersionEvent } from "./served-table.js";
 import { createFeatureService } from "./feature-service.js";
 import { installMessageFraming } from "./message-framing.js";
+import { serveDirectly, type DirectMethod } from "./direct-bidi.js";
 import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
@@ -106,23 +107,33 @@ export class StrataServer {
     }
     const pkg = loadServerProto();
     const service = pkg[SERVICE_NAME] as ServiceDefinition;
-    this.grpc.addService(
-      service,
-      createFeatureService({
-        tables: this.tables,
-        events: this.events,
-        metrics: this.metrics,
-        logger: this.logger.child({ component: "grpc" }),
-        maxKeysPerRequest: this.options.config.maxKeysPerRequest,
-        maxResponseBytes: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-        authToken: this.options.config.authToken,
-        stopping: this.stopping.signal,
-        freshness: (table) => {
-          const s = this.ingestStatus?.(table) ?? null;
-          return s ? { kafkaLag: s.kafkaLag ?? -1, lastPublishMs: s.lastPublishMs ?? 0 } : null;
-        },
-      }),
+    const maxResponseBytes = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const features = createFeatureService({
+      tables: this.tables,
+      events: this.events,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: "grpc" }),
+      maxKeysPerRequest: this.options.config.maxKeysPerRequest,
+      maxResponseBytes,
+      authToken: this.options.config.authToken,
+      stopping: this.stopping.signal,
+      freshness: (table) => {
+        const s = this.ingestStatus?.(table) ?? null;
+        return s ? { kafkaLag: s.kafkaLag ?? -1, lastPublishMs: s.lastPublishMs ?? 0 } : null;
+      },
+    });
+    this.grpc.addService(service, features);
+    const direct = serveDirectly(
+      this.grpc,
+      [{ definition: service.StreamFeatures!, handler: features.StreamFeatures as DirectMethod["handler"] }],
+      { maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES, maxResponseBytes },
     );
+    if (!direct) {
+      this.logger.warn(
+        { component: "grpc" },
+        "this grpc-js has no per-stream handler to wrap: StreamFeatures goes through grpc-js's calls",
+      );
+    }
     addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });
     this.health.addToServer(this.grpc);
     new ReflectionService(pkg).addToServer(this.grpc);
