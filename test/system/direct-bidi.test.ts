@@ -4,7 +4,9 @@
  * never send. The handler is written as for grpc-js: what a client sees must not tell them apart.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import { connect, type ClientHttp2Session } from "node:http2";
+import { resolve } from "node:path";
 import {
   Server,
   ServerCredentials,
@@ -169,6 +171,39 @@ describe("direct bidi calls", () => {
     const s = seen[before]!;
     expect(s).toMatchObject({ direct: true, requests: 400, authorization: "Bearer t0ken" });
     expect(s.events).toEqual(["end", "close"]);
+  });
+
+  it("serves calls over TLS the same way", async () => {
+    const [cert, key] = ["cert.pem", "key.pem"].map((f) => readFileSync(resolve("test/fixtures/tls", f)));
+    const tlsServer = new Server();
+    tlsServer.addService({ Echo: ECHO }, { Echo: echo as (call: BidiCall<unknown, unknown>) => void });
+    serveDirectly(
+      tlsServer,
+      [{ definition: ECHO as DirectMethod["definition"], handler: echo as DirectMethod["handler"] }],
+      {
+        maxRequestBytes: MAX_REQUEST,
+        maxResponseBytes: 4 << 20,
+      },
+    );
+    const tlsPort = await new Promise<number>((res, rej) =>
+      tlsServer.bindAsync(
+        "127.0.0.1:0",
+        ServerCredentials.createSsl(null, [{ cert_chain: cert!, private_key: key! }], false),
+        (e, p) => (e ? rej(e) : res(p)),
+      ),
+    );
+    const tlsClient = new Ctor(`127.0.0.1:${tlsPort}`, credentials.createSsl(cert)) as unknown as EchoClient;
+    try {
+      const requests = Array.from({ length: 30 }, (_, i) => request(1, 100 + i * 1000, i));
+      const before = seen.length;
+      const { answers, error } = await exchange(tlsClient, requests);
+      expect(error).toBeNull();
+      requests.forEach((r, i) => expect(answers[i]!.equals(r), `answer ${i}`).toBe(true));
+      expect(seen[before]!.direct).toBe(true);
+    } finally {
+      tlsClient.close();
+      tlsServer.forceShutdown();
+    }
   });
 
   it("declines a grpc-js server without the per-stream handlers it wraps", () => {

@@ -11,6 +11,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { createRequire } from "node:module";
 import { startHarness, userRow, type Harness } from "../helpers/served-table.js";
 import { decodeRow, rowLayout } from "../../src/format/row-layout.js";
+import { loadFeatureStoreProto } from "../../src/serve/proto.js";
 
 const N = 2000;
 
@@ -83,6 +84,40 @@ describe("FeatureStore over gRPC", () => {
     const after = await stream.send({ table: "users", keys: ["user:7"] });
     expect(after.rows[0]!.status).toBe("ROW_STATUS_FOUND");
     stream.close();
+  });
+
+  it("StreamFeatures answers clients that compress their requests (served through grpc-js) the same", async () => {
+    type Stream = NodeJS.ReadWriteStream & { write(req: object): boolean };
+    const Service = (
+      loadPackageDefinition(loadFeatureStoreProto()) as never as {
+        strata: { v1: { FeatureStore: new (address: string, c: unknown, o?: object) => unknown } };
+      }
+    ).strata.v1.FeatureStore;
+    const exchange = async (options: object): Promise<object[]> => {
+      const client = new Service(h.address, credentials.createInsecure(), options) as {
+        StreamFeatures(): Stream;
+        close(): void;
+      };
+      const call = client.StreamFeatures();
+      const answers: object[] = [];
+      await new Promise((res, rej) => {
+        call.on("data", (a: object) => answers.push(a));
+        call.on("end", res);
+        call.on("error", rej);
+        for (let i = 0; i < 20; i++)
+          call.write({ table: "users", keys: [`user:${i}`, "nope"], request_id: i });
+        call.write({ table: "nope", keys: ["x"], request_id: 99 });
+        call.end();
+      });
+      client.close();
+      return answers;
+    };
+    const plain = await exchange({});
+    expect(plain.length).toBe(21);
+    expect(plain[20]).toMatchObject({ request_id: "99", error_code: status.NOT_FOUND });
+    // gzip (2) and deflate (1), as grpc-js clients send them.
+    for (const algorithm of [1, 2])
+      expect(await exchange({ "grpc.default_compression_algorithm": algorithm })).toEqual(plain);
   });
 
   it("the client gives up on a request at its deadline, unary or on a stream, and the stream goes on", async () => {
