@@ -110,13 +110,16 @@ function speaksPlainGrpc(headers: IncomingHttpHeaders): boolean {
 const RESPONSE_HEADERS = {
   ":status": 200,
   "content-type": "application/grpc+proto",
-  "grpc-accept-encoding": "identity",
+  // What the server decodes: compressed calls are taken by grpc-js (speaksPlainGrpc).
+  "grpc-accept-encoding": "identity,deflate,gzip",
   "grpc-encoding": "identity",
 };
 
 /** grpc-timeout: up to 8 digits and a unit (gRPC over HTTP/2). */
 const TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** setTimeout's longest delay (about 24.8 days); a deadline further off is none. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One call of a directly served method on its HTTP/2 stream. */
 class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res> {
@@ -130,6 +133,11 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
   private pendingStatus: StatusObject = { code: status.OK, details: "OK", metadata: null };
   /** Bytes received after the last whole message (a message split across DATA frames). */
   private partial: Buffer | null = null;
+  /** DATA frames received after `partial` while the message they continue is still incomplete. */
+  private more: Buffer[] = [];
+  private moreBytes = 0;
+  /** Bytes `partial` needs before `deliver` can go on: the next message's prefix, or all of it. */
+  private needed = 0;
   private paused = false;
   private halfClosed = false;
   private deadline: NodeJS.Timeout | null = null;
@@ -162,7 +170,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
     // An error is followed by "close", which is where the call is cancelled.
     stream.on("error", () => {});
     stream.on("close", () => this.onClose());
-    stream.on("drain", () => this.emit("drain"));
+    stream.on("drain", () => this.tell("drain"));
     stream.on("data", (chunk: Buffer) => this.onData(chunk));
     stream.on("end", () => {
       this.halfClosed = true;
@@ -260,12 +268,25 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
 
   private onData(chunk: Buffer): void {
     if (this.finished) return;
-    this.partial = this.partial === null ? chunk : Buffer.concat([this.partial, chunk]);
+    if (this.partial === null) {
+      this.partial = chunk;
+    } else {
+      // A large request comes in many frames: joined once it is whole, not once a frame.
+      this.more.push(chunk);
+      this.moreBytes += chunk.length;
+      if (this.partial.length + this.moreBytes < this.needed) return;
+    }
     this.deliver();
   }
 
   /** Hands each whole message received to the handler, until it pauses; then the half-close. */
   private deliver(): void {
+    if (this.more.length > 0) {
+      this.partial = Buffer.concat([this.partial!, ...this.more]);
+      this.more = [];
+      this.moreBytes = 0;
+    }
+    this.needed = 0;
     let buf = this.partial;
     let at = 0;
     while (buf !== null && !this.paused && !this.finished && buf.length - at >= FRAME_PREFIX_BYTES) {
@@ -279,7 +300,10 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
           `Received message larger than max (${length} vs. ${this.limits.maxRequestBytes})`,
         );
       }
-      if (buf.length - at < FRAME_PREFIX_BYTES + length) break;
+      if (buf.length - at < FRAME_PREFIX_BYTES + length) {
+        this.needed = FRAME_PREFIX_BYTES + length;
+        break;
+      }
       const message = buf.subarray(at + FRAME_PREFIX_BYTES, at + FRAME_PREFIX_BYTES + length);
       at += FRAME_PREFIX_BYTES + length;
       let request: Req;
@@ -288,17 +312,23 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
       } catch {
         return this.fail(status.INTERNAL, "Error deserializing request");
       }
-      try {
-        this.emit("data", request);
-      } catch {
-        return this.fail(status.UNKNOWN, "Server method handler threw an error");
-      }
+      this.tell("data", request);
     }
+    if (buf !== null && buf.length - at < FRAME_PREFIX_BYTES) this.needed = FRAME_PREFIX_BYTES;
     if (buf !== null) buf = at === buf.length ? null : buf.subarray(at);
     this.partial = buf;
-    if (this.halfClosed && buf === null && !this.paused && !this.finished) {
-      this.halfClosed = false; // once
-      this.emit("end");
+    if (!this.halfClosed || this.paused || this.finished) return;
+    if (buf !== null) return this.fail(status.INTERNAL, "The request stream ended inside a message");
+    this.halfClosed = false; // once
+    this.tell("end");
+  }
+
+  /** Emits an event to the handler; a handler that throws fails the call instead of the process. */
+  private tell(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch {
+      this.fail(status.UNKNOWN, "Server method handler threw an error");
     }
   }
 
@@ -306,6 +336,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
     const match = TIMEOUT.exec(header);
     if (match === null) return this.fail(status.INTERNAL, `Invalid grpc-timeout value "${header}"`);
     const ms = Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!;
+    if (ms > MAX_TIMER_MS) return;
     this.deadline = setTimeout(() => {
       this.fail(status.DEADLINE_EXCEEDED, "Deadline exceeded");
       this.cancel();
@@ -320,7 +351,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
   private cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    this.emit("cancelled");
+    this.tell("cancelled");
   }
 
   private onClose(): void {
@@ -330,6 +361,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
     // can come after its half-close, which the handler may have answered with end() already.)
     if (!this.statusSent) this.cancel();
     this.partial = null;
-    this.emit("close");
+    this.more = [];
+    this.tell("close");
   }
 }

@@ -344,6 +344,19 @@ describe("direct bidi calls", () => {
       const timeout = await bare({ "grpc-timeout": "soon" }, framed(0, request(1, 4, 0)));
       expect(timeout.status).toBe(String(status.INTERNAL));
       expect(timeout.data.length).toBe(0);
+      // Half a message, then the end of the stream.
+      const cut = await bare(
+        {},
+        Buffer.concat([framed(0, request(1, 4, 0)), framed(0, request(1, 9, 0)).subarray(0, 8)]),
+      );
+      expect(cut.status).toBe(String(status.INTERNAL));
+      expect(cut.data.equals(framed(0, request(1, 4, 0)))).toBe(true);
+    });
+
+    it("takes a deadline beyond what a timer holds (99999999 hours) as none", async () => {
+      const r = await bare({ "grpc-timeout": "99999999H" }, framed(0, request(2, 5, 3)));
+      expect(r.status).toBe(String(status.OK));
+      expect(r.data.equals(framed(0, request(2, 5, 3)))).toBe(true);
     });
   });
 });
