@@ -24,7 +24,7 @@ import { UnavailableError } from "../shared/errors.js";
 import { VersionScanner, WHOLE_VERSION, type ScanPosition, type ScanShard } from "../storage/version-scan.js";
 import { decodeScanToken, encodeScanToken } from "./scan-token.js";
 import type { Logger } from "../shared/logger.js";
-import type { BidiCall } from "./direct-bidi.js";
+import type { BidiCall, UnaryCall, UnaryCallback } from "./direct-bidi.js";
 
 export interface FeatureServiceOptions {
   tables: Map<string, ServedTable>;
@@ -125,7 +125,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
   };
 
   return {
-    GetFeatures(call: ServerUnaryCall<GetFeaturesRequest, Buffer>, callback: sendUnaryData<Buffer>) {
+    // Served by DirectBidiCall too (unaryAsBidi), or by grpc-js when a client compresses its request.
+    GetFeatures(call: UnaryCall<GetFeaturesRequest>, callback: UnaryCallback<Buffer>) {
       const started = performance.now();
       try {
         checkAuth(call.metadata);

@@ -15,7 +15,7 @@ import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { ServedTable, type VersionEvent } from "./served-table.js";
 import { createFeatureService } from "./feature-service.js";
 import { installMessageFraming } from "./message-framing.js";
-import { serveDirectly, type DirectMethod } from "./direct-bidi.js";
+import { serveDirectly, unaryAsBidi, type DirectMethod } from "./direct-bidi.js";
 import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
@@ -125,13 +125,19 @@ export class StrataServer {
     this.grpc.addService(service, features);
     const direct = serveDirectly(
       this.grpc,
-      [{ definition: service.StreamFeatures!, handler: features.StreamFeatures as DirectMethod["handler"] }],
+      [
+        { definition: service.StreamFeatures!, handler: features.StreamFeatures as DirectMethod["handler"] },
+        {
+          definition: service.GetFeatures!,
+          handler: unaryAsBidi(features.GetFeatures as Parameters<typeof unaryAsBidi>[0]),
+        },
+      ],
       { maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES, maxResponseBytes },
     );
     if (!direct) {
       this.logger.warn(
         { component: "grpc" },
-        "this grpc-js has no per-stream handler to wrap: StreamFeatures goes through grpc-js's calls",
+        "this grpc-js has no per-stream handler to wrap: GetFeatures and StreamFeatures go through grpc-js's calls",
       );
     }
     addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });

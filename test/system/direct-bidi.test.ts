@@ -17,7 +17,14 @@ import {
   type Client,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { serveDirectly, type BidiCall, type DirectMethod } from "../../src/serve/direct-bidi.js";
+import {
+  serveDirectly,
+  unaryAsBidi,
+  type BidiCall,
+  type DirectMethod,
+  type UnaryCall,
+  type UnaryCallback,
+} from "../../src/serve/direct-bidi.js";
 import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../../src/serve/message-framing.js";
 
 const raw = {
@@ -27,8 +34,21 @@ const raw = {
   responseDeserialize: (b: Buffer) => b,
 };
 const ECHO = { path: "/test.Direct/Echo", requestStream: true, responseStream: true, ...raw };
+const TWICE = { path: "/test.Direct/Twice", requestStream: false, responseStream: false, ...raw };
 type Duplex = NodeJS.ReadWriteStream & { write(b: Buffer): boolean; cancel(): void };
-type EchoClient = Client & { Echo(md: Metadata, options?: { deadline?: number }): Duplex };
+type EchoClient = Client & {
+  Echo(md: Metadata, options?: { deadline?: number }): Duplex;
+  Twice(req: Buffer, md: Metadata, cb: (err: ServiceError | null, res?: Buffer) => void): void;
+};
+
+/** Twice, a unary method served through unaryAsBidi: the request twice, or an error if it is empty. */
+const twice = (call: UnaryCall<Buffer>, callback: UnaryCallback<Buffer>): void => {
+  if (call.request.length === 0) return callback({ code: status.OUT_OF_RANGE, details: "empty" });
+  const message = frameMessage(Buffer.alloc(FRAME_PREFIX_BYTES + 2 * call.request.length));
+  call.request.copy(message);
+  call.request.copy(message, call.request.length);
+  callback(null, message);
+};
 
 const MAX_REQUEST = 256 * 1024;
 const BIG = 300 * 1024; // a response larger than the 1 MiB queue bound's quarter, for backpressure
@@ -100,18 +120,26 @@ describe("direct bidi calls", () => {
   let port: number;
   let client: EchoClient;
   let gzipClient: EchoClient;
-  const Ctor = makeGenericClientConstructor({ Echo: ECHO }, "Direct");
+  const Ctor = makeGenericClientConstructor({ Echo: ECHO, Twice: TWICE }, "Direct");
 
   beforeAll(async () => {
     expect(installMessageFraming()).toBe(true);
     server = new Server({ "grpc.max_receive_message_length": MAX_REQUEST });
     const handlers = { Echo: echo as (call: BidiCall<unknown, unknown>) => void };
     server.addService({ Echo: ECHO }, handlers);
+    server.addService({ Twice: TWICE }, { Twice: twice });
     expect(
-      serveDirectly(server, [{ definition: ECHO as DirectMethod["definition"], handler: handlers.Echo }], {
-        maxRequestBytes: MAX_REQUEST,
-        maxResponseBytes: 4 << 20,
-      }),
+      serveDirectly(
+        server,
+        [
+          { definition: ECHO as DirectMethod["definition"], handler: handlers.Echo },
+          {
+            definition: TWICE as DirectMethod["definition"],
+            handler: unaryAsBidi(twice as Parameters<typeof unaryAsBidi>[0]),
+          },
+        ],
+        { maxRequestBytes: MAX_REQUEST, maxResponseBytes: 4 << 20 },
+      ),
     ).toBe(true);
     port = await new Promise<number>((res, rej) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
@@ -203,6 +231,24 @@ describe("direct bidi calls", () => {
     } finally {
       tlsClient.close();
       tlsServer.forceShutdown();
+    }
+  });
+
+  it("serves a unary method as a call of one message each way, compressed or not", async () => {
+    const call = (c: EchoClient, req: Buffer): Promise<Buffer> =>
+      new Promise((res, rej) => c.Twice(req, new Metadata(), (e, b) => (e ? rej(e) : res(b!))));
+    for (const c of [client, gzipClient]) {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => call(c, request(9, 1 + i * 500, i))),
+      );
+      answers.forEach((a, i) => {
+        const r = request(9, 1 + i * 500, i);
+        expect(a.equals(Buffer.concat([r, r])), `answer ${i}`).toBe(true);
+      });
+      await expect(call(c, Buffer.alloc(0))).rejects.toMatchObject({
+        code: status.OUT_OF_RANGE,
+        details: "empty",
+      });
     }
   });
 
@@ -351,6 +397,16 @@ describe("direct bidi calls", () => {
       );
       expect(cut.status).toBe(String(status.INTERNAL));
       expect(cut.data.equals(framed(0, request(1, 4, 0)))).toBe(true);
+    });
+
+    it("refuses a unary call with no request or two, as grpc-js does", async () => {
+      const path = { ":path": TWICE.path };
+      expect((await bare(path, Buffer.alloc(0))).status).toBe(String(status.UNIMPLEMENTED));
+      const two = await bare(path, Buffer.concat([framed(0, request(9, 3, 0)), framed(0, request(9, 3, 1))]));
+      expect(two.status).toBe(String(status.UNIMPLEMENTED));
+      const one = await bare(path, framed(0, request(9, 3, 0)));
+      expect(one.status).toBe(String(status.OK));
+      expect(one.data.equals(framed(0, Buffer.concat([request(9, 3, 0), request(9, 3, 0)])))).toBe(true);
     });
 
     it("takes a deadline beyond what a timer holds (99999999 hours) as none", async () => {

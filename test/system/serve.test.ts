@@ -86,7 +86,7 @@ describe("FeatureStore over gRPC", () => {
     stream.close();
   });
 
-  it("StreamFeatures answers clients that compress their requests (served through grpc-js) the same", async () => {
+  it("GetFeatures and StreamFeatures answer clients that compress their requests (served through grpc-js) the same", async () => {
     type Stream = NodeJS.ReadWriteStream & { write(req: object): boolean };
     const Service = (
       loadPackageDefinition(loadFeatureStoreProto()) as never as {
@@ -115,9 +115,25 @@ describe("FeatureStore over gRPC", () => {
     const plain = await exchange({});
     expect(plain.length).toBe(21);
     expect(plain[20]).toMatchObject({ request_id: "99", error_code: status.NOT_FOUND });
+    const unary = (options: object): Promise<object> => {
+      const client = new Service(h.address, credentials.createInsecure(), options) as {
+        GetFeatures(req: object, cb: (e: Error | null, r: object) => void): void;
+        close(): void;
+      };
+      return new Promise((res, rej) =>
+        client.GetFeatures(
+          { table: "users", keys: ["user:3", "nope"] },
+          (e, r) => (client.close(), e ? rej(e) : res(r)),
+        ),
+      );
+    };
+    const plainUnary = await unary({});
+    expect(plainUnary).toMatchObject({ rows: [{ key: "user:3" }, { key: "nope" }] });
     // gzip (2) and deflate (1), as grpc-js clients send them.
-    for (const algorithm of [1, 2])
+    for (const algorithm of [1, 2]) {
       expect(await exchange({ "grpc.default_compression_algorithm": algorithm })).toEqual(plain);
+      expect(await unary({ "grpc.default_compression_algorithm": algorithm })).toEqual(plainUnary);
+    }
   });
 
   it("the client gives up on a request at its deadline, unary or on a stream, and the stream goes on", async () => {
