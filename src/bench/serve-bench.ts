@@ -2,7 +2,9 @@
  * Serving figures: rows/s and p50/p99 latency per 100-key batch over bidi streams (1 and 4) and
  * unary calls, against (a) a real Redis read with ioredis MGET of the same rows at the same
  * concurrency and (b) a pre-encoded grpc-js server (the transport ceiling), all in one run; and the
- * server's CPU µs per batch. Servers run in their own processes; client and servers share the machine.
+ * server's CPU µs per batch. Also against (c) the same pre-encoded server on Strata's own transport
+ * (decision 32), which grpc-js's is heavier than: what the read path alone costs. Servers run in
+ * their own processes; client and servers share the machine.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -116,6 +118,15 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     );
     children.push(ceiling.child);
     await ceiling.ready;
+    // The same over a transport like Strata's own (decision 32): what the read path costs.
+    const directPort = await freePort();
+    const directCeiling = spawnReady(
+      "node",
+      [join(HERE, "ceiling-server.js"), String(directPort), join(dir, "response.bin"), "direct"],
+      "ready",
+    );
+    children.push(directCeiling.child);
+    await directCeiling.ready;
 
     const metrics: Metric[] = [];
     const modes: Array<{ name: string; streams: number }> = [
@@ -146,6 +157,7 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     for (const mode of modes.filter((m) => !wanted || wanted.includes(m.name))) {
       const strataRuns: Run[] = [];
       const ceilingRuns: Run[] = [];
+      const directRuns: Run[] = [];
       let strataCpu = 0;
       let ceilingCpu = 0;
       for (let r = 0; r < rounds; r++) {
@@ -155,14 +167,18 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
         const ceilingCpu0 = cpuMs(ceiling.child.pid!);
         ceilingRuns.push(await runGrpc(`127.0.0.1:${ceilingPort}`, mode.streams, roundSeconds, requests));
         ceilingCpu += cpuMs(ceiling.child.pid!) - ceilingCpu0;
+        directRuns.push(await runGrpc(`127.0.0.1:${directPort}`, mode.streams, roundSeconds, requests));
       }
       const s = pooled(strataRuns);
       const c = pooled(ceilingRuns);
       const ratios = strataRuns.map((run, r) => run.rowsPerSec / ceilingRuns[r]!.rowsPerSec);
+      const d = pooled(directRuns);
+      const directRatios = strataRuns.map((run, r) => run.rowsPerSec / directRuns[r]!.rowsPerSec);
       log(
         `${mode.name}: strata ${Math.round(s.rowsPerSec)} rows/s (p50 ${round(s.p50Ms, 2)}, p99 ${round(s.p99Ms, 2)} ms), ` +
           `ceiling ${Math.round(c.rowsPerSec)} rows/s (p50 ${round(c.p50Ms, 2)}, p99 ${round(c.p99Ms, 2)} ms); ` +
-          `ratio per round ${ratios.map((x) => round(x, 2)).join(", ")}`,
+          `ratio per round ${ratios.map((x) => round(x, 2)).join(", ")}; ` +
+          `direct ceiling ${Math.round(d.rowsPerSec)} rows/s, ratio per round ${directRatios.map((x) => round(x, 2)).join(", ")}`,
       );
       const conditions = `${BATCH}-key batches of ${FLOATS} float32 from ${n} rows, random keys, ${CONCURRENCY} requests in flight${mode.streams ? ` over ${mode.streams} stream(s)` : ""}, ${rounds} alternating rounds of ${roundSeconds} s each (medians; the ratio is the median of the rounds' ratios: ${ratios.map((x) => round(x, 2)).join(", ")}), client and server on one 2-core machine`;
       metrics.push(
@@ -175,6 +191,15 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
           ratio: round(median(ratios)),
           target: mode.streams === 1 ? ">= 1.2 M rows/s; >= 75% of ceiling" : ">= 75% of ceiling",
           conditions,
+        },
+        {
+          name: `serve_${mode.name}_vs_direct_ceiling`,
+          value: Math.round(s.rowsPerSec),
+          unit: "rows/s",
+          peer: "pre-encoded server on Strata's own transport (direct HTTP/2, decision 32)",
+          peer_value: Math.round(d.rowsPerSec),
+          ratio: round(median(directRatios)),
+          conditions: `${conditions}; its ratio per round: ${directRatios.map((x) => round(x, 2)).join(", ")}`,
         },
         {
           name: `serve_${mode.name}_vs_redis`,
