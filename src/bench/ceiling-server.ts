@@ -15,7 +15,6 @@ import {
   serveDirectly,
   unaryAsBidi,
   type BidiCall,
-  type DirectMethod,
   type UnaryCall,
   type UnaryCallback,
 } from "../serve/direct-bidi.js";
@@ -64,12 +63,9 @@ if (mode === "direct") {
   const ok = serveDirectly(
     server,
     [
-      { definition: methods.StreamFeatures, handler: handlers.StreamFeatures as DirectMethod["handler"] },
-      {
-        definition: methods.GetFeatures,
-        handler: unaryAsBidi(handlers.GetFeatures as Parameters<typeof unaryAsBidi>[0]),
-      },
-    ] as DirectMethod[],
+      { definition: methods.StreamFeatures, handler: handlers.StreamFeatures },
+      { definition: methods.GetFeatures, handler: unaryAsBidi(handlers.GetFeatures) },
+    ],
     { maxRequestBytes: 4 << 20, maxResponseBytes: 64 << 20 },
   );
   if (!ok) throw new Error("this grpc-js cannot be served directly");

@@ -18,7 +18,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { Metadata, status, type MethodDefinition, type Server } from "@grpc/grpc-js";
+import { Metadata, status, type Server } from "@grpc/grpc-js";
 import { FRAME_PREFIX_BYTES, framingOf } from "./message-framing.js";
 
 /** The part of a grpc-js duplex call (ServerDuplexStream) that a handler served directly may use. */
@@ -88,10 +88,21 @@ export function unaryAsBidi<Req, Res>(
   };
 }
 
+/**
+ * What a directly served method's definition must give: its path and codecs (a grpc-js
+ * MethodDefinition does). Methods, so that a definition of any message types fits.
+ */
+export interface DirectDefinition<Req, Res> {
+  readonly path: string;
+  requestDeserialize(bytes: Buffer): Req;
+  responseSerialize(value: Res): Buffer;
+}
+
 /** A method to serve directly: its definition (path and codecs) and its handler. */
 export interface DirectMethod<Req = unknown, Res = unknown> {
-  definition: MethodDefinition<Req, Res>;
-  handler: (call: BidiCall<Req, Res>) => void;
+  definition: DirectDefinition<Req, Res>;
+  /** A method, so that a handler of requests of any type fits (parameters of methods are bivariant). */
+  handler(call: BidiCall<Req, Res>): void;
 }
 
 export interface DirectLimits {

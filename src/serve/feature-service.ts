@@ -53,7 +53,7 @@ const SCAN_CHUNK_BYTES = 96 * 1024;
 const DEFAULT_SCAN_CHUNK_ROWS = 1000;
 const MAX_SCAN_CHUNK_ROWS = 100_000;
 
-export function createFeatureService(o: FeatureServiceOptions): UntypedServiceImplementation {
+export function createFeatureService(o: FeatureServiceOptions) {
   // A response (with its frame prefix) must fit grpc-js's send limit, which is maxResponseBytes.
   const encoder = new ResponseEncoder(o.maxResponseBytes - FRAME_PREFIX_BYTES);
 
@@ -124,7 +124,7 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
     o.metrics.observeRequest(method, code, (performance.now() - started) / 1000);
   };
 
-  return {
+  const service = {
     // Served by DirectBidiCall too (unaryAsBidi), or by grpc-js when a client compresses its request.
     GetFeatures(call: UnaryCall<GetFeaturesRequest>, callback: UnaryCallback<Buffer>) {
       const started = performance.now();
@@ -307,7 +307,8 @@ export function createFeatureService(o: FeatureServiceOptions): UntypedServiceIm
         callback(toServiceError(err));
       }
     },
-  };
+  } satisfies UntypedServiceImplementation;
+  return service;
 }
 
 interface ScanRequest {

@@ -15,7 +15,7 @@ import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { ServedTable, type VersionEvent } from "./served-table.js";
 import { createFeatureService } from "./feature-service.js";
 import { installMessageFraming } from "./message-framing.js";
-import { serveDirectly, unaryAsBidi, type DirectMethod } from "./direct-bidi.js";
+import { serveDirectly, unaryAsBidi } from "./direct-bidi.js";
 import { ServerMetrics, type IngestFreshness } from "./metrics.js";
 import { SERVICE_NAME, loadServerProto } from "./proto.js";
 import { addSegmentFetchService } from "./segment-fetch-service.js";
@@ -126,11 +126,8 @@ export class StrataServer {
     const direct = serveDirectly(
       this.grpc,
       [
-        { definition: service.StreamFeatures!, handler: features.StreamFeatures as DirectMethod["handler"] },
-        {
-          definition: service.GetFeatures!,
-          handler: unaryAsBidi(features.GetFeatures as Parameters<typeof unaryAsBidi>[0]),
-        },
+        { definition: service.StreamFeatures!, handler: features.StreamFeatures },
+        { definition: service.GetFeatures!, handler: unaryAsBidi(features.GetFeatures) },
       ],
       { maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES, maxResponseBytes },
     );

@@ -21,7 +21,6 @@ import {
   serveDirectly,
   unaryAsBidi,
   type BidiCall,
-  type DirectMethod,
   type UnaryCall,
   type UnaryCallback,
 } from "../../src/serve/direct-bidi.js";
@@ -125,18 +124,14 @@ describe("direct bidi calls", () => {
   beforeAll(async () => {
     expect(installMessageFraming()).toBe(true);
     server = new Server({ "grpc.max_receive_message_length": MAX_REQUEST });
-    const handlers = { Echo: echo as (call: BidiCall<unknown, unknown>) => void };
-    server.addService({ Echo: ECHO }, handlers);
+    server.addService({ Echo: ECHO }, { Echo: echo });
     server.addService({ Twice: TWICE }, { Twice: twice });
     expect(
       serveDirectly(
         server,
         [
-          { definition: ECHO as DirectMethod["definition"], handler: handlers.Echo },
-          {
-            definition: TWICE as DirectMethod["definition"],
-            handler: unaryAsBidi(twice as Parameters<typeof unaryAsBidi>[0]),
-          },
+          { definition: ECHO, handler: echo },
+          { definition: TWICE, handler: unaryAsBidi(twice) },
         ],
         { maxRequestBytes: MAX_REQUEST, maxResponseBytes: 4 << 20 },
       ),
@@ -204,15 +199,11 @@ describe("direct bidi calls", () => {
   it("serves calls over TLS the same way", async () => {
     const [cert, key] = ["cert.pem", "key.pem"].map((f) => readFileSync(resolve("test/fixtures/tls", f)));
     const tlsServer = new Server();
-    tlsServer.addService({ Echo: ECHO }, { Echo: echo as (call: BidiCall<unknown, unknown>) => void });
-    serveDirectly(
-      tlsServer,
-      [{ definition: ECHO as DirectMethod["definition"], handler: echo as DirectMethod["handler"] }],
-      {
-        maxRequestBytes: MAX_REQUEST,
-        maxResponseBytes: 4 << 20,
-      },
-    );
+    tlsServer.addService({ Echo: ECHO }, { Echo: echo });
+    serveDirectly(tlsServer, [{ definition: ECHO, handler: echo }], {
+      maxRequestBytes: MAX_REQUEST,
+      maxResponseBytes: 4 << 20,
+    });
     const tlsPort = await new Promise<number>((res, rej) =>
       tlsServer.bindAsync(
         "127.0.0.1:0",
