@@ -81,6 +81,11 @@ export interface Config {
   readonly keepVersions: number;
   /** Most keys one GetFeatures request may ask for. @default 10000 */
   readonly maxKeysPerRequest: number;
+  /**
+   * Serve GetFeatures and StreamFeatures on HTTP/2 directly, beside grpc-js (decision 32); false
+   * leaves them to grpc-js. @default true (env STRATA_GRPC_DIRECT=0 turns it off)
+   */
+  readonly grpcDirect: boolean;
   /** Bearer token required in `authorization` metadata; null = none. (env STRATA_AUTH_TOKEN) */
   readonly authToken: string | null;
   /** Ingest publishes a delta version once its oldest pending change is this old. @default 200 (env STRATA_INGEST_PUBLISH_INTERVAL_MS) */
@@ -160,6 +165,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
       DEFAULT_MAX_KEYS_PER_REQUEST,
       "STRATA_MAX_KEYS_PER_REQUEST",
     ),
+    grpcDirect: flag(pick(undefined, "STRATA_GRPC_DIRECT"), true, "STRATA_GRPC_DIRECT"),
     authToken: pick(undefined, "STRATA_AUTH_TOKEN") ?? null,
     ingestPublishIntervalMs: positiveEnv(
       "STRATA_INGEST_PUBLISH_INTERVAL_MS",

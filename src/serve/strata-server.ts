@@ -48,6 +48,8 @@ export interface TableChanges {
   changed: string[];
 }
 
+export type Transport = "direct" | "grpc-js";
+
 export const DEFAULT_BACKSTOP_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 << 20;
 export const DEFAULT_MAX_REQUEST_BYTES = 4 << 20;
@@ -67,6 +69,8 @@ export class StrataServer {
   private metricsServer: HttpServer | null = null;
   port = 0;
   metricsPort = 0;
+  /** What serves GetFeatures and StreamFeatures: Strata's own HTTP/2 handling or grpc-js's (decision 32). */
+  transport: Transport = "grpc-js";
   /** Ingest freshness per table, when this process also ingests (see attachIngest). */
   private ingestStatus: ((table: string) => IngestFreshness | null) | null = null;
 
@@ -123,20 +127,10 @@ export class StrataServer {
       },
     });
     this.grpc.addService(service, features);
-    const direct = serveDirectly(
-      this.grpc,
-      [
-        { definition: service.StreamFeatures!, handler: features.StreamFeatures },
-        { definition: service.GetFeatures!, handler: unaryAsBidi(features.GetFeatures) },
-      ],
-      { maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES, maxResponseBytes },
-    );
-    if (!direct) {
-      this.logger.warn(
-        { component: "grpc" },
-        "this grpc-js has no per-stream handler to wrap: GetFeatures and StreamFeatures go through grpc-js's calls",
-      );
-    }
+    // Before bindAsync: grpc-js binds its per-stream handlers to each port it binds.
+    this.transport = this.options.config.grpcDirect
+      ? this.serveDirectly(service, features, maxResponseBytes)
+      : "grpc-js";
     addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });
     this.health.addToServer(this.grpc);
     new ReflectionService(pkg).addToServer(this.grpc);
@@ -178,9 +172,36 @@ export class StrataServer {
     this.health.setStatus("", "SERVING");
     this.health.setStatus(SERVICE_NAME, "SERVING");
     this.logger.info(
-      { port: this.port, metricsPort: this.metricsPort, tables: [...this.tables.keys()] },
+      {
+        port: this.port,
+        metricsPort: this.metricsPort,
+        transport: this.transport,
+        tables: [...this.tables.keys()],
+      },
       "serving",
     );
+  }
+
+  /** GetFeatures and StreamFeatures on HTTP/2 directly (decision 32); "grpc-js" if this grpc-js cannot. */
+  private serveDirectly(
+    service: ServiceDefinition,
+    features: ReturnType<typeof createFeatureService>,
+    maxResponseBytes: number,
+  ): Transport {
+    const served = serveDirectly(
+      this.grpc,
+      [
+        { definition: service.StreamFeatures!, handler: features.StreamFeatures },
+        { definition: service.GetFeatures!, handler: unaryAsBidi(features.GetFeatures) },
+      ],
+      { maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES, maxResponseBytes },
+    );
+    if (served) return "direct";
+    this.logger.warn(
+      { component: "grpc" },
+      "this grpc-js has no per-stream handler to wrap: GetFeatures and StreamFeatures go through grpc-js's calls",
+    );
+    return "grpc-js";
   }
 
   /**

@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { startHarness, userRow, type Harness } from "../helpers/served-table.js";
 import { decodeRow, rowLayout } from "../../src/format/row-layout.js";
 import { loadFeatureStoreProto } from "../../src/serve/proto.js";
+import { createStrataClient } from "../../src/client/index.js";
 
 const N = 2000;
 
@@ -23,6 +24,7 @@ describe("FeatureStore over gRPC", () => {
   afterAll(() => h.close());
 
   it("GetFeatures returns exactly the imported values, in request order, with per-row status", async () => {
+    expect(h.server.transport).toBe("direct"); // decision 32, unless STRATA_GRPC_DIRECT=0
     const keys = ["user:11", "nope", "user:3", "user:0", "user:1999"];
     const res = await h.client.getFeatures({ table: "users", keys, request_id: "18446744073709551615" });
     expect(res.request_id).toBe("18446744073709551615");
@@ -290,6 +292,36 @@ describe("bearer token", () => {
         (e: ServiceError) => e,
       );
       expect((err as ServiceError).code).toBe(status.UNAUTHENTICATED);
+      // A stream without it, on Strata's own transport: refused before any request is answered.
+      const anonymous = createStrataClient(h.address);
+      const stream = anonymous.openStream({ retries: 0 });
+      await expect(stream.send({ table: "users", keys: ["user:1"] })).rejects.toMatchObject({
+        code: status.UNAUTHENTICATED,
+      });
+      stream.close();
+      anonymous.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("STRATA_GRPC_DIRECT=0", () => {
+  it("leaves GetFeatures and StreamFeatures to grpc-js, with the same answers", async () => {
+    const h = await startHarness({ seed: [userRow(1), userRow(2)], env: { STRATA_GRPC_DIRECT: "0" } });
+    try {
+      expect(h.server.transport).toBe("grpc-js");
+      const res = await h.client.getFeatures({ table: "users", keys: ["user:2", "nope"] });
+      expect(res.rows.map((r) => [r.key, r.status, r.values[3]])).toEqual([
+        ["user:2", "ROW_STATUS_FOUND", 3],
+        ["nope", "ROW_STATUS_NOT_FOUND", undefined],
+      ]);
+      const stream = h.client.openStream();
+      expect((await stream.send({ table: "users", keys: ["user:1"] })).rows[0]!.values[3]).toBe(1.5);
+      await expect(stream.send({ table: "nope", keys: ["x"] })).rejects.toMatchObject({
+        code: status.NOT_FOUND,
+      });
+      stream.close();
     } finally {
       await h.close();
     }
