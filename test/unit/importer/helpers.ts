@@ -19,6 +19,17 @@ export function schemaOf(features: FeatureSpec[], key = "id"): TableSchema {
   return { name: "t", key, topic: "strata.deltas.t", maxAgeMs: 0, features };
 }
 
+/** A table with one feature of every type, keyed by `id`. */
+export const EVERY_TYPE = schemaOf([
+  { name: "f32", type: "float32" },
+  { name: "f64", type: "float64" },
+  { name: "i64", type: "int64" },
+  { name: "flag", type: "bool" },
+  { name: "name", type: "string" },
+  { name: "blob", type: "bytes" },
+  { name: "emb", type: "float32[3]" },
+]);
+
 /** The stream a file would give, cut into chunks of the given sizes (cycled). */
 export async function* chunked(data: Buffer | string, sizes: number[] = [65_536]): AsyncGenerator<Buffer> {
   const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;

@@ -6,6 +6,7 @@ import { detectImportFormat, readImportRows } from "../../../src/importer/import
 import type { ImportRow } from "../../../src/importer/row-coercion.js";
 import {
   DEFAULT_TIME,
+  EVERY_TYPE,
   chunked,
   expectRowsEqual,
   expectSameSegment,
@@ -14,15 +15,7 @@ import {
   schemaOf,
 } from "./helpers.js";
 
-const SCHEMA = schemaOf([
-  { name: "f32", type: "float32" },
-  { name: "f64", type: "float64" },
-  { name: "i64", type: "int64" },
-  { name: "flag", type: "bool" },
-  { name: "name", type: "string" },
-  { name: "blob", type: "bytes" },
-  { name: "emb", type: "float32[3]" },
-]);
+const SCHEMA = EVERY_TYPE;
 const FEATURES = SCHEMA.features.map((f) => f.name);
 
 describe("detectImportFormat", () => {

@@ -4,6 +4,7 @@ import { JsonRowCoercer, MAX_KEY_BYTES, parseFloatBytes } from "../../../src/imp
 import { ImportRowError } from "../../../src/importer/errors.js";
 import {
   DEFAULT_TIME,
+  EVERY_TYPE,
   csvError,
   csvRows,
   expectRowsEqual,
@@ -13,15 +14,7 @@ import {
   show,
 } from "./helpers.js";
 
-const ALL = schemaOf([
-  { name: "f32", type: "float32" },
-  { name: "f64", type: "float64" },
-  { name: "i64", type: "int64" },
-  { name: "flag", type: "bool" },
-  { name: "name", type: "string" },
-  { name: "blob", type: "bytes" },
-  { name: "emb", type: "float32[3]" },
-]);
+const ALL = EVERY_TYPE;
 
 /** One CSV column's values → what they type to, for a single-feature schema. */
 async function csvValues(type: string, cells: string[]): Promise<string[]> {

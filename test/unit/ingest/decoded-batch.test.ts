@@ -19,25 +19,12 @@ import {
 import type { DeltaMessage } from "../../../src/ingest/delta-source.js";
 import { InvalidDeltaError } from "../../../src/ingest/errors.js";
 import { readFeature, rowLayout } from "../../../src/format/row-layout.js";
-import type { FeatureValue, TableSchema } from "../../../src/format/schema.js";
+import type { FeatureValue } from "../../../src/format/schema.js";
+import { deltaSchema } from "../../helpers/schemas.js";
 import { silentLogger } from "../../../src/shared/logger.js";
 import { buildEntry, type BuiltEntry } from "../../helpers/build-entry.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "score", type: "float64" },
-    { name: "ctr", type: "float32" },
-    { name: "active", type: "bool" },
-    { name: "city", type: "string" },
-    { name: "blob", type: "bytes" },
-    { name: "emb", type: "float32[3]" },
-  ],
-};
+const schema = deltaSchema;
 const limits = { maxMessageBytes: 4096, maxValueBytes: 64 };
 const decoder = new DeltaDecoder(schema, limits);
 const layout = rowLayout(schema);

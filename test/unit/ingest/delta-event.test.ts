@@ -2,23 +2,9 @@ import { describe, expect, it } from "vitest";
 import { DeltaDecoder, type DeltaInput, type UpsertDelta } from "../../../src/ingest/delta-event.js";
 import { featureDeltaType } from "../../../src/ingest/delta-protobuf.js";
 import { InvalidDeltaError, type DeltaProblem } from "../../../src/ingest/errors.js";
-import type { TableSchema } from "../../../src/format/schema.js";
+import { deltaSchema } from "../../helpers/schemas.js";
 
-const schema: TableSchema = {
-  name: "users",
-  key: "user_id",
-  topic: "strata.deltas.users",
-  maxAgeMs: 0,
-  features: [
-    { name: "age", type: "int64" },
-    { name: "score", type: "float64" },
-    { name: "ctr", type: "float32" },
-    { name: "active", type: "bool" },
-    { name: "city", type: "string" },
-    { name: "blob", type: "bytes" },
-    { name: "emb", type: "float32[3]" },
-  ],
-};
+const schema = deltaSchema;
 const decoder = new DeltaDecoder(schema, { maxMessageBytes: 4096, maxValueBytes: 64 });
 
 const json = (value: unknown, key: string | null = null, headers?: DeltaInput["headers"]): DeltaInput => ({
