@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../serve/message-framing.js";
+import { RAW_METHODS } from "./raw-methods.js";
 import {
   serveDirectly,
   unaryAsBidi,
@@ -25,27 +26,9 @@ installMessageFraming();
 const message = readFileSync(responseFile!);
 const response = frameMessage(Buffer.alloc(FRAME_PREFIX_BYTES + message.length));
 message.copy(response);
-const raw = {
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
 const server = new Server({ "grpc-node.flow_control_window": 1 << 20 });
-const methods = {
-  GetFeatures: {
-    path: "/strata.v1.FeatureStore/GetFeatures",
-    requestStream: false,
-    responseStream: false,
-    ...raw,
-  },
-  StreamFeatures: {
-    path: "/strata.v1.FeatureStore/StreamFeatures",
-    requestStream: true,
-    responseStream: true,
-    ...raw,
-  },
-};
+const { GetFeatures, StreamFeatures } = RAW_METHODS;
+const methods = { GetFeatures, StreamFeatures };
 const handlers = {
   GetFeatures: (_call: UnaryCall<Buffer>, cb: UnaryCallback<Buffer>) => cb(null, response),
   StreamFeatures: (call: BidiCall<Buffer, Buffer>) => {

@@ -20,6 +20,7 @@ import { VersionWriter } from "../storage/version-writer.js";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import { openSnapshot } from "../storage/version-snapshot.js";
 import { log, median, percentile, round, shuffle, type Metric } from "./metric.js";
+import { RAW_METHODS } from "./raw-methods.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..", "..");
@@ -326,35 +327,7 @@ function startRedis(): string {
   return url;
 }
 
-const RAW = {
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
-const RawClient = makeGenericClientConstructor(
-  {
-    GetFeatures: {
-      path: "/strata.v1.FeatureStore/GetFeatures",
-      requestStream: false,
-      responseStream: false,
-      ...RAW,
-    },
-    StreamFeatures: {
-      path: "/strata.v1.FeatureStore/StreamFeatures",
-      requestStream: true,
-      responseStream: true,
-      ...RAW,
-    },
-    ScanTable: {
-      path: "/strata.v1.FeatureStore/ScanTable",
-      requestStream: false,
-      responseStream: true,
-      ...RAW,
-    },
-  },
-  "FeatureStore",
-);
+const RawClient = makeGenericClientConstructor(RAW_METHODS, "FeatureStore");
 type Raw = Client & {
   GetFeatures(req: Buffer, md: Metadata, cb: (err: Error | null, res: Buffer) => void): void;
   StreamFeatures(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean; end(): void };

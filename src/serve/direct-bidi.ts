@@ -19,7 +19,7 @@
 import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { Metadata, status, type Server } from "@grpc/grpc-js";
-import { FRAME_PREFIX_BYTES, framingOf } from "./message-framing.js";
+import { FRAME_PREFIX_BYTES, copyIntoFrame, framingOf } from "./message-framing.js";
 
 /** The part of a grpc-js duplex call (ServerDuplexStream) that a handler served directly may use. */
 export interface BidiCall<Req, Res> {
@@ -254,7 +254,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
     return this.stream.writableLength < MAX_QUEUED_BYTES;
   }
 
-  /** A message that is not framed yet: serialized and copied behind its prefix (grpc-js's way). */
+  /** A message that is not framed yet: serialized, checked against the limit, and copied into a frame. */
   private frame(message: Res): Buffer | null {
     let bytes: Buffer;
     try {
@@ -270,11 +270,7 @@ class DirectBidiCall<Req, Res> extends EventEmitter implements BidiCall<Req, Res
       );
       return null;
     }
-    const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + bytes.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    bytes.copy(frame, FRAME_PREFIX_BYTES);
-    return frame;
+    return copyIntoFrame(bytes);
   }
 
   pause(): void {

@@ -39,11 +39,24 @@ const framed = new WeakMap<object, Framed>();
  * message has been sent.
  */
 export function frameMessage(frame: Buffer, onSent?: OnSent): Buffer {
-  frame[0] = 0;
-  frame.writeUInt32BE(frame.length - FRAME_PREFIX_BYTES, 1);
+  writePrefix(frame);
   const message = frame.subarray(FRAME_PREFIX_BYTES);
   framed.set(message, { frame, onSent });
   return message;
+}
+
+/** A message that was not encoded behind room for its prefix, framed by copying it (grpc-js's way). */
+export function copyIntoFrame(message: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + message.length);
+  writePrefix(frame);
+  message.copy(frame, FRAME_PREFIX_BYTES);
+  return frame;
+}
+
+/** The gRPC prefix at the start of `frame`: not compressed, then the length of the message after it. */
+function writePrefix(frame: Buffer): void {
+  frame[0] = 0;
+  frame.writeUInt32BE(frame.length - FRAME_PREFIX_BYTES, 1);
 }
 
 /** The frame of a message `frameMessage` made, and what to call once it is sent; undefined for any other value. */
