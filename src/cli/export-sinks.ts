@@ -110,6 +110,16 @@ export class ParquetSink implements RowSink {
 
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]["schema"][number];
 
+/** The Parquet type of each scalar feature type. */
+const PARQUET_SCALARS: Record<Exclude<FeatureKind["type"], "float32_vector">, Partial<SchemaElement>> = {
+  float32: { type: "FLOAT" },
+  float64: { type: "DOUBLE" },
+  int64: { type: "INT64" },
+  bool: { type: "BOOLEAN" },
+  string: { type: "BYTE_ARRAY", converted_type: "UTF8" },
+  bytes: { type: "BYTE_ARRAY" },
+};
+
 /** The Parquet schema of an export: the types `import` maps back to the same features. */
 function parquetSchema({ key, eventTime, features }: ExportColumns): SchemaElement[] {
   const elements: SchemaElement[] = [
@@ -118,33 +128,15 @@ function parquetSchema({ key, eventTime, features }: ExportColumns): SchemaEleme
   ];
   if (eventTime) elements.push({ name: eventTime, type: "INT64", repetition_type: "REQUIRED" });
   for (const { name, kind } of features) {
-    switch (kind.type) {
-      case "float32":
-        elements.push({ name, type: "FLOAT", repetition_type: "OPTIONAL" });
-        break;
-      case "float64":
-        elements.push({ name, type: "DOUBLE", repetition_type: "OPTIONAL" });
-        break;
-      case "int64":
-        elements.push({ name, type: "INT64", repetition_type: "OPTIONAL" });
-        break;
-      case "bool":
-        elements.push({ name, type: "BOOLEAN", repetition_type: "OPTIONAL" });
-        break;
-      case "string":
-        elements.push({ name, type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" });
-        break;
-      case "bytes":
-        elements.push({ name, type: "BYTE_ARRAY", repetition_type: "OPTIONAL" });
-        break;
-      case "float32_vector":
-        // The standard three-level LIST (as pyarrow and Spark write it).
-        elements.push(
-          { name, repetition_type: "OPTIONAL", num_children: 1, converted_type: "LIST" },
-          { name: "list", repetition_type: "REPEATED", num_children: 1 },
-          { name: "element", type: "FLOAT", repetition_type: "REQUIRED" },
-        );
-        break;
+    if (kind.type === "float32_vector") {
+      // The standard three-level LIST (as pyarrow and Spark write it).
+      elements.push(
+        { name, repetition_type: "OPTIONAL", num_children: 1, converted_type: "LIST" },
+        { name: "list", repetition_type: "REPEATED", num_children: 1 },
+        { name: "element", type: "FLOAT", repetition_type: "REQUIRED" },
+      );
+    } else {
+      elements.push({ name, ...PARQUET_SCALARS[kind.type], repetition_type: "OPTIONAL" });
     }
   }
   return elements;
