@@ -3,6 +3,7 @@
  * same bytes: every request protobufjs encodes decodes to the same fields, keys included (short
  * ASCII keys take a fast path, others the general one), and no byte string makes it throw.
  */
+import { isUtf8 } from "node:buffer";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import protobuf from "protobufjs";
@@ -57,6 +58,29 @@ describe("GetFeaturesRequest decoder", () => {
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
         const d = decodeGetFeaturesRequest(Buffer.from(bytes));
         if (d.invalid !== undefined) expect(d.invalid).toMatch(/^Malformed GetFeaturesRequest: /);
+      }),
+    );
+  });
+
+  it("refuses a request exactly when one of its keys is not UTF-8, wherever it is among ASCII keys", () => {
+    const key = fc.oneof(
+      fc.string({ maxLength: 12 }).map((k) => Buffer.from(k)),
+      fc.uint8Array({ maxLength: 6 }).map((k) => Buffer.from(k)), // often not UTF-8
+    );
+    fc.assert(
+      fc.property(fc.array(key, { maxLength: 30 }), (keys) => {
+        const d = decodeGetFeaturesRequest(
+          Buffer.concat(keys.flatMap((k) => [Buffer.from([0x12, k.length]), k])),
+        );
+        if (!keys.every((k) => isUtf8(k))) {
+          expect(d.invalid).toBe("Malformed GetFeaturesRequest: key is not valid UTF-8");
+          return;
+        }
+        expect(d.invalid).toBeUndefined();
+        const decoded = Array.from({ length: d.keys.count }, (_, i) =>
+          d.keys.bytes.subarray(d.keys.bounds[2 * i], d.keys.bounds[2 * i + 1]),
+        );
+        expect(decoded).toEqual(keys);
       }),
     );
   });
