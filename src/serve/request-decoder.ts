@@ -115,16 +115,20 @@ export function decodeGetFeaturesRequest(buf: Buffer): GetFeaturesRequest {
     keys.count = count;
     return at;
   };
+  let asciiRuns = true;
   try {
     while (pos < end) {
       // Keys are most of a request: a run of keys of up to 127 ASCII bytes each is read by keyRun,
       // without the general path's calls a field (they took half the time at 100 keys a request).
       const counted = keys.count;
-      let at = keyRun(pos, false);
+      let at = keyRun(pos, !asciiRuns);
       // Its tags and lengths are below 0x80 too, so the run is ASCII exactly when its keys are: one
       // native check instead of a loop over every byte. If it is not, the run is read again, up to
-      // the first key that is not ASCII, which the general path then checks.
-      if (at > pos && !isAscii(buf.subarray(pos, at))) {
+      // the first key that is not ASCII, which the general path then checks; and every later run
+      // is checked key by key, since reading the rest unchecked after each such key would take
+      // time quadratic in the keys.
+      if (asciiRuns && at > pos && !isAscii(buf.subarray(pos, at))) {
+        asciiRuns = false;
         keys.count = counted;
         at = keyRun(pos, true);
       }

@@ -85,6 +85,19 @@ describe("GetFeaturesRequest decoder", () => {
     );
   });
 
+  it("reads keys that alternate ASCII and not in time linear in the keys", () => {
+    // 400,000 keys (a 2.4 MB request, within the request size limit): linear, tens of ms; a
+    // decoder that rescanned the rest of the request after each key that is not ASCII took minutes.
+    const parts = Array.from({ length: 400_000 }, (_, i) => {
+      const key = Buffer.from(i % 2 === 0 ? "a" : "é");
+      return Buffer.concat([Buffer.from([0x12, key.length]), key]);
+    });
+    const t0 = performance.now();
+    const d = decodeGetFeaturesRequest(Buffer.concat(parts));
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect([d.invalid, d.keys.count]).toEqual([undefined, 400_000]);
+  });
+
   it("names what is wrong: invalid UTF-8, truncation", () => {
     const reason = (bytes: number[]) => decodeGetFeaturesRequest(Buffer.from(bytes)).invalid;
     expect(reason([0x12, 2, 0xff, 0xfe])).toBe("Malformed GetFeaturesRequest: key is not valid UTF-8");
