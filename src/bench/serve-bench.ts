@@ -24,7 +24,7 @@ import { RAW_METHODS } from "./raw-methods.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..", "..");
-const BATCH = 100;
+export const BATCH = 100;
 const CONCURRENCY = 32; // requests in flight, in every mode
 const FLOATS = 64;
 
@@ -60,52 +60,13 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
   const children: ChildProcess[] = [];
   let redis: Redis | null = null;
   try {
-    const tables = {
-      tables: [{ name: "emb", key: "id", features: [{ name: "v", type: `float32[${FLOATS}]` }] }],
-    };
-    writeFileSync(join(dir, "tables.json"), JSON.stringify(tables));
-    const schema = parseTablesConfig(tables).tables[0]!;
-    const store = new TableStore(join(dir, "data"), "emb");
     log(`serve: ${n} rows of ${FLOATS} float32`);
-    await new VersionWriter(store, schema).importRows(
-      (async function* () {
-        for (let i = 0; i < n; i += 10_000) {
-          yield Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({
-            key: `user:${i + j}`,
-            eventTimeMs: 1_700_000_000_000,
-            values: [new Float32Array(FLOATS).fill(i + j)],
-          }));
-        }
-      })(),
-    );
-    const keys = shuffle(Array.from({ length: n }, (_, i) => `user:${i}`));
-    const batches = Array.from({ length: 2000 }, (_, b) =>
-      keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH),
-    );
-
-    // Strata, in its own process.
-    const strataPort = await freePort();
+    const store = await writeServeTable(dir, n);
+    const batches = keyBatches(n);
     // STRATA_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
     const nodeArgs = (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const strata = spawnReady(
-      "node",
-      [
-        ...nodeArgs,
-        join(ROOT, "dist/cli/main.js"),
-        "--data-dir",
-        join(dir, "data"),
-        "--config",
-        join(dir, "tables.json"),
-        "serve",
-        "--port",
-        String(strataPort),
-        "--metrics-port",
-        "off",
-      ],
-      "serving",
-    );
-    children.push(strata.child);
-    await strata.ready;
+    const strata = await startStrata(ROOT, dir, nodeArgs, children);
+    const strataPort = strata.port;
     const requests = batches.map((k, i) => encodeRequest("emb", k, i + 1));
 
     // The ceiling: the same response size, pre-encoded.
@@ -252,7 +213,51 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
   }
 }
 
-/** Redis from scripts/services.sh (a real server, started if needed). */
+/** The suite's table in `dir` (tables.json and data/): `n` rows of FLOATS float32, keys user:0 on. */
+export async function writeServeTable(dir: string, n: number): Promise<TableStore> {
+  const tables = {
+    tables: [{ name: "emb", key: "id", features: [{ name: "v", type: `float32[${FLOATS}]` }] }],
+  };
+  writeFileSync(join(dir, "tables.json"), JSON.stringify(tables));
+  const store = new TableStore(join(dir, "data"), "emb");
+  await new VersionWriter(store, parseTablesConfig(tables).tables[0]!).importRows(
+    (async function* () {
+      for (let i = 0; i < n; i += 10_000) {
+        yield Array.from({ length: Math.min(10_000, n - i) }, (_, j) => ({
+          key: `user:${i + j}`,
+          eventTimeMs: 1_700_000_000_000,
+          values: [new Float32Array(FLOATS).fill(i + j)],
+        }));
+      }
+    })(),
+  );
+  return store;
+}
+
+/** 2000 batches of BATCH random keys of that table. */
+export function keyBatches(n: number): string[][] {
+  const keys = shuffle(Array.from({ length: n }, (_, i) => `user:${i}`));
+  return Array.from({ length: 2000 }, (_, b) =>
+    keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH),
+  );
+}
+
+/** The server of the built checkout at `root` on the table in `dir`, in a process of its own (added to `children`). */
+export async function startStrata(
+  root: string,
+  dir: string,
+  nodeArgs: string[],
+  children: ChildProcess[],
+): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const data = ["--data-dir", join(dir, "data"), "--config", join(dir, "tables.json")];
+  const args = [...nodeArgs, join(root, "dist/cli/main.js"), ...data, "serve", "--port", String(port)];
+  const strata = spawnReady("node", [...args, "--metrics-port", "off"], "serving");
+  children.push(strata.child);
+  await strata.ready;
+  return { child: strata.child, port };
+}
+
 /**
  * Whole-table reads: ScanTable of every row (chunks as the server sizes them, bytes received
  * undecoded, as the ceiling's are) against Redis SCAN with COUNT 1000 and an MGET of each batch,
@@ -320,6 +325,7 @@ async function benchScan(
   }
 }
 
+/** Redis from scripts/services.sh (a real server, started if needed). */
 function startRedis(): string {
   const out = execFileSync("bash", [join(ROOT, "scripts/services.sh"), "up", "redis"], { encoding: "utf8" });
   const url = /REDIS_URL=(\S+)/.exec(out)?.[1];
@@ -345,7 +351,12 @@ function unaryCall(address: string, req: Buffer): Promise<Buffer> {
   );
 }
 
-async function runGrpc(address: string, streams: number, seconds: number, requests: Buffer[]): Promise<Run> {
+export async function runGrpc(
+  address: string,
+  streams: number,
+  seconds: number,
+  requests: Buffer[],
+): Promise<Run> {
   const client = newClient(address);
   try {
     if (streams === 0) {
@@ -418,7 +429,7 @@ async function measure<T>(
 }
 
 /** A GetFeaturesRequest: 1 table, 2 keys*, 4 request_id. */
-function encodeRequest(table: string, keys: string[], id: number): Buffer {
+export function encodeRequest(table: string, keys: string[], id: number): Buffer {
   const parts: Buffer[] = [field(1, Buffer.from(table))];
   for (const k of keys) parts.push(field(2, Buffer.from(k)));
   parts.push(Buffer.from([0x20, ...varint(id)]));
@@ -457,7 +468,7 @@ function spawnReady(
   return { child, ready };
 }
 
-function cpuMs(pid: number): number {
+export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in 10 ms ticks
 }
