@@ -245,6 +245,11 @@ describe("strata CLI over a data dir", () => {
         Array.from({ length: 150_000 }, (_, i) => `k${i},1.5,2.5,${i},true,x${i},"[1,2,3]"`).join("\n"),
     );
     const store = new TableStore(join(dir, "data"), "t");
+    // The kills land anywhere in an import as long as this machine takes for a whole one (a fixed
+    // window of 100-1000 ms let a fast machine finish all of them).
+    const t0 = performance.now();
+    expect((await strata("import", "t", csv, "--json")).code).toBe(0);
+    const wholeImportMs = performance.now() - t0;
     const before = store.requireCurrentVersion();
     const kills = Number(process.env.STRATA_KILL_RUNS ?? 20);
     let completed = 0;
@@ -265,7 +270,7 @@ describe("strata CLI over a data dir", () => {
         { stdio: "ignore" },
       );
       const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-      await new Promise((r) => setTimeout(r, 100 + Math.random() * 900));
+      await new Promise((r) => setTimeout(r, (0.1 + Math.random() * 0.8) * wholeImportMs));
       child.kill("SIGKILL");
       if ((await exited) === 0) completed++;
       const current = store.requireCurrentVersion();
