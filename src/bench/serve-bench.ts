@@ -308,7 +308,10 @@ async function benchScan(
     const cpuUsPerRow = (cpu * 1000) / (rounds * n);
     const s = median(strata);
     const p = median(peer);
-    log(`scan: strata ${Math.round(s)} rows/s, redis scan+mget ${Math.round(p)} rows/s`);
+    const each = (rates: number[]): string => rates.map((x) => `${round(x / 1e6, 2)} M`).join(", ");
+    log(
+      `scan: strata ${Math.round(s)} rows/s (scans ${each(strata)}), redis scan+mget ${Math.round(p)} rows/s (${each(peer)})`,
+    );
     return [
       {
         name: "serve_scan_rows_per_sec",
