@@ -2,7 +2,8 @@
  * FeatureStore's hot methods with bytes in and out, no codec: how the bench's client sends
  * pre-encoded requests and takes responses undecoded, and how the ceiling server answers.
  */
-const raw = {
+/** The identity codec: messages stay the bytes they came as (also what tests of raw methods use). */
+export const RAW_CODEC = {
   requestSerialize: (b: Buffer) => b,
   requestDeserialize: (b: Buffer) => b,
   responseSerialize: (b: Buffer) => b,
@@ -14,18 +15,18 @@ export const RAW_METHODS = {
     path: "/strata.v1.FeatureStore/GetFeatures",
     requestStream: false,
     responseStream: false,
-    ...raw,
+    ...RAW_CODEC,
   },
   StreamFeatures: {
     path: "/strata.v1.FeatureStore/StreamFeatures",
     requestStream: true,
     responseStream: true,
-    ...raw,
+    ...RAW_CODEC,
   },
   ScanTable: {
     path: "/strata.v1.FeatureStore/ScanTable",
     requestStream: false,
     responseStream: true,
-    ...raw,
+    ...RAW_CODEC,
   },
 };

@@ -25,15 +25,10 @@ import {
   type UnaryCallback,
 } from "../../src/serve/direct-bidi.js";
 import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../../src/serve/message-framing.js";
+import { RAW_CODEC } from "../../src/bench/raw-methods.js";
 
-const raw = {
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
-const ECHO = { path: "/test.Direct/Echo", requestStream: true, responseStream: true, ...raw };
-const TWICE = { path: "/test.Direct/Twice", requestStream: false, responseStream: false, ...raw };
+const ECHO = { path: "/test.Direct/Echo", requestStream: true, responseStream: true, ...RAW_CODEC };
+const TWICE = { path: "/test.Direct/Twice", requestStream: false, responseStream: false, ...RAW_CODEC };
 type Duplex = NodeJS.ReadWriteStream & { write(b: Buffer): boolean; cancel(): void };
 type EchoClient = Client & {
   Echo(md: Metadata, options?: { deadline?: number }): Duplex;

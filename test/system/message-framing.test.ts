@@ -15,16 +15,11 @@ import {
   type sendUnaryData,
 } from "@grpc/grpc-js";
 import { FRAME_PREFIX_BYTES, frameMessage, installMessageFraming } from "../../src/serve/message-framing.js";
+import { RAW_CODEC } from "../../src/bench/raw-methods.js";
 
-const raw = {
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
 const definition = {
-  Echo: { path: "/test.Framing/Echo", requestStream: true, responseStream: true, ...raw },
-  Fill: { path: "/test.Framing/Fill", requestStream: false, responseStream: false, ...raw },
+  Echo: { path: "/test.Framing/Echo", requestStream: true, responseStream: true, ...RAW_CODEC },
+  Fill: { path: "/test.Framing/Fill", requestStream: false, responseStream: false, ...RAW_CODEC },
 };
 type EchoClient = Client & {
   Echo(md: Metadata): NodeJS.ReadWriteStream & { write(b: Buffer): boolean };

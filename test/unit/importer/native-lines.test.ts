@@ -22,18 +22,9 @@ import { readImportRows, type ReadImportOptions } from "../../../src/importer/im
 import { NativeLines } from "../../../src/importer/native-lines.js";
 import { CsvRowCoercer } from "../../../src/importer/row-coercion.js";
 import { encodeCsvLines } from "../../../src/storage/native.js";
-import { DEFAULT_TIME, chunked, expectSameSegment, schemaOf } from "./helpers.js";
+import { DEFAULT_TIME, EVERY_TYPE, chunked, expectSameSegment, schemaOf } from "./helpers.js";
 
-const SCHEMA = schemaOf([
-  { name: "f32", type: "float32" },
-  { name: "f64", type: "float64" },
-  { name: "i64", type: "int64" },
-  { name: "flag", type: "bool" },
-  { name: "name", type: "string" },
-  { name: "blob", type: "bytes" },
-  { name: "emb", type: "float32[3]" },
-  { name: "note", type: "string" },
-]);
+const SCHEMA = schemaOf([...EVERY_TYPE.features, { name: "note", type: "string" }]);
 const COLUMNS = [...SCHEMA.features.map((f) => f.name), "id", "event_time_ms"];
 
 /** Counts the records typed in JS (by tryLineInto: commit; from row objects: add); the rest were typed natively. */
