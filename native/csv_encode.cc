@@ -507,7 +507,8 @@ void EncodeCsvLines(const FunctionCallbackInfo<Value>& args) {
     // The room RecordTarget.reserve(plan.reserve) would find without a flush, a new part or an
     // error (SegmentEncoder.reserve, PartedRecords.reserve's estimatedBytes): else JS does that.
     const double estimate = double(offset) + CeilPositive(double(count) / 0.7) * 16 + 8192;
-    if (used + plan.reserve > end || offset + plan.reserve + kTrailerBytes > kMaxSegmentBytes ||
+    const size_t room = size_t(plan.reserve) + kMaxRecordPad;
+    if (used + room > end || offset + room + kTrailerBytes > kMaxSegmentBytes ||
         estimate > estimate_limit || count >= max_count) {
       stop = kStopRoom;
       break;
@@ -520,6 +521,14 @@ void EncodeCsvLines(const FunctionCallbackInfo<Value>& args) {
       break;
     }
     const uint32_t length = RecordLength(line.key_len, line.value_len);
+    if (const uint32_t pad = RecordPad(offset, length)) {
+      // As SegmentEncoder.seal: the record moves to the next line, over zeros.
+      std::memmove(rec + pad, rec, length);
+      std::memset(rec, 0, pad);
+      rec += pad;
+      used += pad;
+      offset += pad;
+    }
     FrameRecord(rec, length, line.key_len, line.value_len, line.event_time, salt, uint32_t(offset));
     uint32_t* e = entries + count * 4;
     Hash64(rec + kRecordHeaderBytes, line.key_len, seed, &e[0], &e[1]);

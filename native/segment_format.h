@@ -93,9 +93,21 @@ inline uint32_t RecordLength(uint32_t key_len, uint32_t value_len) {
   return kRecordHeaderBytes + align8(key_len) + align8(value_len);
 }
 
+// recordPad(offset, length): zero bytes to put before a record starting at file offset `offset`,
+// up to the next 64-byte line when that makes it span fewer lines and is at most an eighth of it.
+constexpr uint32_t kLineBytes = 64;
+constexpr uint32_t kMaxRecordPad = kLineBytes - 8;
+inline uint32_t RecordPad(uint64_t offset, uint32_t length) {
+  const uint32_t in_line = uint32_t(offset) & (kLineBytes - 1);
+  const uint32_t pad = kLineBytes - in_line;
+  if (in_line == 0 || uint64_t(pad) * 8 > length) return 0;
+  const auto lines = [](uint64_t n) { return (n + kLineBytes - 1) / kLineBytes; };
+  return lines(uint64_t(in_line) + length) > lines(length) ? pad : 0;
+}
+
 // Frames a live record whose key (at r + 24) and value (right after the key's 8-aligned end) are
 // written, over zeroed padding: the header fields, then the CRC of [4, length) seeded for the
-// record's file offset. SegmentEncoder.commit in src/format/segment-encoder.ts does the same.
+// record's file offset. SegmentEncoder.commit and seal in src/format/segment-encoder.ts do the same.
 inline void FrameRecord(uint8_t* r, uint32_t length, uint32_t key_len, uint32_t value_len, int64_t event_time_ms,
                         uint32_t salt, uint32_t file_offset) {
   store32(r + 4, key_len << 16);  // flags 0 | keyLen

@@ -28,6 +28,10 @@ def strata_hash64(data, seed):
 def lookup(seg, key):
     if seg[:8] != b"STRATSEG" or struct.unpack_from("<I", seg, 4092)[0] != zlib.crc32(seg[:4092]):
         raise ValueError("bad header")
+    # Versions 1 and 2 differ only in where records start (2 may put zeros before one), which a
+    # lookup through the index does not see.
+    if struct.unpack_from("<H", seg, 8)[0] not in (1, 2):
+        raise ValueError("unsupported format version")
     seed, slots, max_probe = struct.unpack_from("<III", seg, 56)
     index_offset = struct.unpack_from("<I", seg, 148)[0]
     salt = int(seg[16:20].hex(), 16)

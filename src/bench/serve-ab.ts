@@ -1,5 +1,5 @@
 /**
- * Two builds' servers on one version, driven in turn by one client: for a change too small for
+ * Two builds' servers, each on the same rows as its own build writes them, driven in turn by one client: for a change too small for
  * the serve suite to show on a noisy machine, whose ratio to the ceiling moves by more than 5%
  * from run to run (docs/benchmarks.md, session 12). Each round runs this build's server and then
  * the other's for the same time; a round's pair saw the same minute of the machine.
@@ -47,17 +47,21 @@ const describe = (s: Side, r?: number): string => {
   return `${s.name} ${Math.round(rate / 1000)} k rows/s, ${round(cpu, 1)} µs a batch`;
 };
 
-const dir = mkdtempSync(join(tmpdir(), "strata-serve-ab-"));
+const dirs: string[] = [];
 const children: ChildProcess[] = [];
 try {
-  await writeServeTable(dir, Number(rows));
   const requests = keyBatches(Number(rows)).map((k, i) => encodeRequest("emb", k, i + 1));
-  const start = async (name: string, root: string): Promise<Side> => ({
-    name,
-    ...(await startStrata(root, dir, [], children)),
-    cpuPerBatch: [],
-    rowsPerSec: [],
-  });
+  // Each side serves the same rows as its own build writes them, so that a change of the
+  // segment writer (say, where records are placed) is measured too.
+  const start = async (name: string, root: string): Promise<Side> => {
+    const dir = mkdtempSync(join(tmpdir(), "strata-serve-ab-"));
+    dirs.push(dir);
+    const build = (await import(join(root, "dist/bench/serve-bench.js"))) as {
+      writeServeTable: typeof writeServeTable;
+    };
+    await build.writeServeTable(dir, Number(rows));
+    return { name, ...(await startStrata(root, dir, [], children)), cpuPerBatch: [], rowsPerSec: [] };
+  };
   const mine = await start("this", ROOT);
   const theirs = await start("other", resolve(other));
   for (let r = 0; r < Number(rounds); r++) {
@@ -77,5 +81,5 @@ try {
   );
 } finally {
   for (const c of children) c.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

@@ -13,6 +13,7 @@ import {
   FORMAT_VERSION,
   HEADER_BYTES,
   MAX_KEY_BYTES,
+  MAX_RECORD_PAD,
   MAX_SEGMENT_BYTES,
   PAGE_BYTES,
   RECORD_HEADER_BYTES,
@@ -21,6 +22,7 @@ import {
   encodeHeader,
   encodeTrailer,
   recordLength,
+  recordPad,
   recordSeed,
   saltOf,
   type SegmentHeader,
@@ -206,13 +208,8 @@ export class SegmentEncoder implements RecordTarget {
     const valueLen = values === null ? 0 : encoded ? values.length : measureRow(this.options.layout, values);
     // Room for the longest encoding of the key (3 bytes a UTF-16 unit); the exact length is known once written.
     const maxKeyBytes = typeof key === "string" ? key.length * 3 : key.length;
-    const maxLength = recordLength(Math.min(maxKeyBytes, MAX_KEY_BYTES + 8), valueLen);
-    if (this.offset + maxLength + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
-      throw new RangeError("Segment would pass 2 GiB: split it (see estimatedBytes)");
-    }
-    if (this.used + maxLength > this.chunk.length) this.flush(maxLength);
+    const at = this.reserve(recordLength(Math.min(maxKeyBytes, MAX_KEY_BYTES + 8), valueLen));
     const b = this.chunk;
-    const at = this.used;
     const keyAt = at + RECORD_HEADER_BYTES;
     const keyLen =
       typeof key === "string"
@@ -239,12 +236,7 @@ export class SegmentEncoder implements RecordTarget {
     b.writeInt32LE(Math.floor(eventTimeMs / 4294967296), at + 20);
     if (encoded) b.set(values, valueAt);
     else if (values !== null) writeRow(this.options.layout, values, b, valueAt, this.chunkFloats);
-    b.writeUInt32LE(crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset)), at);
-    hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
-    this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
-    this.noteRecord(eventTimeMs, values === null ? 1 : 0);
-    this.used += length;
-    this.offset += length;
+    this.seal(length, keyLen, eventTimeMs, values === null ? 1 : 0);
   }
 
   get bytes(): Buffer {
@@ -263,11 +255,14 @@ export class SegmentEncoder implements RecordTarget {
     return this.chunkWords;
   }
 
+  /** Where the next record, of at most `maxLength` bytes, is to be written (then `commit` or `add` it). */
   reserve(maxLength: number): number {
-    if (this.offset + maxLength + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
+    // Room for the zero bytes seal may put before the record too.
+    const room = maxLength + MAX_RECORD_PAD;
+    if (this.offset + room + TRAILER_BYTES > MAX_SEGMENT_BYTES) {
       throw new RangeError("Segment would pass 2 GiB: split it (see estimatedBytes)");
     }
-    if (this.used + maxLength > this.chunk.length) this.flush(maxLength);
+    if (this.used + room > this.chunk.length) this.flush(room);
     return this.used;
   }
 
@@ -281,19 +276,34 @@ export class SegmentEncoder implements RecordTarget {
       this.chunk.fill(0, at);
       throw new InvalidValueError(`Event time ${eventTimeMs} is not an integer ms`);
     }
-    const length = RECORD_HEADER_BYTES + ((keyLen + 7) & ~7) + ((valueLen + 7) & ~7);
     const w = this.chunkWords;
     const i = at >> 2;
     w[i + 1] = keyLen << 16; // flags 0 | keyLen
     w[i + 2] = valueLen;
     w[i + 4] = eventTimeMs; // low half (ToInt32 keeps the low 32 bits)
     w[i + 5] = Math.floor(eventTimeMs / 4294967296);
+    this.seal(recordLength(keyLen, valueLen), keyLen, eventTimeMs, 0);
+  }
+
+  /**
+   * Finishes the record written at `used` (all but its CRC): moves it past a line pad when
+   * recordPad asks for one, then checksums, hashes and indexes it where it ends up.
+   */
+  private seal(length: number, keyLen: number, eventTimeMs: number, tombstone: number): void {
     const b = this.chunk;
-    w[i] = crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset));
+    const pad = recordPad(this.offset, length);
+    if (pad !== 0) {
+      b.copyWithin(this.used + pad, this.used, this.used + length);
+      b.fill(0, this.used, this.used + pad);
+      this.used += pad;
+      this.offset += pad;
+    }
+    const at = this.used;
+    b.writeUInt32LE(crc32Range(b, at + 4, at + length, recordSeed(this.salt, this.offset)), at);
     const keyAt = at + RECORD_HEADER_BYTES;
     hashKeyRange(b, keyAt, keyAt + keyLen, this.hashSeed, this.hash);
     this.entries.push(this.hash.lo, this.hash.hi, this.offset, length);
-    this.noteRecord(eventTimeMs, 0);
+    this.noteRecord(eventTimeMs, tombstone);
     this.used += length;
     this.offset += length;
   }

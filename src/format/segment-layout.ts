@@ -1,11 +1,11 @@
 /**
- * Segment file grammar, format version 1. All integers little-endian; offsets are absolute file
+ * Segment file grammar, format version 2 (version 1 is read too). All integers little-endian; offsets are absolute file
  * offsets; every segment is smaller than 2 GiB, so u32 offsets fit and lookups pass them as int32.
  *
  *   segment  := header data index trailer
  *   header   := 4096 bytes (one page), fields below, zero filled, CRC-32 of [0, 4092) at 4092
  *     0   magic          8   "STRATSEG"
- *     8   formatVersion  u16 1
+ *     8   formatVersion  u16 2 (1: records are never padded; this build reads both)
  *     10  kind           u8  0 = base, 1 = delta
  *     11  reserved       u8
  *     12  headerLength   u32 4096
@@ -25,7 +25,10 @@
  *     156 fileLength     u32 = indexOffset + indexLength + 32
  *     160 minEventTimeMs i64 over live records (0 when empty)
  *     168 maxEventTimeMs i64
- *   data     := record* zero padding to a page
+ *   data     := (linePad? record)* zero padding to a page
+ *   linePad  := zero bytes up to the next 64-byte line, exactly where recordPad puts them: where
+ *               they make the record after them span fewer lines and are at most an eighth of
+ *               it (a lookup fetches every line of a record, most of its memory traffic)
  *   record   := (8-byte aligned)
  *     0   crc        u32 CRC-32 of record bytes [4, recordLength), initial value
  *                        recordSeed(salt, offset): a record read from the wrong place fails
@@ -46,7 +49,9 @@
 import { crc32 } from "node:zlib";
 import { SegmentCorruptError, SegmentUnsupportedError } from "./errors.js";
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Format versions this build opens: version 1 differs only in never padding a record to a line. */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const PAGE_BYTES = 4096;
 export const HEADER_BYTES = PAGE_BYTES;
 export const TRAILER_BYTES = 32;
@@ -58,6 +63,10 @@ export const MAX_TABLE_NAME_BYTES = 63;
 export const MAX_SEGMENT_BYTES = 2 ** 31 - PAGE_BYTES;
 export const MAX_LOAD_FACTOR = 0.7;
 export const FLAG_TOMBSTONE = 1;
+/** A cache line: the unit a lookup's record fetch is paid in. */
+export const LINE_BYTES = 64;
+/** The most zero bytes recordPad puts before a record (records start 8-byte aligned). */
+export const MAX_RECORD_PAD = LINE_BYTES - 8;
 
 const HEADER_MAGIC = Buffer.from("STRATSEG", "latin1");
 const TRAILER_MAGIC = Buffer.from("STRATEND", "latin1");
@@ -93,6 +102,20 @@ export const alignUp = (n: number, to: number): number => Math.ceil(n / to) * to
 
 export function recordLength(keyLen: number, valueLen: number): number {
   return RECORD_HEADER_BYTES + alignUp(keyLen, 8) + alignUp(valueLen, 8);
+}
+
+/**
+ * Zero bytes to put before a record of `length` bytes that would start at file offset `offset`:
+ * up to the next line when that makes it span fewer lines and the pad is at most an eighth of
+ * the record (so pads never add more than 12.5% to a segment, and about 3% to records of a few
+ * lines), else none. Mirrored by RecordPad in native/segment_format.h.
+ */
+export function recordPad(offset: number, length: number): number {
+  const inLine = offset & (LINE_BYTES - 1);
+  const pad = LINE_BYTES - inLine;
+  if (inLine === 0 || pad * 8 > length) return 0;
+  const lines = (n: number): number => Math.ceil(n / LINE_BYTES);
+  return lines(inLine + length) > lines(length) ? pad : 0;
 }
 
 /** CRC salt of a segment: the first 32 bits of its uuid. */
@@ -153,9 +176,9 @@ export function decodeHeader(buf: Uint8Array, fileBytes: number): SegmentHeader 
   if (expectedCrc !== actualCrc)
     throw corrupt(`header CRC mismatch (expected ${hex32(expectedCrc)}, found ${hex32(actualCrc)})`);
   const formatVersion = b.readUInt16LE(8);
-  if (formatVersion !== FORMAT_VERSION) {
+  if (!READABLE_FORMAT_VERSIONS.includes(formatVersion)) {
     throw new SegmentUnsupportedError(
-      `Cannot read segment: format version ${formatVersion} (this build reads ${FORMAT_VERSION})`,
+      `Cannot read segment: format version ${formatVersion} (this build reads ${READABLE_FORMAT_VERSIONS.join(" and ")})`,
     );
   }
   const kindByte = b.readUInt8(10);

@@ -11,12 +11,14 @@ import { hashAsciiKey, hashKeyBytes, type KeyHash } from "./key-hash.js";
 import {
   FLAG_TOMBSTONE,
   HEADER_BYTES,
+  LINE_BYTES,
   MAX_KEY_BYTES,
   RECORD_HEADER_BYTES,
   TRAILER_BYTES,
   decodeHeader,
   decodeTrailer,
   hex32,
+  recordPad,
   recordSeed,
   saltOf,
   type SegmentHeader,
@@ -209,6 +211,31 @@ export class SegmentView {
     if (keyLength === 0 || keyLength > MAX_KEY_BYTES) return -1;
     const length = RECORD_HEADER_BYTES + align8(keyLength) + align8(u32(b, offset + 8));
     return offset + length > this.dataEnd ? -1 : length;
+  }
+
+  /**
+   * Where the record after a line pad at `offset` starts, or -1 when there is none: zero bytes up
+   * to the next line and a record header there that reads, of a length for which the writer puts
+   * exactly this pad (recordPad). Format 1 has no pads.
+   */
+  afterLinePad(offset: number): number {
+    const next = this.linePadEnd(offset);
+    if (next === offset) return -1;
+    const length = this.recordLengthAt(next);
+    return length >= 0 && recordPad(offset, length) === next - offset ? next : -1;
+  }
+
+  /**
+   * The next line's offset when `offset` could start a line pad (format 2, zeros from `offset` up
+   * to the next line), else `offset`: where a record after the pad would start.
+   */
+  linePadEnd(offset: number): number {
+    const inLine = offset & (LINE_BYTES - 1);
+    if (this.header.formatVersion < 2 || inLine === 0 || offset < HEADER_BYTES) return offset;
+    const next = offset - inLine + LINE_BYTES;
+    const b = this.bytes;
+    for (let i = offset; i < next; i++) if (b[i] !== 0) return offset;
+    return next;
   }
 
   /** The lowest offset >= `from` of a record the index names, or -1: where a walk resumes past damage. */

@@ -8,7 +8,9 @@
  *
  * A record's length comes from its own header, checked before it is trusted: a record that fails
  * its CRC is reported (a DATA_LOSS row with an empty key) and the walk goes on at the next record
- * the index names, so damage costs the damaged row and nothing else.
+ * the index names, so damage costs the damaged row and nothing else. The zeros a writer puts
+ * before a record to save it a cache line (format 2) are stepped over only where recordPad would
+ * have put exactly them, so zeroed damage is not taken for a pad.
  *
  * Where a scan stands is two numbers (a segment of the probe order and a record's offset), the
  * same in any process that has the version, so a client can resume after any chunk
@@ -95,6 +97,11 @@ export class VersionScanner {
       while (offset < end && keys.count - first < maxRows - rows) {
         const length = seg.recordLengthAt(offset);
         if (length < 0) {
+          const after = seg.afterLinePad(offset);
+          if (after >= 0) {
+            offset = after; // the zeros the writer put before a record to save it a cache line
+            continue;
+          }
           unreadable = offset;
           break;
         }
@@ -142,7 +149,9 @@ export class VersionScanner {
         // offset or a record after it.
         const indexed = seg.nextIndexedRecord(unreadable);
         if (indexed >= 0 && indexed < end) damaged(segmentIndex);
-        next = indexed === unreadable ? seg.nextIndexedRecord(unreadable + 1) : indexed;
+        // Past the record the damage is in: the one at `unreadable` or after a line pad there.
+        const hit = indexed === unreadable || indexed === seg.linePadEnd(unreadable);
+        next = hit ? seg.nextIndexedRecord(indexed + 1) : indexed;
       }
       keys.count = rows;
       if (next >= 0 && next < end) position.offset = next;

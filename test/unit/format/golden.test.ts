@@ -12,8 +12,9 @@ import { LookupKey, NOT_FOUND, SegmentView } from "../../../src/format/segment-v
 import { decodeRow, rowLayout } from "../../../src/format/row-layout.js";
 import { schemaHash, type FeatureValue } from "../../../src/format/schema.js";
 import { hashKeyBytes } from "../../../src/format/key-hash.js";
+import { FORMAT_VERSION, READABLE_FORMAT_VERSIONS } from "../../../src/format/segment-layout.js";
 
-const DIR = "test/fixtures/segments/v1";
+const dirOf = (version: number): string => `test/fixtures/segments/v${version}`;
 const schema = {
   features: [
     { name: "age", type: "int64" as const },
@@ -44,10 +45,21 @@ const rows: Array<{ key: string; eventTimeMs: number; values: FeatureValue[] | n
   },
   { key: "gone", eventTimeMs: 5, values: null },
 ];
-const fixtures = {
+/** A record of 320 bytes after one of 88: a line pad of 40 zeros before it (format 2). */
+const padded = [
+  rows[0]!,
+  {
+    key: "user:9",
+    eventTimeMs: 6,
+    values: [9n, 1, "Lin", new Float32Array([1, 2]), false, Buffer.alloc(240, 7), -1] as FeatureValue[],
+  },
+  rows[3]!,
+];
+const fixturesOf = (version: number) => ({
   "base.seg": { kind: "base" as const, rows: rows.slice(0, 3) },
   "delta.seg": { kind: "delta" as const, rows },
-};
+  ...(version >= 2 ? { "padded.seg": { kind: "delta" as const, rows: padded } } : {}),
+});
 const options = (kind: "base" | "delta") => ({
   kind,
   tableName: "golden",
@@ -58,11 +70,11 @@ const options = (kind: "base" | "delta") => ({
   hashSeed: 0x5354524b,
 });
 
-describe("golden segments v1", () => {
-  for (const [name, f] of Object.entries(fixtures)) {
-    const path = join(DIR, name);
-    if (process.env.STRATA_WRITE_GOLDEN === "1") {
-      mkdirSync(DIR, { recursive: true });
+describe.each(READABLE_FORMAT_VERSIONS)("golden segments v%i", (version) => {
+  for (const [name, f] of Object.entries(fixturesOf(version))) {
+    const path = join(dirOf(version), name);
+    if (process.env.STRATA_WRITE_GOLDEN === "1" && version === FORMAT_VERSION) {
+      mkdirSync(dirOf(version), { recursive: true });
       writeFileSync(path, encodeSegment(options(f.kind), f.rows).bytes);
     }
 
@@ -70,7 +82,7 @@ describe("golden segments v1", () => {
       const view = new SegmentView(readFileSync(path), path);
       view.verifyBody();
       expect(view.header).toMatchObject({
-        formatVersion: 1,
+        formatVersion: version,
         kind: f.kind,
         tableName: "golden",
         recordCount: f.rows.length,
@@ -88,12 +100,26 @@ describe("golden segments v1", () => {
       expect(view.find(new LookupKey("user:3", view.header.hashSeed))).toBe(NOT_FOUND);
     });
 
-    it(`${name} is what today's encoder writes`, () => {
-      expect(encodeSegment(options(f.kind), f.rows).bytes.equals(readFileSync(path))).toBe(true);
-    });
-  }
+    if (name === "padded.seg") {
+      it("padded.seg has zeros before its second record up to the line that saves it a line", () => {
+        const view = new SegmentView(readFileSync(path), path);
+        const at = view.find(new LookupKey(f.rows[1]!.key, view.header.hashSeed));
+        expect([at, view.recordLengthAt(4096), view.recordLengthAt(at)]).toEqual([4224, 88, 320]);
+        expect(view.bytes.subarray(4096 + 88, at).equals(Buffer.alloc(40))).toBe(true);
+        expect(view.afterLinePad(4096 + 88)).toBe(at);
+      });
+    }
 
-  it("strata-hash64 has fixed values (other implementations test against these)", () => {
+    if (version === FORMAT_VERSION) {
+      it(`${name} is what today's encoder writes`, () => {
+        expect(encodeSegment(options(f.kind), f.rows).bytes.equals(readFileSync(path))).toBe(true);
+      });
+    }
+  }
+});
+
+describe("strata-hash64", () => {
+  it("has fixed values (other implementations test against these)", () => {
     const h = (s: string, seed = 0) => {
       const r = hashKeyBytes(Buffer.from(s, "utf8"), seed);
       return [r.lo.toString(16), r.hi.toString(16)];
@@ -108,9 +134,9 @@ describe("golden segments v1", () => {
   });
 });
 
-describe("a reader outside Node", () => {
+describe.each(READABLE_FORMAT_VERSIONS)("a reader outside Node, format v%i", (version) => {
   it("scripts/segment_lookup.py finds the same rows in the golden segment", () => {
-    const path = join(DIR, "delta.seg");
+    const path = join(dirOf(version), "delta.seg");
     const out = execFileSync(
       "python3",
       ["scripts/segment_lookup.py", path, "user:1", "ключ", "gone", "nope"],

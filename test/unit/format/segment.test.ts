@@ -5,7 +5,7 @@ import { CORRUPT, LookupKey, NOT_FOUND, SegmentView } from "../../../src/format/
 import { decodeRow, rowLayout } from "../../../src/format/row-layout.js";
 import { schemaHash, type FeatureValue, type TableSchema } from "../../../src/format/schema.js";
 import { SegmentCorruptError } from "../../../src/format/errors.js";
-import { HEADER_BYTES } from "../../../src/format/segment-layout.js";
+import { HEADER_BYTES, recordPad } from "../../../src/format/segment-layout.js";
 
 const schema: TableSchema = {
   name: "users",
@@ -44,6 +44,27 @@ function lookup(view: SegmentView, key: string): FeatureValue[] | "absent" | "co
   if (view.isTombstone(off)) return "tombstone";
   return decodeRow(layout, view.bytes, view.valueOffset(off), view.valueLength(off));
 }
+
+describe("line pads", () => {
+  const lines = (at: number, length: number): number => Math.ceil((at + length) / 64) - Math.floor(at / 64);
+  it("put a record at the next line exactly when that makes it span fewer lines for at most an eighth of it", () => {
+    fc.assert(
+      fc.property(fc.nat(1 << 20), fc.integer({ min: 4, max: 4096 }), (at8, length8) => {
+        const [at, length] = [HEADER_BYTES + at8 * 8, length8 * 8];
+        const pad = recordPad(at, length);
+        const fewest = Math.ceil(length / 64);
+        const toLine = (64 - (at % 64)) % 64;
+        if (pad === 0) expect(lines(at, length) === fewest || toLine * 8 > length).toBe(true);
+        else {
+          expect(pad).toBe(toLine);
+          expect(pad * 8).toBeLessThanOrEqual(length);
+          expect(lines(at, length)).toBeGreaterThan(fewest);
+          expect(lines(at + pad, length)).toBe(fewest);
+        }
+      }),
+    );
+  });
+});
 
 describe("segment encoder and view", () => {
   const rows = Array.from({ length: 1000 }, (_, i) => ({

@@ -80,6 +80,23 @@ function byKey(rows: Scanned[]): Map<string, Scanned> {
   return out;
 }
 
+/** Offsets of the records a line pad comes before, by a walk of the segment's data in file order. */
+function paddedRecords(segment: VersionSnapshot["probeOrder"][number]): Set<number> {
+  const out = new Set<number>();
+  const { dataOffset, dataLength } = segment.header;
+  for (let at = dataOffset; at < dataOffset + dataLength;) {
+    const length = segment.recordLengthAt(at);
+    if (length >= 0) {
+      at += length;
+      continue;
+    }
+    at = segment.afterLinePad(at);
+    if (at < 0) break;
+    out.add(at);
+  }
+  return out;
+}
+
 describe("version scans", () => {
   let root: string;
   let store: TableStore;
@@ -124,6 +141,8 @@ describe("version scans", () => {
     expect(snapshot.probeOrder.length).toBeGreaterThan(9);
     const expected = reference(snapshot);
     expect(expected.rows.size).toBeGreaterThan(300);
+    // Rows of many lengths: the writer put line pads before some records, which the walk steps over.
+    expect(snapshot.probeOrder.reduce((n, seg) => n + paddedRecords(seg).size, 0)).toBeGreaterThan(50);
     for (const chunkRows of [() => 1, () => 7, randomChunks, () => 100_000]) {
       const { rows, done } = readScan(snapshot, { chunkRows });
       expect(done).toBe(true);
@@ -190,8 +209,9 @@ describe("version scans", () => {
   });
 
   it("reports a damaged record as one DATA_LOSS row and reads every other row", () => {
-    // Damage two live records of the base in the file (the mapping is shared): a value byte of one,
-    // the key length of the other, so that its header no longer gives its length.
+    // Damage three live records of the base in the file (the mapping is shared): a value byte of
+    // one, the key length of another, so that its header no longer gives its length, and the whole
+    // header of a third that a line pad comes before, so that the zeros run from the pad on.
     const snapshot = open();
     const expected = reference(snapshot).rows;
     const found = [...snapshot.scan()].filter((r) => r.location.status === "found");
@@ -199,31 +219,34 @@ describe("version scans", () => {
     const base = snapshot.segments[part]!;
     const live = found.filter((r) => r.location.segment === base);
     expect(live.length).toBeGreaterThan(20);
-    const [a, b] = [live[3]!, live[live.length - 5]!];
-    const path = store.segmentPath(snapshot.manifest.segments[part]!.uuid);
     const recordOf = (valueOffset: number, key: string): number =>
       valueOffset - 24 - ((Buffer.byteLength(key) + 7) & ~7);
+    const padded = paddedRecords(base);
+    const [a, b] = [live[3]!, live[live.length - 5]!];
+    const c = live.find((r) => r !== a && r !== b && padded.has(recordOf(r.location.valueOffset, r.key)))!;
+    expect(c).toBeDefined();
+    const path = store.segmentPath(snapshot.manifest.segments[part]!.uuid);
     const fd = openSync(path, "r+");
     try {
       writeSync(fd, Buffer.from([base.bytes[a.location.valueOffset]! ^ 0x40]), 0, 1, a.location.valueOffset);
       writeSync(fd, Buffer.from([0, 0]), 0, 2, recordOf(b.location.valueOffset, b.key) + 6);
+      writeSync(fd, Buffer.alloc(24), 0, 24, recordOf(c.location.valueOffset, c.key));
     } finally {
       closeSync(fd);
     }
     const damagedSnapshot = open();
     const { rows } = readScan(damagedSnapshot, { chunkRows: randomChunks });
     const lost = rows.filter((r) => r.status === BatchStatus.CORRUPT);
-    expect(lost.map((r) => r.key)).toEqual(["", ""]);
+    expect(lost.map((r) => r.key)).toEqual(["", "", ""]);
     const want = new Map(expected);
-    want.delete(a.key);
-    want.delete(b.key);
+    for (const r of [a, b, c]) want.delete(r.key);
     expect(byKey(rows)).toEqual(want);
     // Every shard split finds the same.
     for (const count of [2, 5]) {
       const all: Scanned[] = [];
       for (let index = 0; index < count; index++)
         all.push(...readScan(damagedSnapshot, { shard: { index, count }, chunkRows: randomChunks }).rows);
-      expect(all.filter((r) => r.status === BatchStatus.CORRUPT)).toHaveLength(2);
+      expect(all.filter((r) => r.status === BatchStatus.CORRUPT)).toHaveLength(3);
       expect(byKey(all)).toEqual(want);
     }
   });
