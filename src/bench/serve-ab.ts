@@ -9,7 +9,8 @@
  * OTHER_CHECKOUT is a built checkout, say `git worktree add /tmp/base HEAD~1` with node_modules
  * linked, `native/build` copied and `npx tsc -p tsconfig.build.json` run. STREAMS 0 is unary.
  * Prints each round's rows/s and server CPU a batch for both, then their medians and how many
- * rounds each side used less CPU in.
+ * rounds each side used less CPU in. STRATA_BENCH_SERVER_NODE_ARGS (say `--perf-basic-prof`, for
+ * `perf record -p`) goes to both servers, as in the serve suite.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +24,7 @@ import {
   encodeRequest,
   keyBatches,
   runGrpc,
+  serverNodeArgs,
   startStrata,
   writeServeTable,
 } from "./serve-bench.js";
@@ -60,7 +62,12 @@ try {
       writeServeTable: typeof writeServeTable;
     };
     await build.writeServeTable(dir, Number(rows));
-    return { name, ...(await startStrata(root, dir, [], children)), cpuPerBatch: [], rowsPerSec: [] };
+    return {
+      name,
+      ...(await startStrata(root, dir, serverNodeArgs(), children)),
+      cpuPerBatch: [],
+      rowsPerSec: [],
+    };
   };
   const mine = await start("this", ROOT);
   const theirs = await start("other", resolve(other));

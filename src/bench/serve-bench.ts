@@ -64,8 +64,7 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     const store = await writeServeTable(dir, n);
     const batches = keyBatches(n);
     // STRATA_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
-    const nodeArgs = (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const strata = await startStrata(ROOT, dir, nodeArgs, children);
+    const strata = await startStrata(ROOT, dir, serverNodeArgs(), children);
     const strataPort = strata.port;
     const requests = batches.map((k, i) => encodeRequest("emb", k, i + 1));
 
@@ -241,6 +240,10 @@ export function keyBatches(n: number): string[][] {
     keys.slice((b * BATCH) % (n - BATCH), ((b * BATCH) % (n - BATCH)) + BATCH),
   );
 }
+
+/** Node flags for the servers under test: STRATA_BENCH_SERVER_NODE_ARGS, say `--perf-basic-prof`. */
+export const serverNodeArgs = (): string[] =>
+  (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 /** The server of the built checkout at `root` on the table in `dir`, in a process of its own (added to `children`). */
 export async function startStrata(
