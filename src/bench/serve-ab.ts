@@ -1,8 +1,9 @@
 /**
- * Two builds' servers, each on the same rows as its own build writes them, driven in turn by one client: for a change too small for
- * the serve suite to show on a noisy machine, whose ratio to the ceiling moves by more than 5%
- * from run to run (docs/benchmarks.md, session 12). Each round runs this build's server and then
- * the other's for the same time; a round's pair saw the same minute of the machine.
+ * Two builds' servers, each on the same rows as its own build writes them, driven in turn by one
+ * client: for a change too small for the serve suite to show on a noisy machine, whose ratio to
+ * the ceiling moves by more than 5% from run to run (docs/benchmarks.md, session 12). Each round
+ * runs this build's server and then the other's for the same time; a round's pair saw the same
+ * minute of the machine.
  *
  *   node dist/bench/serve-ab.js OTHER_CHECKOUT [ROUNDS=8] [STREAMS=1] [SECONDS=6] [ROWS=1000000]
  *

@@ -1,6 +1,7 @@
 /**
- * Segment file grammar, format version 2 (version 1 is read too). All integers little-endian; offsets are absolute file
- * offsets; every segment is smaller than 2 GiB, so u32 offsets fit and lookups pass them as int32.
+ * Segment file grammar, format version 2 (version 1 is read too). All integers little-endian;
+ * offsets are absolute file offsets; every segment is smaller than 2 GiB, so u32 offsets fit and
+ * lookups pass them as int32.
  *
  *   segment  := header data index trailer
  *   header   := 4096 bytes (one page), fields below, zero filled, CRC-32 of [0, 4092) at 4092
