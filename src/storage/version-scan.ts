@@ -95,15 +95,17 @@ export class VersionScanner {
       let offset = position.offset;
       let unreadable = -1; // where a header that cannot be a record's stopped the walk
       while (offset < end && keys.count - first < maxRows - rows) {
-        const length = seg.recordLengthAt(offset);
+        let length = seg.recordLengthAt(offset);
         if (length < 0) {
+          // The zeros a writer puts before a record to save it a cache line, or damage.
           const after = seg.afterLinePad(offset);
-          if (after >= 0) {
-            offset = after; // the zeros the writer put before a record to save it a cache line
-            continue;
+          if (after < 0) {
+            unreadable = offset;
+            break;
           }
-          unreadable = offset;
-          break;
+          offset = after;
+          if (offset >= end) break; // the record is the next shard's
+          length = seg.recordLengthAt(offset);
         }
         const key = offset + RECORD_HEADER_BYTES;
         keys.push(seg.bytes, key, key + seg.keyLength(offset));
