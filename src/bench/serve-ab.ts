@@ -25,7 +25,6 @@ import {
   encodeRequest,
   keyBatches,
   runGrpc,
-  serverNodeArgs,
   startStrata,
   writeServeTable,
 } from "./serve-bench.js";
@@ -65,7 +64,7 @@ try {
     await build.writeServeTable(dir, Number(rows));
     return {
       name,
-      ...(await startStrata(root, dir, serverNodeArgs(), children)),
+      ...(await startStrata(root, dir, children)),
       cpuPerBatch: [],
       rowsPerSec: [],
     };

@@ -62,8 +62,7 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
     log(`serve: ${n} rows of ${FLOATS} float32`);
     const store = await writeServeTable(dir, n);
     const batches = keyBatches(n);
-    // STRATA_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
-    const strata = await startStrata(ROOT, dir, serverNodeArgs(), children);
+    const strata = await startStrata(ROOT, dir, children);
     const strataPort = strata.port;
     const requests = batches.map((k, i) => encodeRequest("emb", k, i + 1));
 
@@ -175,7 +174,7 @@ export async function benchServe(opts: { quick: boolean }): Promise<Metric[]> {
           peer_value: Math.round(redisRun.rowsPerSec),
           ratio: round(median(redisRatios)),
           target: ">= 2x ioredis",
-          conditions: `${conditions}; Redis ran a round (${CONCURRENCY} MGETs in flight on one connection) after each of Strata's, its ratio per round: ${redisRatios.map((x) => round(x, 2)).join(", ")}`,
+          conditions: `${conditions}; Redis ran a round (${CONCURRENCY} MGETs in flight on one connection) beside each of Strata's, its ratio per round: ${redisRatios.map((x) => round(x, 2)).join(", ")}`,
         },
         {
           name: `serve_${mode.name}_p50`,
@@ -246,17 +245,17 @@ export function keyBatches(n: number): string[][] {
   );
 }
 
-/** Node flags for the servers under test: STRATA_BENCH_SERVER_NODE_ARGS, say `--perf-basic-prof`. */
-export const serverNodeArgs = (): string[] =>
-  (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-
-/** The server of the built checkout at `root` on the table in `dir`, in a process of its own (added to `children`). */
+/**
+ * The server of the built checkout at `root` on the table in `dir`, in a process of its own (added
+ * to `children`), with the Node flags in STRATA_BENCH_SERVER_NODE_ARGS: say
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`, or `--perf-basic-prof` for `perf record -p`.
+ */
 export async function startStrata(
   root: string,
   dir: string,
-  nodeArgs: string[],
   children: ChildProcess[],
 ): Promise<{ child: ChildProcess; port: number }> {
+  const nodeArgs = (process.env.STRATA_BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const port = await freePort();
   const data = ["--data-dir", join(dir, "data"), "--config", join(dir, "tables.json")];
   const args = [...nodeArgs, join(root, "dist/cli/main.js"), ...data, "serve", "--port", String(port)];
