@@ -6,7 +6,7 @@ import { TableStore } from "../storage/table-store.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import type { TableSchema } from "../format/schema.js";
 import { ImportFileError } from "../importer/errors.js";
-import { errorMessage } from "../shared/errors.js";
+import { errorMessage, UsageError } from "../shared/errors.js";
 
 export interface GlobalOptions extends ConfigFlags {
   json?: boolean;
@@ -75,7 +75,7 @@ export function parseVersionArg(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(String(v).replace(/^v0*/, ""));
   if (!Number.isSafeInteger(n) || n < 1)
-    throw new RangeError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
+    throw new UsageError(`"${v}" is not a version (expected a number such as 42 or v00000042)`);
   return n;
 }
 
@@ -107,7 +107,7 @@ export function featureIndexes(
   if (wanted.length === 0) return names.map((_, i) => i);
   return wanted.map((name) => {
     const i = names.indexOf(name);
-    if (i < 0) throw new RangeError(`Table "${table}" has no feature "${name}"`);
+    if (i < 0) throw new UsageError(`Table "${table}" has no feature "${name}"`);
     return i;
   });
 }

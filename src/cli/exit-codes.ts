@@ -55,6 +55,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   STRATA_FLEET_INCOMPLETE: EXIT.INCOMPLETE,
   STRATA_SYSTEM: EXIT.SYSTEM,
   STRATA_INVARIANT: EXIT.INTERNAL,
+  STRATA_USAGE: EXIT.USAGE,
 };
 
 export function exitCodeOf(err: unknown): number {

@@ -19,16 +19,19 @@ import { registerDeadLettersCommand } from "./commands/dead-letters.js";
 import { getFromServer } from "./server-get.js";
 import { startIngestIfConfigured } from "./ingest-wiring.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
-import { StrataError, errorMessage, systemCallError } from "../shared/errors.js";
+import { StrataError, UsageError, errorMessage, systemCallError } from "../shared/errors.js";
 
-export function buildProgram(): Command {
+/** @param json errors go out as JSON (main writes them), so the parser writes none of its own */
+export function buildProgram(json = false): Command {
   const program = new Command("strata")
     .description("Strata: an online feature store with versioned, mmap-backed segments")
     .option("--data-dir <dir>", "root of the table directories (env STRATA_DATA_DIR)", undefined)
     .option("--config <file>", "table config, strata.tables.json (env STRATA_CONFIG)")
     .option("--json", "machine-readable output")
-    .showHelpAfterError()
     .exitOverride();
+  // Set before the commands are added, which copy these settings.
+  if (json) program.configureOutput({ outputError: () => {} });
+  else program.showHelpAfterError();
   const ctx = (cmd: Command): CliContext => new CliContext(cmd.optsWithGlobals<GlobalOptions>());
   registerImportCommand(program, ctx);
   registerVersionCommands(program, ctx);
@@ -45,28 +48,37 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes("--json");
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(json).parseAsync(argv);
     return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
   } catch (thrown) {
-    // A failed system call (disk full, permission denied) is the machine's refusal, not a bug.
-    const err = systemCallError(thrown) ?? thrown;
-    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-    const code = err instanceof RangeError ? EXIT.USAGE : exitCodeOf(err);
-    const json = argv.includes("--json");
+    if (thrown instanceof CommanderError && thrown.exitCode === 0) return EXIT.OK; // --help, --version
+    const err = asStrataError(thrown);
+    const code = exitCodeOf(err);
     const message = errorMessage(err);
     if (json) {
-      process.stderr.write(
-        JSON.stringify({
-          error: { code: err instanceof StrataError ? err.code : "STRATA_INTERNAL", message },
-        }) + "\n",
-      );
-    } else {
+      const errorCode = err instanceof StrataError ? err.code : "STRATA_INTERNAL";
+      process.stderr.write(JSON.stringify({ error: { code: errorCode, message } }) + "\n");
+    } else if (!(thrown instanceof CommanderError)) {
+      // (The parser has written its own message, and the usage.)
       process.stderr.write(`strata: ${message}\n`);
       if (code === EXIT.INTERNAL && err instanceof Error && err.stack) process.stderr.write(err.stack + "\n");
     }
     return code;
   }
+}
+
+/** What a command threw, as the StrataError it stands for when it stands for one. */
+function asStrataError(thrown: unknown): unknown {
+  // A failed system call (disk full, permission denied) is the machine's refusal, not a bug.
+  const system = systemCallError(thrown);
+  if (system) return system;
+  // The parser's refusals, and a bad argument a command found (RangeError, as from Node's own checks).
+  if (thrown instanceof CommanderError)
+    return new UsageError(thrown.message.replace(/^error: /, ""), { cause: thrown });
+  if (thrown instanceof RangeError) return new UsageError(thrown.message, { cause: thrown });
+  return thrown;
 }
 
 process.exitCode = await main(process.argv);

@@ -125,7 +125,6 @@ async function* batchedRows(
     }
   }
   input.parser.end();
-  if (!input.sawHeader()) throw new ImportRowError("the file is empty: no header row", { line: 1 });
   for (const rows of ready) yield rows;
   if (batch.length > 0) yield batch;
 }
@@ -154,7 +153,6 @@ async function encodeRows(
     onProgress?.(input.rows);
   }
   input.parser.end();
-  if (!input.sawHeader()) throw new ImportRowError("the file is empty: no header row", { line: 1 });
   onProgress?.(input.rows);
 }
 

@@ -14,6 +14,7 @@ import { ResponseEncoder, type Encoding } from "./response-encoder.js";
 import { FRAME_PREFIX_BYTES } from "./message-framing.js";
 import { releaseGetFeaturesRequest, type GetFeaturesRequest } from "./request-decoder.js";
 import { keyLength } from "../format/key-batch.js";
+import { MAX_KEY_BYTES } from "../format/segment-layout.js";
 import type { ServedTable, VersionEvent } from "./served-table.js";
 import { RequestError, RequestTooLargeError } from "./errors.js";
 import { bearerCheck } from "./auth.js";
@@ -91,8 +92,12 @@ export function createFeatureService(o: FeatureServiceOptions) {
         `Request has ${keys.count} keys; the limit is ${o.maxKeysPerRequest} (STRATA_MAX_KEYS_PER_REQUEST)`,
       );
     }
-    for (let i = 0; i < keys.count; i++)
-      if (keyLength(keys, i) === 0) throw new RequestError("Request has an empty key");
+    for (let i = 0; i < keys.count; i++) {
+      const length = keyLength(keys, i);
+      if (length === 0) throw new RequestError("Request has an empty key");
+      if (length > MAX_KEY_BYTES)
+        throw new RequestError(`Request has a key of ${length} bytes; a key is 1 to ${MAX_KEY_BYTES} bytes`);
+    }
     const snapshot = table.snapshotFor(req.version);
     const plan = table.plan(req.features, encodingOf(req.encoding), snapshot);
     const counters = table.rowCounts;

@@ -37,6 +37,7 @@ const BY_CODE: Record<ErrorCode, status> = {
   STRATA_FLEET_INCOMPLETE: status.DEADLINE_EXCEEDED,
   STRATA_SYSTEM: status.INTERNAL,
   STRATA_INVARIANT: status.INTERNAL,
+  STRATA_USAGE: status.INVALID_ARGUMENT,
 };
 
 export interface GrpcStatus {

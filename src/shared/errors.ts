@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "STRATA_FLEET_INCOMPLETE",
   "STRATA_SYSTEM",
   "STRATA_INVARIANT",
+  "STRATA_USAGE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -58,6 +59,11 @@ export abstract class StrataError extends Error {
 /** A bug in Strata, not in its input: "this should never happen". */
 export class InvariantViolationError extends StrataError {
   readonly code = "STRATA_INVARIANT";
+}
+
+/** A bad command line (the CLI's): unknown command or option, missing or malformed argument. */
+export class UsageError extends StrataError {
+  readonly code = "STRATA_USAGE";
 }
 
 export class ConfigError extends StrataError {

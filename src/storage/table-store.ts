@@ -197,6 +197,12 @@ export class TableStore {
     }
   }
 
+  /** Refuses up front what `publish` refuses at the end: a publish on a pinned table. */
+  refuseIfPinned(): void {
+    const state = this.readState();
+    if (state.pinned) throw new TablePinnedError(this.table, state.pinned_version);
+  }
+
   private writeState(state: TableState): void {
     writeFileDurably(this.statePath, JSON.stringify({ ...state, updated_at_ms: Date.now() }, null, 2) + "\n");
   }
@@ -413,6 +419,7 @@ export class TableStore {
     from: number;
     to: number;
   } {
+    this.requireCurrentVersion(); // before the lock, which would lay out a table that has nothing
     return this.withPublishLock(() => {
       const current = this.requireCurrentVersion();
       const state = this.readState();
@@ -442,6 +449,7 @@ export class TableStore {
 
   /** Pins the table at its current version: ingest publishes nothing until `resume`. */
   pin(): number {
+    this.requireCurrentVersion(); // before the lock, which would lay out a table that has nothing
     return this.withPublishLock(() => {
       const current = this.requireCurrentVersion();
       this.writeState({ ...this.readState(), pinned: true, pinned_version: current });
@@ -451,6 +459,7 @@ export class TableStore {
 
   /** Lets ingest publish again, from the pinned version's Kafka offsets or from the latest ones. */
   resume(from: "version" | "latest" = "version"): void {
+    this.requireCurrentVersion(); // nothing published: there is no pin, nor anything to resume from
     this.withPublishLock(() => {
       this.writeState({ ...this.readState(), pinned: false, pinned_version: null, resume_from: from });
     });
@@ -468,6 +477,7 @@ export class TableStore {
   gc(keep: number): { versions: number[]; segments: string[] } {
     if (!Number.isInteger(keep) || keep < 1)
       throw new RangeError(`--keep must be a positive integer (got ${keep})`);
+    if (!existsSync(this.dir)) return { versions: [], segments: [] }; // no table here to lay out
     return this.withPublishLock(() => {
       const retained = this.listVersions();
       const state = this.readState();

@@ -21,7 +21,7 @@ import { decodeRow, rowLayout, type RowLayout } from "../format/row-layout.js";
 import { schemaHash, type FeatureValue, type TableSchema } from "../format/schema.js";
 import { RECORD_HEADER_BYTES, type SegmentKind } from "../format/segment-layout.js";
 import { SegmentCorruptError } from "../format/errors.js";
-import { EmptyImportError } from "./errors.js";
+import { EmptyImportError, TablePinnedError } from "./errors.js";
 import { checkSegmentFile } from "./segment-check.js";
 import { hashKeyRange } from "../format/key-hash.js";
 import {
@@ -76,6 +76,7 @@ export class VersionWriter {
     batches: AsyncIterable<readonly RowChange[]>,
     options: ImportOptions = {},
   ): Promise<Manifest> {
+    this.store.refuseIfPinned(); // before writing a file a pinned table's publish would refuse
     this.store.ensureLayout();
     this.store.cleanLeftovers(); // what an import killed before us left behind
     const maxBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
@@ -148,7 +149,15 @@ export class VersionWriter {
       throw new EmptyImportError(this.schema.name);
     }
     const parent = this.currentManifest();
-    return this.publish("import", entries, check ? entries : [], parent?.kafka ?? null, undefined);
+    try {
+      return this.publish("import", entries, check ? entries : [], parent?.kafka ?? null, undefined);
+    } catch (err) {
+      // Pinned while the import ran: refused before anything was written, so no manifest lists
+      // its files.
+      if (err instanceof TablePinnedError)
+        for (const e of entries) rmSync(this.store.segmentPath(e.uuid), { force: true });
+      throw err;
+    }
   }
 
   /**

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { freePort } from "../helpers/free-port.js";
@@ -27,7 +29,7 @@ describe("strata serve", () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const server = spawn("node", [CLI, ...SAMPLE, ...serveFlags(port, metricsPort, 2)], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: ENV,
+      env: { ...ENV, STRATA_MAX_KEYS_PER_REQUEST: "1500" },
     });
     let out = "";
     server.stdout.on("data", (d: Buffer) => (out += d));
@@ -71,6 +73,33 @@ describe("strata serve", () => {
       expect(await remote("users", "x", "--version", "999")).toBe(4);
       expect(await remote("nosuch", "x")).toBe(4);
       expect(await remote("users", "x", "--features", "nope")).toBe(2);
+      expect(await remote("users", "k".repeat(1025))).toBe(2);
+      // More keys than the server takes in a request: get asks in parts, all of one version.
+      const keysFile = join(tmpdir(), `strata-keys-${process.pid}.txt`);
+      writeFileSync(keysFile, Array.from({ length: 2500 }, (_, i) => `user:${i + 1}`).join("\n") + "\n");
+      try {
+        const many = await runCommand("node", [
+          CLI,
+          ...SAMPLE,
+          "get",
+          "users",
+          "--keys-from",
+          keysFile,
+          "--server",
+          `127.0.0.1:${port}`,
+          "--json",
+        ]);
+        expect(many.code).toBe(0);
+        const rows = many.stdout
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as { key: string; status: string; version: number });
+        expect(rows.map((r) => r.key)).toEqual(Array.from({ length: 2500 }, (_, i) => `user:${i + 1}`));
+        expect(rows.filter((r) => r.status === "FOUND")).toHaveLength(1000);
+        expect(new Set(rows.map((r) => r.version)).size).toBe(1);
+      } finally {
+        rmSync(keysFile, { force: true });
+      }
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/strata_rows_total\{table="users",status="found"\} [1-9]/);
     } finally {

@@ -10,7 +10,7 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { ConfigError } from "../../shared/errors.js";
+import { ConfigError, UsageError } from "../../shared/errors.js";
 import { DeltaDecoder } from "../../ingest/delta-event.js";
 import { InvalidDeltaError } from "../../ingest/errors.js";
 import { KafkaDeltaProducer, KafkaDeltaSource, kafkaClientOptions } from "../../ingest/kafka-delta-source.js";
@@ -56,8 +56,8 @@ export function registerDeadLettersCommand(program: Command, ctx: (cmd: Command)
       const schema = c.schema(table);
       const limit = Number(o.limit);
       if (!Number.isSafeInteger(limit) || limit < 0)
-        throw new RangeError(`--limit "${o.limit}" is not a count`);
-      if (o.dryRun && !o.replay) throw new RangeError("--dry-run goes with --replay");
+        throw new UsageError(`--limit "${o.limit}" is not a count`);
+      if (o.dryRun && !o.replay) throw new UsageError("--dry-run goes with --replay");
       if (c.config.kafkaBrokers.length === 0)
         throw new ConfigError(
           "No Kafka brokers are configured (set STRATA_KAFKA_BROKERS or --kafka-brokers)",

@@ -3,6 +3,7 @@
  * removed and changed in value, counted, with some of their keys. By default the current version
  * against its parent: what the last import, ingest publish or compaction did.
  */
+import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import { parseVersionArg, type CliContext } from "../context.js";
 import { EXIT } from "../exit-codes.js";
@@ -25,13 +26,13 @@ export function registerDiffCommand(program: Command, ctx: (cmd: Command) => Cli
       const store = c.store(table);
       const sampleKeys = Number(o.keys);
       if (!Number.isSafeInteger(sampleKeys) || sampleKeys < 0)
-        throw new RangeError(`--keys must be a count (got "${o.keys}")`);
+        throw new UsageError(`--keys must be a count (got "${o.keys}")`);
       const to = parseVersionArg(o.to) ?? store.requireCurrentVersion();
       store.requireRetained(to);
       let from = parseVersionArg(o.from);
       if (from === undefined) {
         const parent = store.readManifest(to).manifest.parent;
-        if (parent === null) throw new RangeError(`v${to} of "${table}" has no parent: give --from`);
+        if (parent === null) throw new UsageError(`v${to} of "${table}" has no parent: give --from`);
         from = parent;
       }
       store.requireRetained(from);

@@ -5,8 +5,9 @@
  * `strata import` reads back (cli/export-sinks.ts). Read from the data dir by a scan
  * (storage/version-scan.ts): every record CRC checked, one version throughout.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
+import { UsageError } from "../../shared/errors.js";
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { featureIndexes, parseFeaturesArg, parseVersionArg, type CliContext } from "../context.js";
@@ -49,7 +50,11 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         cmd: Command,
       ) => {
         const c = ctx(cmd);
-        const format = exportFormat(o.format, o.out);
+        // `-` is standard output (the default), as import reads `-` from standard input.
+        const out = o.out === "-" ? undefined : o.out;
+        if (out !== undefined && !existsSync(dirname(resolve(out))))
+          throw new UsageError(`--out "${out}": its directory does not exist`);
+        const format = exportFormat(o.format, out);
         const schema = c.schema(table);
         const store = c.store(table);
         const version = parseVersionArg(o.version) ?? store.requireCurrentVersion();
@@ -61,7 +66,7 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         const timeField = eventTimeName(schema, {});
         const scanner = new VersionScanner(snapshot, parseShard(o.shard));
 
-        const temp = o.out ? tempPathFor(o.out) : null;
+        const temp = out ? tempPathFor(out) : null;
         // Parquet is written by hyparquet-writer under the same name: this fd claims the name and
         // makes the file durable at the end (fsync is the file's, whoever wrote it).
         const fd = temp ? openSync(temp, "wx") : 1;
@@ -110,8 +115,8 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
           if (temp) {
             fsyncSync(fd);
             closeSync(fd);
-            renameSync(temp, o.out!);
-            fsyncDir(dirname(o.out!));
+            renameSync(temp, out!);
+            fsyncDir(dirname(out!));
           }
         } catch (err) {
           if (temp) {
@@ -123,8 +128,8 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
         } finally {
           bar?.stop();
         }
-        const summary = { table, version, rows, data_loss: lost, out: o.out ?? null };
-        const text = `${table}: exported ${rows} row${rows === 1 ? "" : "s"} of v${version}${o.out ? ` to ${o.out}` : ""}`;
+        const summary = { table, version, rows, data_loss: lost, out: out ?? null };
+        const text = `${table}: exported ${rows} row${rows === 1 ? "" : "s"} of v${version}${out ? ` to ${out}` : ""}`;
         if (lost > 0) {
           process.stderr.write(
             `strata: ${lost === 1 ? "1 record" : `${lost} records`} of v${version} failed ${lost === 1 ? "its CRC check and was" : "their CRC check and were"} left out; "strata verify ${table} --version ${version}" names the file\n`,
@@ -132,7 +137,7 @@ export function registerExportCommand(program: Command, ctx: (cmd: Command) => C
           process.exitCode = EXIT.CORRUPT;
         }
         // The rows may be on stdout: the summary then goes to stderr.
-        if (o.out) c.print(summary, text);
+        if (out) c.print(summary, text);
         else process.stderr.write(c.json ? JSON.stringify(summary) + "\n" : text + "\n");
       },
     );
@@ -145,15 +150,15 @@ function parseShard(arg: string | undefined): ScanShard {
   const index = Number(m?.[1]);
   const count = Number(m?.[2]);
   if (!m || count < 1 || index >= count)
-    throw new RangeError(`--shard "${arg}" is not i/n with 0 <= i < n (e.g. 0/4)`);
+    throw new UsageError(`--shard "${arg}" is not i/n with 0 <= i < n (e.g. 0/4)`);
   return { index, count };
 }
 
 /** --format, or what --out's extension says; Parquet needs a file (its footer is written last). */
 function exportFormat(format: string | undefined, out: string | undefined): ExportFormat {
   if (format !== undefined && format !== "jsonl" && format !== "parquet")
-    throw new RangeError(`--format must be jsonl or parquet (got "${format}")`);
+    throw new UsageError(`--format must be jsonl or parquet (got "${format}")`);
   const chosen = format ?? (out && /\.(parquet|pq)$/i.test(out) ? "parquet" : "jsonl");
-  if (chosen === "parquet" && out === undefined) throw new RangeError("--format parquet needs --out FILE");
+  if (chosen === "parquet" && out === undefined) throw new UsageError("--format parquet needs --out FILE");
   return chosen;
 }

@@ -4,6 +4,7 @@
  * (STRATA_REDIS_URL, STRATA_FLEET_NAME), never to a data dir: a desired state is saved there and
  * every node applies it, including nodes that start later. Redis down: exit 8 at once.
  */
+import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import {
@@ -28,7 +29,7 @@ export function parseTimeout(value: string | undefined): number {
   if (value === undefined) return DEFAULT_FLEET_WAIT_MS;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0)
-    throw new RangeError(`--timeout must be milliseconds, 0 or more (got "${value}")`);
+    throw new UsageError(`--timeout must be milliseconds, 0 or more (got "${value}")`);
   return n;
 }
 

@@ -1,4 +1,6 @@
 /** strata get <table> <key>...: rows from the local data dir (--local) or a server (--server). */
+import { UsageError, errorMessage, systemCallError } from "../../shared/errors.js";
+import { MAX_KEY_BYTES } from "../../format/segment-layout.js";
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
@@ -40,16 +42,26 @@ export function registerGetCommand(
       async (
         table: string,
         argKeys: string[],
-        o: { server?: string; tlsCa?: string; version?: string; features?: string; keysFrom?: string },
+        o: {
+          local?: boolean;
+          server?: string;
+          tlsCa?: string;
+          version?: string;
+          features?: string;
+          keysFrom?: string;
+        },
         cmd: Command,
       ) => {
         const c = ctx(cmd);
-        const keys = o.keysFrom
-          ? readFileSync(o.keysFrom, "utf8")
-              .split("\n")
-              .filter((k) => k.length > 0)
-          : argKeys;
-        if (keys.length === 0) throw new RangeError("Name at least one key (or --keys-from FILE)");
+        if (o.local && o.server) throw new UsageError("Give --local or --server, not both");
+        const keys = o.keysFrom ? readKeysFile(o.keysFrom) : argKeys;
+        if (keys.length === 0) throw new UsageError("Name at least one key (or --keys-from FILE)");
+        for (const key of keys) {
+          const bytes = Buffer.byteLength(key);
+          // What a server refuses (docs/api.md), refused here too, with the same exit code.
+          if (bytes === 0 || bytes > MAX_KEY_BYTES)
+            throw new UsageError(`A key is 1 to ${MAX_KEY_BYTES} bytes of UTF-8; got one of ${bytes}`);
+        }
         const version = parseVersionArg(o.version);
         const features = parseFeaturesArg(o.features);
         const result = o.server
@@ -74,9 +86,34 @@ export function registerGetCommand(
             ),
           );
         }
-        if (result.rows.some((r) => r.status === "DATA_LOSS")) process.exitCode = EXIT.CORRUPT;
+        const damaged = result.rows.filter((r) => r.status === "DATA_LOSS").map((r) => r.key);
+        if (damaged.length > 0) {
+          const message =
+            `${damaged.length} row(s) of ${table} v${result.version} failed their CRC check and were not read ` +
+            `(${damaged.slice(0, 5).join(", ")}${damaged.length > 5 ? ", ..." : ""}): ` +
+            `"strata verify ${table} --version ${result.version}" names the damaged file`;
+          process.stderr.write(
+            c.json
+              ? JSON.stringify({ error: { code: "STRATA_RECORD_CORRUPT", message } }) + "\n"
+              : `strata: ${message}\n`,
+          );
+          process.exitCode = EXIT.CORRUPT;
+        }
       },
     );
+}
+
+/** The keys of a --keys-from file, one a line; a file that cannot be read is a bad argument. */
+function readKeysFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(
+      `--keys-from "${file}" cannot be read: ${errorMessage(systemCallError(err) ?? err)}`,
+    );
+  }
+  return text.split("\n").filter((k) => k.length > 0);
 }
 
 export type GetFromServer = (

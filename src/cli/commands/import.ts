@@ -1,4 +1,5 @@
 /** strata import <table> <file>: a CSV, JSONL or Parquet file becomes a new base version. */
+import { UsageError } from "../../shared/errors.js";
 import { writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
@@ -39,8 +40,9 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
       ) => {
         const c = ctx(cmd);
         const schema = c.schema(table);
+        c.store(table).refuseIfPinned(); // a dry run too: it says what the import would do
         if (o.format !== undefined && !FORMATS.includes(o.format as ImportFileFormat))
-          throw new RangeError(`--format must be csv, jsonl or parquet (got "${o.format}")`);
+          throw new UsageError(`--format must be csv, jsonl or parquet (got "${o.format}")`);
         const format = (o.format as ImportFileFormat | undefined) ?? detectImportFormat(file);
         if (file === "-" && format === "parquet")
           throw new ImportFileError(

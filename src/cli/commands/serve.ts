@@ -18,7 +18,7 @@ import { StrataServer } from "../../serve/strata-server.js";
 import { joinFleet } from "../../control/join-fleet.js";
 import { loadTablesConfig, type TablesConfig } from "../../config/tables-config.js";
 import type { Logger } from "../../shared/logger.js";
-import { errorMessage } from "../../shared/errors.js";
+import { errorMessage, UsageError } from "../../shared/errors.js";
 import { readCertificate } from "../../shared/tls-files.js";
 
 interface ServeOptions {
@@ -67,10 +67,18 @@ export function registerServeCommand(
     .action(async (o: ServeOptions, cmd: Command) => {
       const workers = Number(o.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64)
-        throw new RangeError(`--workers must be 1 to 64 (got "${o.workers}")`);
+        throw new UsageError(`--workers must be 1 to 64 (got "${o.workers}")`);
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
-        throw new RangeError("--tls-cert and --tls-key go together");
-      if (o.tlsCa && !o.tlsCert) throw new RangeError("--tls-ca goes with --tls-cert");
+        throw new UsageError("--tls-cert and --tls-key go together");
+      if (o.tlsCa && !o.tlsCert) throw new UsageError("--tls-ca goes with --tls-cert");
+      // A flag's value is the command line's mistake (exit 2); the environment's is the config's (3).
+      for (const [flag, value] of [
+        ["--port", o.port],
+        ["--metrics-port", o.metricsPort === "off" ? undefined : o.metricsPort],
+      ] as const) {
+        if (value !== undefined && !(/^\d{1,5}$/.test(value) && Number(value) <= 65535))
+          throw new UsageError(`${flag} must be 0 to 65535 (got "${value}")`);
+      }
       // A fleet that serves TLS fetches segments from its nodes over TLS too.
       const peerCredentials = o.tlsCert
         ? credentials.createSsl(readCertificate(o.tlsCa ?? o.tlsCert, o.tlsCa ? "--tls-ca" : "--tls-cert"))

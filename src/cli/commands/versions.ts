@@ -1,4 +1,5 @@
 /** Commands over a table's versions: tables, versions, inspect, verify, rollback, pin, unpin, resume, gc, compact. */
+import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import { describeSchemaChange, mapSchema } from "../../format/schema.js";
 import { CliContext, parseVersionArg, retentionNote, type GlobalOptions } from "../context.js";
@@ -30,10 +31,12 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         const state = store.readState();
         const current = store.currentVersion();
         // How the current version's schema differs from the config's (docs/operations.md).
-        const change =
-          current === null
-            ? null
-            : describeSchemaChange(mapSchema(t, store.readManifest(current).manifest.schema));
+        const mapping = current === null ? null : mapSchema(t, store.readManifest(current).manifest.schema);
+        const change = mapping && describeSchemaChange(mapping);
+        // compact rewrites added, dropped and reordered features; a retyped one it refuses.
+        const remedy = mapping?.retyped.length
+          ? `restore the type, or import ${t.name} again`
+          : `strata compact ${t.name}`;
         return {
           table: t.name,
           key: t.key,
@@ -43,6 +46,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
           pinned: state.pinned,
           topic: t.topic,
           schema_change: change,
+          remedy: change === null ? null : remedy,
         };
       });
       c.print(
@@ -50,9 +54,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
         rows.map(
           (r) =>
             `${r.table}\tcurrent=${r.current ?? "-"}\tversions=${r.versions}${r.pinned ? "\tpinned" : ""}\tfeatures=${r.features}` +
-            (r.schema_change
-              ? `\tschema differs from the config (${r.schema_change}): strata compact ${r.table}`
-              : ""),
+            (r.schema_change ? `\tschema differs from the config (${r.schema_change}): ${r.remedy}` : ""),
         ),
       );
     });
@@ -123,6 +125,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
     .action((table: string, o: { version?: string; all?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
       const store = c.store(table);
+      if (o.all && o.version !== undefined) throw new UsageError("Give --version or --all, not both");
       const asked = parseVersionArg(o.version);
       if (asked !== undefined) store.requireRetained(asked);
       const versions = o.all ? store.listVersions() : [asked ?? store.requireCurrentVersion()];
@@ -157,6 +160,8 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       }
       const store = c.store(table);
       const schema = c.schema(table);
+      if (to !== undefined && to === store.currentVersion())
+        throw new UsageError(`v${to} is already current: "strata pin ${table}" keeps it`);
       const result = store.rollback({
         ...(to === undefined ? {} : { to }),
         force: o.force === true,
@@ -207,7 +212,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       .action(async (table: string, o: { from: string } & FleetOptions, cmd: Command) => {
         const c = ctx(cmd);
         if (o.from !== "version" && o.from !== "latest")
-          throw new RangeError(`--from must be "version" or "latest" (got "${o.from}")`);
+          throw new UsageError(`--from must be "version" or "latest" (got "${o.from}")`);
         if (o.fleet) {
           return runFleetVersionCommand(c, table, { kind: "resume", from: o.from }, parseTimeout(o.timeout));
         }
@@ -226,7 +231,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       const c = ctx(cmd);
       const keep = Number(o.keep);
       if (!Number.isSafeInteger(keep) || keep < 1)
-        throw new RangeError(`--keep must be a positive integer (got "${o.keep}")`);
+        throw new UsageError(`--keep must be a positive integer (got "${o.keep}")`);
       const result = c.store(table).gc(keep);
       c.print(
         { table, deleted_versions: result.versions, deleted_segments: result.segments },
@@ -246,7 +251,7 @@ export function registerVersionCommands(program: Command, ctx: Ctx): void {
       const store = c.store(table);
       const schema = c.schema(table);
       if (o.dropExpired && schema.maxAgeMs === 0)
-        throw new RangeError(`Table "${table}" has no max_age_ms: none of its rows expire`);
+        throw new UsageError(`Table "${table}" has no max_age_ms: none of its rows expire`);
       const current = store.readManifest(store.requireCurrentVersion()).manifest;
       const change = describeSchemaChange(mapSchema(schema, current.schema));
       if (!o.dropExpired && !current.segments.some((s) => s.kind === "delta") && change === null) {

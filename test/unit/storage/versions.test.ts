@@ -92,6 +92,25 @@ describe("versions on disk", () => {
     expect(store.rollback({ to: 4, force: true, verify: () => {} })).toEqual({ from: 5, to: 4 });
   });
 
+  it("an import into a pinned table is refused before it writes, and one pinned meanwhile leaves no file", async () => {
+    await writer.importRows(batches([user(1)]));
+    const files = () => readdirSync(store.dataDir).sort();
+    const before = files();
+    store.pin();
+    await expect(writer.importRows(batches([user(2)]))).rejects.toThrow(/is pinned at version 1/);
+    expect(files()).toEqual(before);
+    store.resume();
+    // Pinned while its rows were read: the parts it wrote go with the refusal.
+    async function* pinnedMidway(): AsyncGenerator<RowChange[]> {
+      yield [user(3)];
+      store.pin();
+      yield [user(4)];
+    }
+    await expect(writer.importRows(pinnedMidway())).rejects.toThrow(/is pinned at version 1/);
+    expect(files()).toEqual(before);
+    expect(store.listVersions()).toEqual([1]);
+  });
+
   it("gc keeps the newest versions, current and pinned, and deletes unreferenced segments", async () => {
     await writer.importRows(batches([user(1)]));
     for (let v = 2; v <= 6; v++) writer.publishDelta([user(v)], null, v - 1);
