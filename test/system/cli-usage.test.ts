@@ -6,6 +6,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   readdirSync,
   rmSync,
   writeFileSync,
@@ -92,6 +93,14 @@ describe("strata CLI refusals", () => {
     }
     expect(dataFiles()).toEqual(before);
     expect((await strata("resume", "t")).code).toBe(0);
+  });
+
+  it("names a JSONL reject's field as its column", async () => {
+    writeFileSync(join(dir, "bad.jsonl"), '{"id":"a","n":1}\n{"id":"b","n":"x"}\n');
+    const rejects = join(dir, "rejects.jsonl");
+    const r = await strata("import", "t", join(dir, "bad.jsonl"), "--dry-run", "--skip-bad-rows", rejects);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(rejects, "utf8"))).toMatchObject({ line: 2, column: "n" });
   });
 
   it("refuses options that exclude each other, and a rollback to the current version (exit 2)", async () => {

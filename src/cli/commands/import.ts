@@ -72,11 +72,11 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
               : {
                   onBadRow: (err: ImportRowError, raw: string) => {
                     rejects++;
-                    // A Parquet file has rows and named columns where a text file has lines.
+                    // A Parquet file has rows where a text file has lines; Parquet and JSONL name their columns.
                     const where =
                       format === "parquet"
                         ? { row: err.line, column: err.field }
-                        : { line: err.line, column: err.column };
+                        : { line: err.line, column: format === "jsonl" ? err.field : err.column };
                     writeSync(rejectsFd, JSON.stringify({ ...where, reason: err.message, raw }) + "\n");
                   },
                 }),
