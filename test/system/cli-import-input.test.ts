@@ -91,14 +91,14 @@ describe("strata import from compressed files and standard input", () => {
     ).toEqual([]);
   });
 
-  it("needs --format for standard input, and a file for Parquet", async () => {
+  it("needs --format for standard input, and a file for Parquet (exit 2)", async () => {
     const r = await piped("none", Buffer.from("user_id\nu1\n"), "import", "users", "-");
-    expect(r.code).toBe(7);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(
       "Cannot tell the format of standard input: give --format csv or --format jsonl",
     );
     const p = await piped("none", Buffer.alloc(0), "import", "users", "-", "--format", "parquet");
-    expect(p.code).toBe(7);
+    expect(p.code).toBe(2);
     expect(p.stderr).toContain("Parquet is read from a file");
   });
 });

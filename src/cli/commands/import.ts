@@ -9,7 +9,7 @@ import { EmptyImportError } from "../../storage/errors.js";
 import { detectImportFormat, readImportRows, type ImportFileFormat } from "../../importer/import-reader.js";
 import { readParquetRows } from "../../importer/parquet-reader.js";
 import { openImportInput } from "../../importer/import-input.js";
-import { ImportFileError, type ImportRowError } from "../../importer/errors.js";
+import type { ImportRowError } from "../../importer/errors.js";
 
 const FORMATS: readonly ImportFileFormat[] = ["csv", "jsonl", "parquet"];
 
@@ -43,9 +43,15 @@ export function registerImportCommand(program: Command, ctx: (cmd: Command) => C
         c.store(table).refuseIfPinned(); // a dry run too: it says what the import would do
         if (o.format !== undefined && !FORMATS.includes(o.format as ImportFileFormat))
           throw new UsageError(`--format must be csv, jsonl or parquet (got "${o.format}")`);
+        // Standard input has no name to tell its format by, and Parquet needs a file: the command
+        // line's mistakes (exit 2), before anything is read.
+        if (file === "-" && o.format === undefined)
+          throw new UsageError(
+            "Cannot tell the format of standard input: give --format csv or --format jsonl",
+          );
         const format = (o.format as ImportFileFormat | undefined) ?? detectImportFormat(file);
         if (file === "-" && format === "parquet")
-          throw new ImportFileError(
+          throw new UsageError(
             "Parquet is read from a file (its footer is at its end): give its path, not -",
           );
         // Standard input has no size: no progress bar then.
