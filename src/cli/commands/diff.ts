@@ -3,13 +3,13 @@
  * removed and changed in value, counted, with some of their keys. By default the current version
  * against its parent: what the last import, ingest publish or compaction did.
  */
-import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import { parseVersionArg, type CliContext } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { MappedSegmentCache } from "../../storage/mapped-segment.js";
 import { openSnapshot } from "../../storage/version-snapshot.js";
 import { diffVersions } from "../../storage/version-diff.js";
+import { UsageError } from "../../shared/errors.js";
 
 export function registerDiffCommand(program: Command, ctx: (cmd: Command) => CliContext): void {
   program

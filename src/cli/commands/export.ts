@@ -5,7 +5,6 @@
  * `strata import` reads back (cli/export-sinks.ts). Read from the data dir by a scan
  * (storage/version-scan.ts): every record CRC checked, one version throughout.
  */
-import { UsageError } from "../../shared/errors.js";
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
@@ -20,6 +19,7 @@ import { featureKinds, type FeatureValue } from "../../format/schema.js";
 import { eventTimeName } from "../../importer/row-coercion.js";
 import { fsyncDir, tempPathFor } from "../../storage/durable-fs.js";
 import { JsonlSink, ParquetSink, type ExportFormat, type RowSink } from "../export-sinks.js";
+import { UsageError } from "../../shared/errors.js";
 
 const CHUNK_ROWS = 4096;
 

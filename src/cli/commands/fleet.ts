@@ -4,7 +4,6 @@
  * (STRATA_REDIS_URL, STRATA_FLEET_NAME), never to a data dir: a desired state is saved there and
  * every node applies it, including nodes that start later. Redis down: exit 8 at once.
  */
-import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
 import {
@@ -18,6 +17,7 @@ import {
   type FleetStatusReport,
 } from "../../control/fleet-admin.js";
 import type { CoordinationStore } from "../../control/coordination-store.js";
+import { UsageError } from "../../shared/errors.js";
 
 export type FleetAction =
   | { kind: "rollback"; to?: number; force?: boolean }

@@ -1,6 +1,4 @@
 /** strata get <table> <key>...: rows from the local data dir (--local) or a server (--server). */
-import { UsageError, errorMessage, systemCallError } from "../../shared/errors.js";
-import { MAX_KEY_BYTES } from "../../format/segment-layout.js";
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
@@ -10,6 +8,8 @@ import { featureKinds } from "../../format/schema.js";
 import { featureValueToJson, type JsonValue } from "../../format/value-json.js";
 import { EXIT } from "../exit-codes.js";
 import { featureIndexes, parseFeaturesArg, parseVersionArg } from "../context.js";
+import { UsageError, errorMessage, systemCallError } from "../../shared/errors.js";
+import { MAX_KEY_BYTES } from "../../format/segment-layout.js";
 
 export interface PrintedRow {
   key: string;

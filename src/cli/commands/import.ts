@@ -1,5 +1,4 @@
 /** strata import <table> <file>: a CSV, JSONL or Parquet file becomes a new base version. */
-import { UsageError } from "../../shared/errors.js";
 import { writeSync, openSync, closeSync } from "node:fs";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
@@ -10,6 +9,7 @@ import { detectImportFormat, readImportRows, type ImportFileFormat } from "../..
 import { readParquetRows } from "../../importer/parquet-reader.js";
 import { openImportInput } from "../../importer/import-input.js";
 import type { ImportRowError } from "../../importer/errors.js";
+import { UsageError } from "../../shared/errors.js";
 
 const FORMATS: readonly ImportFileFormat[] = ["csv", "jsonl", "parquet"];
 

@@ -1,5 +1,4 @@
 /** Commands over a table's versions: tables, versions, inspect, verify, rollback, pin, unpin, resume, gc, compact. */
-import { UsageError } from "../../shared/errors.js";
 import type { Command } from "commander";
 import { describeSchemaChange, mapSchema } from "../../format/schema.js";
 import { CliContext, parseVersionArg, retentionNote, type GlobalOptions } from "../context.js";
@@ -9,6 +8,7 @@ import { VersionWriter } from "../../storage/version-writer.js";
 import { requireReadable } from "../../storage/version-snapshot.js";
 import type { Manifest } from "../../storage/manifest.js";
 import { parseTimeout, runFleetVersionCommand } from "./fleet.js";
+import { UsageError } from "../../shared/errors.js";
 
 /** `--fleet` of rollback, pin, unpin and resume: apply through the fleet's Redis (fleet.ts). */
 interface FleetOptions {
