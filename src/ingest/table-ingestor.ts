@@ -14,7 +14,7 @@
 import type { TableSchema } from "../format/schema.js";
 import { MappedSegmentCache } from "../storage/mapped-segment.js";
 import type { KafkaPosition, Manifest } from "../storage/manifest.js";
-import type { TableStore } from "../storage/table-store.js";
+import type { TableState, TableStore } from "../storage/table-store.js";
 import { openSnapshot, type VersionSnapshot } from "../storage/version-snapshot.js";
 import { VersionWriter } from "../storage/version-writer.js";
 import { SchemaMismatchError, TablePinnedError } from "../storage/errors.js";
@@ -87,6 +87,8 @@ export class TableIngestor {
 
   /** `blocked`: the current version was written with another schema than the config's. */
   private mode: "consuming" | "pinned" | "blocked" = "consuming";
+  /** The table's state file did not parse when last read (said once, not every tick). */
+  private stateCorrupt = false;
   /** The current version when ingest got blocked: a new one may unblock it. */
   private blockedOn: number | null = null;
   private loopState: IngestState = "starting";
@@ -148,11 +150,34 @@ export class TableIngestor {
   open(): void {
     this.store.ensureLayout();
     if (!this.reloadOrBlock()) return;
-    const state = this.store.readState();
+    const state = this.tableState();
     // A `resume --from latest` not acted on yet (a crash in between) waits for the loop, which
     // knows the latest offsets: treat it as pinned until then.
     this.mode = state.pinned || state.resume_from === "latest" ? "pinned" : "consuming";
     this.loopState = this.mode === "pinned" ? "pinned" : "starting";
+  }
+
+  /**
+   * The table's state; one whose file does not parse reads as pinned, since it may hold a pin:
+   * nothing is published until the file is mended (the error is in the status, logged once).
+   */
+  private tableState(): TableState {
+    try {
+      const state = this.store.readState();
+      if (this.stateCorrupt) this.log.info({}, "Table state readable again");
+      this.stateCorrupt = false;
+      return state;
+    } catch (err) {
+      if (!this.stateCorrupt) {
+        this.noteError(err);
+        this.log.error(
+          { err: errorMessage(err) },
+          "Table state unreadable: publishing nothing until it is mended",
+        );
+      }
+      this.stateCorrupt = true;
+      return { ...this.store.emptyState(), pinned: true };
+    }
   }
 
   get generation(): number {
@@ -347,7 +372,7 @@ export class TableIngestor {
    */
   followTableState(): PublishOutcome | null {
     if (this.mode !== "consuming") return null;
-    if (this.store.readState().pinned) {
+    if (this.tableState().pinned) {
       this.enterPinned();
       return { kind: "pinned" };
     }
@@ -538,7 +563,7 @@ export class TableIngestor {
    */
   resumeRequest(): "version" | "latest" | null {
     if (this.mode !== "pinned") return null;
-    const state = this.store.readState();
+    const state = this.tableState();
     if (state.pinned) return null;
     return state.resume_from;
   }

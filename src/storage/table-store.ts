@@ -76,6 +76,16 @@ const LOCK_WAIT_MS = 10_000;
 
 export const versionDirName = (v: number): string => `v${String(v).padStart(8, "0")}`;
 
+/** The state of a table that has none yet: nothing pinned or rolled back. */
+const NO_STATE: TableState = {
+  pinned: false,
+  pinned_version: null,
+  rolled_back: [],
+  resume_from: "version",
+  max_writer_epoch: 0,
+  updated_at_ms: 0,
+};
+
 export class TableStore {
   readonly dir: string;
   readonly dataDir: string;
@@ -174,27 +184,38 @@ export class TableStore {
     return { manifest, sha256: sha256(bytes), path };
   }
 
+  /**
+   * The table's pin, rolled-back marks and fencing epoch (state.json; defaults when there is none).
+   * A file that does not parse is refused, naming it, never read as "nothing pinned": it may
+   * hold a pin, and a rollback's marks.
+   */
   readState(): TableState {
+    let s: Partial<TableState>;
     try {
-      const s = JSON.parse(readFileSync(this.statePath, "utf8")) as Partial<TableState>;
-      return {
-        pinned: s.pinned === true,
-        pinned_version: typeof s.pinned_version === "number" ? s.pinned_version : null,
-        rolled_back: Array.isArray(s.rolled_back) ? s.rolled_back.filter((v) => typeof v === "number") : [],
-        resume_from: s.resume_from === "latest" ? "latest" : "version",
-        max_writer_epoch: typeof s.max_writer_epoch === "number" ? s.max_writer_epoch : 0,
-        updated_at_ms: typeof s.updated_at_ms === "number" ? s.updated_at_ms : 0,
-      };
-    } catch {
-      return {
-        pinned: false,
-        pinned_version: null,
-        rolled_back: [],
-        resume_from: "version",
-        max_writer_epoch: 0,
-        updated_at_ms: 0,
-      };
+      s = JSON.parse(readFileSync(this.statePath, "utf8")) as Partial<TableState>;
+      if (typeof s !== "object" || s === null || Array.isArray(s)) throw new Error("not a JSON object");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return this.emptyState();
+      if ((err as NodeJS.ErrnoException).code !== undefined) throw err; // unreadable: the system's refusal
+      throw new ManifestCorruptError(
+        `Table state "${this.statePath}" is corrupt (${errorMessage(err)}): it holds the table's pin and rolled-back marks; restore it, or remove it to clear them`,
+        this.statePath,
+        { cause: err },
+      );
     }
+    return {
+      pinned: s.pinned === true,
+      pinned_version: typeof s.pinned_version === "number" ? s.pinned_version : null,
+      rolled_back: Array.isArray(s.rolled_back) ? s.rolled_back.filter((v) => typeof v === "number") : [],
+      resume_from: s.resume_from === "latest" ? "latest" : "version",
+      max_writer_epoch: typeof s.max_writer_epoch === "number" ? s.max_writer_epoch : 0,
+      updated_at_ms: typeof s.updated_at_ms === "number" ? s.updated_at_ms : 0,
+    };
+  }
+
+  /** The state of a table that has none: nothing pinned or rolled back. */
+  emptyState(): TableState {
+    return { ...NO_STATE, rolled_back: [] };
   }
 
   /** Refuses up front what `publish` refuses at the end: a publish on a pinned table. */

@@ -156,4 +156,12 @@ describe("strata CLI refusals", () => {
     const json = await strata("--json", "get", "t", "a", "b", "c");
     expect([json.code, jsonError(json).error.code]).toEqual([5, "STRATA_RECORD_CORRUPT"]);
   });
+
+  it("refuses a table state file that does not parse, naming it (exit 5)", async () => {
+    writeFileSync(join(dir, "data", "t", "state.json"), "{garbage");
+    for (const args of [["pin", "t"], ["tables"], ["gc", "t", "--keep", "1"]]) {
+      const r = await strata(...args);
+      expect([args, r.code, r.stderr]).toEqual([args, 5, expect.stringMatching(/state\.json" is corrupt/)]);
+    }
+  });
 });

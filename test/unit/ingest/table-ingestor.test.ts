@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TableStore } from "../../../src/storage/table-store.js";
@@ -256,6 +256,22 @@ describe("TableIngestor", () => {
       schema: wider,
     });
     expect(snap.get("a").values).toEqual([1n, "x", null, 0.5]);
+  });
+
+  it("reads a state file that does not parse as pinned: publishes nothing until it is mended", () => {
+    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 1 }), 0n)]));
+    ingestor.publish(); // v1
+    writeFileSync(store.statePath, "{not json");
+    ingestor.applyBatch(batch(0, [msg(upsert("a", { age: 2 }), 1n)]));
+    expect(ingestor.publish().kind).toBe("pinned");
+    expect(ingestor.status().lastError?.message).toMatch(/state\.json" is corrupt/);
+    expect(ingestor.resumeRequest()).toBe(null);
+    const reopened = new TableIngestor(store, schema, options, silentLogger, () => now);
+    reopened.open();
+    expect(reopened.isPaused).toBe(true);
+    expect(store.currentVersion()).toBe(1);
+    writeFileSync(store.statePath, JSON.stringify({ pinned: false }));
+    expect(ingestor.resumeRequest()).toBe("version");
   });
 
   it("resumes from the latest offsets with a version that records them at once", () => {

@@ -111,6 +111,20 @@ describe("versions on disk", () => {
     expect(store.listVersions()).toEqual([1]);
   });
 
+  it("refuses a state file that does not parse, naming it, instead of reading it as unpinned", async () => {
+    await writer.importRows(batches([user(1)]));
+    store.pin();
+    writeFileSync(store.statePath, '{"pinned": tr');
+    expect(() => store.readState()).toThrow(
+      /Table state ".*state\.json" is corrupt .*restore it, or remove it/,
+    );
+    await expect(writer.importRows(batches([user(2)]))).rejects.toThrow(/state\.json" is corrupt/);
+    expect(() => store.gc(1)).toThrow(/state\.json" is corrupt/);
+    expect(store.listVersions()).toEqual([1]);
+    rmSync(store.statePath);
+    expect(store.readState()).toEqual(store.emptyState());
+  });
+
   it("gc keeps the newest versions, current and pinned, and deletes unreferenced segments", async () => {
     await writer.importRows(batches([user(1)]));
     for (let v = 2; v <= 6; v++) writer.publishDelta([user(v)], null, v - 1);
