@@ -93,7 +93,8 @@ export class ServedTable {
    * config's: a version written before one was added answers it as null (VersionSnapshot.features).
    */
   plan(features: readonly string[], encoding: Encoding, snapshot: VersionSnapshot): ResponsePlan {
-    const cacheKey = `${snapshot.manifest.schema_hash}|${encoding}|${features.join(",")}`;
+    // JSON, not a join: ["a,b"] and ["a", "b"], or [""] and [], must not share an entry.
+    const cacheKey = `${snapshot.manifest.schema_hash}|${encoding}|${JSON.stringify(features)}`;
     let plan = this.plans.get(cacheKey);
     if (!plan) {
       if (encoding === "packed")

@@ -46,8 +46,18 @@ export interface GrpcStatus {
 }
 
 export function toGrpcStatus(err: unknown): GrpcStatus {
-  if (err instanceof StrataError) return { code: BY_CODE[err.code], details: err.message };
+  if (err instanceof StrataError) return { code: BY_CODE[err.code], details: boundedDetails(err.message) };
   return { code: status.INTERNAL, details: "Internal error (see the server log)" };
+}
+
+/**
+ * Details go out in a trailer (grpc-message, percent-encoded), and a message that quotes a
+ * client's 100 KB table name back overflowed the HTTP/2 header list: the status never arrived
+ * and the connection stalled. Cut to a size every peer takes.
+ */
+const MAX_DETAILS_CHARS = 1024;
+function boundedDetails(message: string): string {
+  return message.length <= MAX_DETAILS_CHARS ? message : `${message.slice(0, MAX_DETAILS_CHARS)}… (cut)`;
 }
 
 /** What a handler fails a call with: status, details and the error code trailer. */

@@ -193,6 +193,24 @@ describe("FeatureStore over gRPC", () => {
     );
     expect(await code(h.client.getFeatures({ table: "users", keys: [] }))).toBe(status.INVALID_ARGUMENT);
     expect(await code(h.client.getFeatures({ table: "users", keys: [""] }))).toBe(status.INVALID_ARGUMENT);
+    expect(await code(h.client.getFeatures({ table: "users", keys: ["k".repeat(1025)] }))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    // A feature list is itself, not its names joined: ["emb,age"] is no feature of the table,
+    // even once ["emb", "age"] has been answered, and [""] is not "all features".
+    await h.client.getFeatures({ table: "users", keys: ["a"], features: ["emb", "age"] });
+    for (const features of [["emb,age"], [""]])
+      expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], features }))).toBe(
+        status.INVALID_ARGUMENT,
+      );
+    // An error that quotes a huge table name back is cut to fit a trailer: the status arrives,
+    // and the connection goes on serving.
+    const huge = await h.client.getFeatures({ table: "x".repeat(200_000), keys: ["a"] }).then(
+      () => null,
+      (e: ServiceError) => e,
+    );
+    expect([huge?.code, huge!.details.length < 2000]).toEqual([status.NOT_FOUND, true]);
+    expect(await code(h.client.describeTable("y".repeat(200_000)))).toBe(status.NOT_FOUND);
     expect(await code(h.client.getFeatures({ table: "users", keys: ["a"], version: 99 }))).toBe(
       status.NOT_FOUND,
     );
