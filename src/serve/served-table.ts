@@ -79,6 +79,11 @@ export class ServedTable {
       return this.current;
     }
     let snap = this.older.get(version);
+    // Open here, but gc'd since: not retained any more, so NOT_FOUND, as a fresh open would say.
+    if (snap && !this.store.isRetained(version)) {
+      this.older.delete(version);
+      snap = undefined;
+    }
     if (!snap) {
       this.store.requireRetained(version);
       snap = openSnapshot(this.store, this.cache, version, { verify: true, schema: this.schema });

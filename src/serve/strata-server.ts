@@ -3,7 +3,7 @@
  * reflection, follows `current` of each table (chokidar on the table dir, readlink as the truth,
  * and a periodic readlink as a backstop), and exposes Prometheus metrics.
  */
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { ReflectionService } from "@grpc/reflection";
@@ -75,6 +75,8 @@ export class StrataServer {
   private ingestStatus: ((table: string) => IngestFreshness | null) | null = null;
 
   constructor(private readonly options: StrataServerOptions) {
+    // Every open stream, watch and scan listens for the stop: more than Node's warning bound of 10.
+    setMaxListeners(0, this.stopping.signal);
     this.logger = options.logger ?? silentLogger;
     this.events.setMaxListeners(0);
     this.grpc = new Server({

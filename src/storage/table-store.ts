@@ -139,6 +139,11 @@ export class TableStore {
   }
 
   /** Throws VersionNotFoundError unless `version` is retained. */
+  /** Whether `version` is retained: its MANIFEST is there (gc removes it first). One stat. */
+  isRetained(version: number): boolean {
+    return existsSync(join(this.versionsDir, versionDirName(version), "MANIFEST"));
+  }
+
   requireRetained(version: number): void {
     if (!this.listVersions().includes(version)) throw new VersionNotFoundError(this.table, version);
   }

@@ -86,6 +86,21 @@ describe("hot swap", () => {
     expect(events.filter((e) => e.type === "TYPE_ROLLED_BACK").length).toBeGreaterThan(3);
   });
 
+  it("answers NOT_FOUND for a version gc removed, even one it had open", async () => {
+    h = await startHarness({ seed: allAt(1) });
+    await h.writer.importRows(inBatches(allAt(2)));
+    await h.writer.importRows(inBatches(allAt(3)));
+    const at = (version: number) =>
+      h.client.getFeatures({ table: "users", keys: ["user:1"], version }).then(
+        (r) => r.version,
+        (e: { code: number }) => e.code,
+      );
+    expect(await at(1)).toBe(1); // opened, and kept open for requests that name it
+    h.store.gc(1);
+    expect(await at(1)).toBe(status.NOT_FOUND);
+    expect(await at(2)).toBe(status.NOT_FOUND);
+  });
+
   it("answers DATA_LOSS for a flipped record, never its bytes, then falls back to a version that verifies", async () => {
     h = await startHarness({ seed: allAt(1) });
     h.writer.publishDelta([userRow(7, 2)], null, 1);
