@@ -19,6 +19,7 @@ import type { ServedTable, VersionEvent } from "./served-table.js";
 import { RequestError, RequestTooLargeError } from "./errors.js";
 import { bearerCheck } from "./auth.js";
 import { toGrpcStatus, toServiceError } from "./status-mapping.js";
+import { requireWellFormed } from "./proto.js";
 import type { ServerMetrics } from "./metrics.js";
 import { TableNotFoundError } from "../storage/errors.js";
 import { UnavailableError } from "../shared/errors.js";
@@ -197,6 +198,7 @@ export function createFeatureService(o: FeatureServiceOptions) {
       const started = performance.now();
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         const req = call.request;
         const table = tableOf(req.table);
         const { version, shard, position } = scanStart(req);
@@ -249,6 +251,7 @@ export function createFeatureService(o: FeatureServiceOptions) {
     WatchVersions(call: ServerWritableStream<{ tables: string[] }, object>) {
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         for (const name of call.request.tables) tableOf(name);
       } catch (err) {
         call.emit("error", toServiceError(err));
@@ -298,6 +301,7 @@ export function createFeatureService(o: FeatureServiceOptions) {
     ListTables(call: ServerUnaryCall<object, object>, callback: sendUnaryData<object>) {
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         callback(null, { tables: [...o.tables.values()].map((t) => describe(t, o.freshness)) });
       } catch (err) {
         callback(toServiceError(err));
@@ -307,6 +311,7 @@ export function createFeatureService(o: FeatureServiceOptions) {
     DescribeTable(call: ServerUnaryCall<{ table: string }, object>, callback: sendUnaryData<object>) {
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         callback(null, { table: describe(tableOf(call.request.table), o.freshness) });
       } catch (err) {
         callback(toServiceError(err));

@@ -5,6 +5,8 @@
 import { fileURLToPath } from "node:url";
 import { loadSync, type Options, type PackageDefinition, type MethodDefinition } from "@grpc/proto-loader";
 import { decodeGetFeaturesRequest } from "./request-decoder.js";
+import { RequestError } from "./errors.js";
+import { errorMessage } from "../shared/errors.js";
 
 export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
 export const FEATURE_STORE_PROTO = "strata/v1/feature_store.proto";
@@ -30,6 +32,7 @@ export function loadFeatureStoreProto(): PackageDefinition {
 export function loadServerProto(): PackageDefinition {
   const pkg = loadFeatureStoreProto();
   const service = pkg[SERVICE_NAME] as Record<string, MethodDefinition<unknown, unknown>>;
+  tolerateMalformedRequests(service);
   for (const name of ["GetFeatures", "StreamFeatures"]) {
     const method = service[name]!;
     const encodeObject = method.responseSerialize;
@@ -40,4 +43,32 @@ export function loadServerProto(): PackageDefinition {
   const encodeScan = scan.responseSerialize;
   scan.responseSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : encodeScan(value));
   return pkg;
+}
+
+/** Marks a request that did not decode (tolerateMalformedRequests); requireWellFormed refuses it. */
+const MALFORMED = Symbol("malformed request");
+
+/**
+ * grpc-js answers a request its deserializer throws on with INTERNAL, the status of a bug; a
+ * message that does not parse is the client's mistake. So the service's methods decode such a
+ * message to a marked object instead, which the handler refuses as INVALID_ARGUMENT through
+ * requireWellFormed. (GetFeatures and StreamFeatures have their own decoder, which does the same.)
+ */
+export function tolerateMalformedRequests(service: Record<string, MethodDefinition<unknown, unknown>>): void {
+  for (const [name, method] of Object.entries(service)) {
+    const decode = method.requestDeserialize;
+    method.requestDeserialize = (bytes: Buffer) => {
+      try {
+        return decode(bytes);
+      } catch (err) {
+        return { [MALFORMED]: `Malformed ${name} request: ${errorMessage(err)}` };
+      }
+    };
+  }
+}
+
+/** Throws the RequestError a request that did not decode stands for. */
+export function requireWellFormed(request: unknown): void {
+  const why = (request as { [MALFORMED]?: string } | null | undefined)?.[MALFORMED];
+  if (why !== undefined) throw new RequestError(why);
 }

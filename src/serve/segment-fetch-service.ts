@@ -17,8 +17,8 @@ import {
   type UntypedServiceImplementation,
   type sendUnaryData,
 } from "@grpc/grpc-js";
-import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
-import { PROTO_LOADER_OPTIONS } from "./proto.js";
+import { loadSync, type MethodDefinition, type PackageDefinition } from "@grpc/proto-loader";
+import { PROTO_LOADER_OPTIONS, requireWellFormed, tolerateMalformedRequests } from "./proto.js";
 import { RequestError } from "./errors.js";
 import { bearerCheck } from "./auth.js";
 import { toServiceError } from "./status-mapping.js";
@@ -34,7 +34,9 @@ export const SEGMENT_CHUNK_BYTES = 1 << 20;
 const UUID = /^[0-9a-f]{32}$/;
 
 export function loadFleetProto(): PackageDefinition {
-  return loadSync(FLEET_PROTO, PROTO_LOADER_OPTIONS);
+  const pkg = loadSync(FLEET_PROTO, PROTO_LOADER_OPTIONS);
+  tolerateMalformedRequests(pkg[SEGMENT_FETCH_SERVICE] as Record<string, MethodDefinition<unknown, unknown>>);
+  return pkg;
 }
 
 export interface SegmentFetchServiceOptions {
@@ -64,6 +66,7 @@ export function createSegmentFetchService(o: SegmentFetchServiceOptions): Untype
     ) {
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         const table = tableOf(call.request.table);
         const asked = Number(call.request.version);
         const version = asked === 0 ? table.store.requireCurrentVersion() : asked;
@@ -85,6 +88,7 @@ export function createSegmentFetchService(o: SegmentFetchServiceOptions): Untype
       let file: Awaited<ReturnType<typeof open>> | null = null;
       try {
         checkAuth(call.metadata);
+        requireWellFormed(call.request);
         const table = tableOf(call.request.table);
         const uuid = call.request.uuid;
         if (!UUID.test(uuid)) throw new RequestError(`Not a segment uuid: "${uuid}"`);

@@ -226,6 +226,12 @@ describe("FeatureStore over gRPC", () => {
     const bytes = Buffer.from([0x0a, 5, ...Buffer.from("users"), 0x12, 2, 0xff, 0xfe]);
     expect(await code(raw(bytes))).toBe(status.INVALID_ARGUMENT);
     expect(await code(raw(Buffer.from([0x12, 0x80])))).toBe(status.INVALID_ARGUMENT); // truncated
+    // A message that does not parse is the client's mistake on every method, not INTERNAL.
+    for (const method of ["DescribeTable", "ListTables"])
+      expect([
+        method,
+        await code(rawGetFeatures(h.address, method)(Buffer.from([0xff, 0xff, 0xff]))),
+      ]).toEqual([method, status.INVALID_ARGUMENT]);
     expect((await h.client.getFeatures({ table: "users", keys: ["user:1"] })).rows[0]!.status).toBe(
       "ROW_STATUS_FOUND",
     );
@@ -346,11 +352,11 @@ describe("STRATA_GRPC_DIRECT=0", () => {
   });
 });
 
-function rawGetFeatures(address: string): (bytes: Buffer) => Promise<Buffer> {
+function rawGetFeatures(address: string, method = "GetFeatures"): (bytes: Buffer) => Promise<Buffer> {
   const Client = makeGenericClientConstructor(
     {
-      GetFeatures: {
-        path: "/strata.v1.FeatureStore/GetFeatures",
+      Call: {
+        path: `/strata.v1.FeatureStore/${method}`,
         requestStream: false,
         responseStream: false,
         requestSerialize: (b: Buffer) => b,
@@ -362,10 +368,10 @@ function rawGetFeatures(address: string): (bytes: Buffer) => Promise<Buffer> {
     "FeatureStore",
   );
   const client = new Client(address, credentials.createInsecure()) as unknown as {
-    GetFeatures(b: Buffer, md: Metadata, cb: (e: ServiceError | null, r: Buffer) => void): void;
+    Call(b: Buffer, md: Metadata, cb: (e: ServiceError | null, r: Buffer) => void): void;
   };
   return (bytes) =>
     new Promise((resolve, reject) =>
-      client.GetFeatures(bytes, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))),
+      client.Call(bytes, new Metadata(), (e, r) => (e ? reject(e) : resolve(r))),
     );
 }
