@@ -5,7 +5,8 @@
  */
 import { EventEmitter, setMaxListeners } from "node:events";
 import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { watch, type FSWatcher } from "chokidar";
 import type { Server as HttpServer } from "node:http";
@@ -17,8 +18,8 @@ import { createFeatureService } from "./feature-service.js";
 import { installMessageFraming } from "./message-framing.js";
 import { serveDirectly, unaryAsBidi } from "./direct-bidi.js";
 import { ServerMetrics, type IngestFreshness } from "./metrics.js";
-import { SERVICE_NAME, loadServerProto } from "./proto.js";
-import { addSegmentFetchService } from "./segment-fetch-service.js";
+import { FEATURE_STORE_PROTO, PROTO_LOADER_OPTIONS, SERVICE_NAME, loadServerProto } from "./proto.js";
+import { FLEET_PROTO, addSegmentFetchService } from "./segment-fetch-service.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { errorMessage, listenError } from "../shared/errors.js";
 import { readCertificate, readPrivateKey } from "../shared/tls-files.js";
@@ -135,7 +136,10 @@ export class StrataServer {
       : "grpc-js";
     addSegmentFetchService(this.grpc, { tables: this.tables, authToken: this.options.config.authToken });
     this.health.addToServer(this.grpc);
-    new ReflectionService(pkg).addToServer(this.grpc);
+    // Every service this server answers, so that `grpcurl list` shows them all; in one load,
+    // since reflection keeps one descriptor a package, and two loads of strata.v1 would make two.
+    const described = loadSync([FEATURE_STORE_PROTO, FLEET_PROTO, healthProtoPath], PROTO_LOADER_OPTIONS);
+    new ReflectionService(described).addToServer(this.grpc);
 
     for (const table of this.tables.values()) {
       prepare(table);

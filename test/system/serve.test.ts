@@ -291,7 +291,9 @@ describe("FeatureStore over gRPC", () => {
       ),
     );
     call.write({ list_services: "*" });
-    expect(await listed).toContain("strata.v1.FeatureStore");
+    expect(await listed).toEqual(
+      expect.arrayContaining(["strata.v1.FeatureStore", "strata.v1.SegmentFetch", "grpc.health.v1.Health"]),
+    );
     call.end();
     r.close();
   });
