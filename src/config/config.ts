@@ -3,7 +3,7 @@
  * variables, which win over defaults. Parsed once, checked, frozen.
  */
 import { isAbsolute, resolve } from "node:path";
-import { ConfigError } from "../shared/errors.js";
+import { ConfigError, UsageError } from "../shared/errors.js";
 import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_DATA_DIR,
@@ -125,6 +125,17 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     return v === undefined || v === "" ? undefined : v;
   };
   const brokers = pick(flags.kafkaBrokers, "STRATA_KAFKA_BROKERS");
+  // A flag's bad value is the command line's mistake (exit 2); the environment's is the config's (3).
+  const port = (flag: string | number | undefined, flagName: string, envName: string, fallback: number) => {
+    const value = pick(flag, envName);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (Number.isInteger(n) && n >= 0 && n <= 65535) return n;
+    const why = `"${value}": expected 0 to 65535`;
+    throw flag === undefined
+      ? new ConfigError(`Invalid ${envName} ${why}`)
+      : new UsageError(`Invalid ${flagName} ${why}`);
+  };
   const positiveEnv = (name: string, fallback: number): number =>
     positive(pick(undefined, name), fallback, name);
   const config: Config = {
@@ -146,15 +157,11 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     heartbeatIntervalMs: positiveEnv("STRATA_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS),
     nodeTtlMs: positiveEnv("STRATA_NODE_TTL_MS", DEFAULT_NODE_TTL_MS),
     host: pick(flags.host, "STRATA_HOST") ?? DEFAULT_HOST,
-    port: port(pick(flags.port, "STRATA_PORT"), DEFAULT_GRPC_PORT, "port (STRATA_PORT)"),
+    port: port(flags.port, "--port", "STRATA_PORT", DEFAULT_GRPC_PORT),
     metricsPort:
       pick(flags.metricsPort, "STRATA_METRICS_PORT") === "off"
         ? null
-        : port(
-            pick(flags.metricsPort, "STRATA_METRICS_PORT"),
-            DEFAULT_METRICS_PORT,
-            "metrics port (STRATA_METRICS_PORT)",
-          ),
+        : port(flags.metricsPort, "--metrics-port", "STRATA_METRICS_PORT", DEFAULT_METRICS_PORT),
     keepVersions: positive(
       pick(undefined, "STRATA_KEEP_VERSIONS"),
       DEFAULT_KEEP_VERSIONS,
@@ -244,14 +251,6 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
 
 function absolute(p: string): string {
   return isAbsolute(p) ? p : resolve(p);
-}
-
-function port(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new ConfigError(`Invalid ${name} "${value}": expected 0 to 65535`);
-  return n;
 }
 
 function positive(value: string | undefined, fallback: number, name: string): number {

@@ -17,12 +17,13 @@ export class SegmentUnsupportedError extends StrataError {
   readonly code = "STRATA_SEGMENT_UNSUPPORTED";
 }
 
-/** One record failed its CRC (or its bounds): that key is data loss, the rest may serve. */
+/** Records failed their CRC (or their bounds): those keys are data loss, the rest may serve. */
 export class RecordCorruptError extends StrataError {
   readonly code = "STRATA_RECORD_CORRUPT";
   constructor(
     message: string,
-    readonly recordOffset: number,
+    /** The record's offset in its segment, when the error is about one. */
+    readonly recordOffset: number | null = null,
   ) {
     super(message);
   }

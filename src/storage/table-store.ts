@@ -76,16 +76,6 @@ const LOCK_WAIT_MS = 10_000;
 
 export const versionDirName = (v: number): string => `v${String(v).padStart(8, "0")}`;
 
-/** The state of a table that has none yet: nothing pinned or rolled back. */
-const NO_STATE: TableState = {
-  pinned: false,
-  pinned_version: null,
-  rolled_back: [],
-  resume_from: "version",
-  max_writer_epoch: 0,
-  updated_at_ms: 0,
-};
-
 export class TableStore {
   readonly dir: string;
   readonly dataDir: string;
@@ -220,12 +210,18 @@ export class TableStore {
 
   /** The state of a table that has none: nothing pinned or rolled back. */
   emptyState(): TableState {
-    return { ...NO_STATE, rolled_back: [] };
+    return {
+      pinned: false,
+      pinned_version: null,
+      rolled_back: [],
+      resume_from: "version",
+      max_writer_epoch: 0,
+      updated_at_ms: 0,
+    };
   }
 
   /** Refuses up front what `publish` refuses at the end: a publish on a pinned table. */
-  refuseIfPinned(): void {
-    const state = this.readState();
+  refuseIfPinned(state = this.readState()): void {
     if (state.pinned) throw new TablePinnedError(this.table, state.pinned_version);
   }
 
@@ -244,7 +240,7 @@ export class TableStore {
   ): Manifest {
     return this.withPublishLock(() => {
       const state = this.readState();
-      if (state.pinned) throw new TablePinnedError(this.table, state.pinned_version);
+      this.refuseIfPinned(state);
       const parent = this.currentVersion();
       if (options.expectParent !== undefined && options.expectParent !== parent) {
         throw new InvariantViolationError(
@@ -445,9 +441,7 @@ export class TableStore {
     from: number;
     to: number;
   } {
-    this.requireCurrentVersion(); // before the lock, which would lay out a table that has nothing
-    return this.withPublishLock(() => {
-      const current = this.requireCurrentVersion();
+    return this.withPublishedLock((current) => {
       const state = this.readState();
       const retained = this.listVersions();
       let to = options.to;
@@ -475,9 +469,7 @@ export class TableStore {
 
   /** Pins the table at its current version: ingest publishes nothing until `resume`. */
   pin(): number {
-    this.requireCurrentVersion(); // before the lock, which would lay out a table that has nothing
-    return this.withPublishLock(() => {
-      const current = this.requireCurrentVersion();
+    return this.withPublishedLock((current) => {
       this.writeState({ ...this.readState(), pinned: true, pinned_version: current });
       return current;
     });
@@ -485,8 +477,8 @@ export class TableStore {
 
   /** Lets ingest publish again, from the pinned version's Kafka offsets or from the latest ones. */
   resume(from: "version" | "latest" = "version"): void {
-    this.requireCurrentVersion(); // nothing published: there is no pin, nor anything to resume from
-    this.withPublishLock(() => {
+    // Nothing published: there is no pin, nor anything to resume from.
+    this.withPublishedLock(() => {
       this.writeState({ ...this.readState(), pinned: false, pinned_version: null, resume_from: from });
     });
   }
@@ -592,6 +584,15 @@ export class TableStore {
    * Serialises publishes, rollbacks, pins and gc of one table across processes: an O_EXCL lock
    * file holding the holder's pid, taken over when that process is gone.
    */
+  /**
+   * The publish lock for a change to a table that has a current version (`fn` gets it); refused
+   * with NoVersionError before the lock, which would lay out a table that has nothing.
+   */
+  private withPublishedLock<T>(fn: (current: number) => T): T {
+    this.requireCurrentVersion();
+    return this.withPublishLock(() => fn(this.requireCurrentVersion()));
+  }
+
   withPublishLock<T>(fn: () => T): T {
     this.ensureLayout();
     const lock = join(this.dir, "publish.lock");

@@ -108,8 +108,8 @@ describe("strata CLI refusals", () => {
       [["verify", "t", "--all", "--version", "1"], /--version or --all/],
       [["rollback", "t", "--to", "2"], /v2 is already current/],
       [["get", "t", "a", "--local", "--server", "127.0.0.1:1"], /--local or --server/],
-      [["serve", "--port", "abc"], /--port must be 0 to 65535/],
-      [["serve", "--metrics-port", "70000"], /--metrics-port must be 0 to 65535/],
+      [["serve", "--port", "abc"], /Invalid --port "abc": expected 0 to 65535/],
+      [["serve", "--metrics-port", "70000"], /Invalid --metrics-port "70000": expected 0 to 65535/],
     ];
     for (const [args, message] of cases) {
       const r = await strata(...args);

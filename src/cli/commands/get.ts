@@ -6,10 +6,10 @@ import { MappedSegmentCache } from "../../storage/mapped-segment.js";
 import { openSnapshot } from "../../storage/version-snapshot.js";
 import { featureKinds } from "../../format/schema.js";
 import { featureValueToJson, type JsonValue } from "../../format/value-json.js";
-import { EXIT } from "../exit-codes.js";
 import { featureIndexes, parseFeaturesArg, parseVersionArg } from "../context.js";
 import { UsageError, errorMessage, systemCallError } from "../../shared/errors.js";
 import { MAX_KEY_BYTES } from "../../format/segment-layout.js";
+import { RecordCorruptError } from "../../format/errors.js";
 
 export interface PrintedRow {
   key: string;
@@ -86,19 +86,14 @@ export function registerGetCommand(
             ),
           );
         }
+        // The rows are printed; the damaged ones make it a failure (exit 5), said as errors are.
         const damaged = result.rows.filter((r) => r.status === "DATA_LOSS").map((r) => r.key);
-        if (damaged.length > 0) {
-          const message =
+        if (damaged.length > 0)
+          throw new RecordCorruptError(
             `${damaged.length} row(s) of ${table} v${result.version} failed their CRC check and were not read ` +
-            `(${damaged.slice(0, 5).join(", ")}${damaged.length > 5 ? ", ..." : ""}): ` +
-            `"strata verify ${table} --version ${result.version}" names the damaged file`;
-          process.stderr.write(
-            c.json
-              ? JSON.stringify({ error: { code: "STRATA_RECORD_CORRUPT", message } }) + "\n"
-              : `strata: ${message}\n`,
+              `(${damaged.slice(0, 5).join(", ")}${damaged.length > 5 ? ", ..." : ""}): ` +
+              `"strata verify ${table} --version ${result.version}" names the damaged file`,
           );
-          process.exitCode = EXIT.CORRUPT;
-        }
       },
     );
 }

@@ -71,14 +71,6 @@ export function registerServeCommand(
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
         throw new UsageError("--tls-cert and --tls-key go together");
       if (o.tlsCa && !o.tlsCert) throw new UsageError("--tls-ca goes with --tls-cert");
-      // A flag's value is the command line's mistake (exit 2); the environment's is the config's (3).
-      for (const [flag, value] of [
-        ["--port", o.port],
-        ["--metrics-port", o.metricsPort === "off" ? undefined : o.metricsPort],
-      ] as const) {
-        if (value !== undefined && !(/^\d{1,5}$/.test(value) && Number(value) <= 65535))
-          throw new UsageError(`${flag} must be 0 to 65535 (got "${value}")`);
-      }
       // A fleet that serves TLS fetches segments from its nodes over TLS too.
       const peerCredentials = o.tlsCert
         ? credentials.createSsl(readCertificate(o.tlsCa ?? o.tlsCert, o.tlsCa ? "--tls-ca" : "--tls-cert"))
