@@ -96,6 +96,7 @@ describe("hot swap", () => {
         (e: { code: number }) => e.code,
       );
     expect(await at(1)).toBe(1); // opened, and kept open for requests that name it
+    await until(async () => (await at(0)) === 3); // serving v3, so v1 is an older version to it
     h.store.gc(1);
     expect(await at(1)).toBe(status.NOT_FOUND);
     expect(await at(2)).toBe(status.NOT_FOUND);
